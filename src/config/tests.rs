@@ -1,0 +1,260 @@
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+engine = "mariadb"
+
+[primary]
+host = "198.51.100.11"
+
+[secondary]
+host = "198.51.100.12"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("ha-setup.toml"))
+}
+
+fn error(text: &str) -> ConfigError {
+    parse(text).expect_err("the config should be refused")
+}
+
+#[test]
+fn the_example_passes_its_own_check() {
+    let config = parse(EXAMPLE).expect("the example config is valid");
+    assert_eq!(config.engine, Engine::Mariadb);
+    assert_eq!(config.sync_files.len(), 1);
+    assert_eq!(config.ssh.host_key_policy, HostKeyPolicy::Strict);
+}
+
+#[test]
+fn a_minimal_file_gets_the_documented_defaults() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.ssh.known_hosts, Path::new("~/.ssh/known_hosts"));
+    assert_eq!(config.ssh.host_key_policy, HostKeyPolicy::Strict);
+    assert_eq!(config.ssh.connect_timeout_secs, 10);
+    assert_eq!(config.replication.user, "ha_repl");
+    assert!(config.replication.password_env.is_none());
+    assert!(config.replication.tls);
+    assert_eq!(config.primary.replication_address(), "198.51.100.11");
+    assert!(config.sync_files.is_empty());
+}
+
+#[test]
+fn postgresql_and_accept_new_are_accepted() {
+    let text =
+        MINIMAL.replace("mariadb", "postgresql") + "[ssh]\nhost_key_policy = \"accept-new\"\n";
+    let config = parse(&text).unwrap();
+    assert_eq!(config.engine, Engine::Postgresql);
+    assert_eq!(config.engine.default_db_port(), 5432);
+    assert_eq!(config.ssh.host_key_policy, HostKeyPolicy::AcceptNew);
+}
+
+#[test]
+fn local_primary_with_a_replication_address_is_accepted() {
+    let text = MINIMAL.replace(
+        "host = \"198.51.100.11\"",
+        "host = \"local\"\nreplication_host = \"198.51.100.11\"",
+    );
+    let config = parse(&text).unwrap();
+    assert!(config.primary.is_local());
+    assert_eq!(config.primary.replication_address(), "198.51.100.11");
+}
+
+#[test]
+fn unknown_key_names_the_key_line_and_column() {
+    let err = error(&MINIMAL.replace(
+        "host = \"198.51.100.12\"",
+        "host = \"198.51.100.12\"\nhots = \"x\"",
+    ));
+    assert_eq!(err.keys(), ["secondary.hots"]);
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let err = error(&format!("enigne = \"mariadb\"\n{MINIMAL}"));
+    assert_eq!(err.keys(), ["enigne"]);
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let err = error(&MINIMAL.replace(
+        "host = \"198.51.100.12\"",
+        "host = \"198.51.100.12\"\nssh_port = \"22\"",
+    ));
+    assert_eq!(err.keys(), ["secondary.ssh_port"]);
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn port_out_of_range_is_refused() {
+    let err = error(&MINIMAL.replace(
+        "host = \"198.51.100.12\"",
+        "host = \"198.51.100.12\"\ndb_port = 70000",
+    ));
+    assert_eq!(err.keys(), ["secondary.db_port"]);
+}
+
+#[test]
+fn missing_host_names_the_key() {
+    let err = error(&MINIMAL.replace("host = \"198.51.100.12\"", "ssh_user = \"root\""));
+    assert_eq!(err.keys(), ["secondary.host"]);
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn missing_secondary_table() {
+    let text = MINIMAL.split("[secondary]").next().unwrap();
+    let err = error(text);
+    assert_eq!(err.keys(), ["secondary"]);
+}
+
+#[test]
+fn missing_engine() {
+    let err = error(&MINIMAL.replace("engine = \"mariadb\"", ""));
+    assert_eq!(err.keys(), ["engine"]);
+}
+
+#[test]
+fn unknown_engine() {
+    let err = error(&MINIMAL.replace("\"mariadb\"", "\"oracle\""));
+    assert_eq!(err.keys(), ["engine"]);
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn bad_host_key_policy() {
+    let err = error(&format!("{MINIMAL}\n[ssh]\nhost_key_policy = \"yolo\"\n"));
+    assert_eq!(err.keys(), ["ssh.host_key_policy"]);
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn the_same_host_twice() {
+    let err = error(&MINIMAL.replace("198.51.100.12", "198.51.100.11"));
+    assert_eq!(err.keys(), ["secondary.host"]);
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn the_same_host_twice_ignores_case_and_default_port() {
+    let text = MINIMAL
+        .replace("198.51.100.11", "DB1.example.com\"\nssh_port = 22\n#\"")
+        .replace("198.51.100.12", "db1.example.com");
+    assert_eq!(error(&text).keys(), ["secondary.host"]);
+}
+
+#[test]
+fn the_same_host_on_another_ssh_port_needs_its_own_database_address() {
+    let text = MINIMAL
+        .replace("host = \"198.51.100.11\"", "host = \"gw\"\nssh_port = 2201")
+        .replace("host = \"198.51.100.12\"", "host = \"gw\"\nssh_port = 2202");
+    assert_eq!(error(&text).keys(), ["secondary.replication_host"]);
+    let fixed = text
+        .replace(
+            "ssh_port = 2201",
+            "ssh_port = 2201\nreplication_host = \"10.0.0.1\"",
+        )
+        .replace(
+            "ssh_port = 2202",
+            "ssh_port = 2202\nreplication_host = \"10.0.0.2\"",
+        );
+    parse(&fixed).unwrap();
+}
+
+#[test]
+fn local_without_replication_address_is_refused() {
+    let err = error(&MINIMAL.replace("198.51.100.11", "local"));
+    assert_eq!(err.keys(), ["primary.host"]);
+}
+
+#[test]
+fn every_semantic_problem_is_reported_at_once() {
+    let text = format!(
+        "{}\n[replication]\nuser = \"bad user\"\npassword_env = \"my secret\"\n\n[[sync_files]]\npath = \"relative/file\"\n",
+        MINIMAL.replace("198.51.100.12", "198.51.100.11")
+    );
+    let err = error(&text);
+    assert_eq!(
+        err.keys(),
+        [
+            "secondary.host",
+            "replication.user",
+            "replication.password_env",
+            "sync_files[0].path"
+        ]
+    );
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn server_ids_must_differ_and_not_be_zero() {
+    let text = MINIMAL
+        .replace(
+            "host = \"198.51.100.11\"",
+            "host = \"198.51.100.11\"\nserver_id = 0",
+        )
+        .replace(
+            "host = \"198.51.100.12\"",
+            "host = \"198.51.100.12\"\nserver_id = 7",
+        );
+    assert_eq!(error(&text).keys(), ["primary.server_id"]);
+    let same = text.replace("server_id = 0", "server_id = 7");
+    assert_eq!(error(&same).keys(), ["secondary.server_id"]);
+}
+
+#[test]
+fn timeouts_must_be_sane() {
+    let err = error(&format!(
+        "{MINIMAL}\n[ssh]\nconnect_timeout_secs = 0\nio_timeout_secs = 2\nkeepalive_secs = 5\n"
+    ));
+    assert_eq!(
+        err.keys(),
+        ["ssh.connect_timeout_secs", "ssh.io_timeout_secs"]
+    );
+}
+
+#[test]
+fn hostile_host_names_are_refused() {
+    for host in ["", "-oProxyCommand=x", "a b", "x;rm", "$(id)"] {
+        let text = MINIMAL.replace("198.51.100.12", host);
+        assert_eq!(error(&text).keys(), ["secondary.host"], "host {host:?}");
+    }
+}
+
+#[test]
+fn duplicate_sync_files_are_refused() {
+    let text = format!(
+        "{MINIMAL}\n[[sync_files]]\npath = \"/etc/a\"\n\n[[sync_files]]\npath = \"/etc/a\"\n"
+    );
+    assert_eq!(error(&text).keys(), ["sync_files[1].path"]);
+}
+
+#[test]
+fn toml_syntax_error_has_a_line() {
+    let err = error("engine = \"mariadb\n");
+    insta::assert_snapshot!(err.to_string());
+}
+
+#[test]
+fn missing_file_says_how_to_start_one() {
+    let err = Config::load(Path::new("/nonexistent/ha-setup.toml")).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("/nonexistent/ha-setup.toml"), "{text}");
+    assert!(text.contains("ha-setup config example"), "{text}");
+}
+
+#[test]
+fn home_is_expanded() {
+    let home = std::env::var("HOME").unwrap_or_default();
+    if !home.is_empty() {
+        assert_eq!(
+            expand_home(Path::new("~/.ssh/x")),
+            Path::new(&home).join(".ssh/x")
+        );
+    }
+    assert_eq!(expand_home(Path::new("/etc/x")), Path::new("/etc/x"));
+}

@@ -1,0 +1,220 @@
+//! Checks that the types alone cannot express. Every problem is collected, so an operator
+//! fixes the file in one pass instead of one error per run.
+
+use super::{Config, LOCAL_HOST, Node, Problem};
+
+pub(super) fn problems(config: &Config) -> Vec<Problem> {
+    let mut found = Vec::new();
+    let engine_port = config.engine.default_db_port();
+    for (name, node) in [
+        ("primary", &config.primary),
+        ("secondary", &config.secondary),
+    ] {
+        node_problems(name, node, &mut found);
+    }
+    pair_problems(config, engine_port, &mut found);
+
+    let ssh = &config.ssh;
+    for (key, value, max) in [
+        ("ssh.connect_timeout_secs", ssh.connect_timeout_secs, 600),
+        ("ssh.keepalive_secs", ssh.keepalive_secs, 600),
+        ("ssh.io_timeout_secs", ssh.io_timeout_secs, 3600),
+    ] {
+        if value == 0 || value > max {
+            found.push(Problem::new(
+                key,
+                format!("{value} is out of range; use 1 to {max} seconds"),
+            ));
+        }
+    }
+    if ssh.io_timeout_secs <= ssh.keepalive_secs {
+        found.push(
+            Problem::new(
+                "ssh.io_timeout_secs",
+                format!(
+                    "{} seconds is not longer than ssh.keepalive_secs ({}), so a healthy but idle host would be taken for cut off",
+                    ssh.io_timeout_secs, ssh.keepalive_secs
+                ),
+            )
+            .help("make io_timeout_secs at least two keepalive intervals"),
+        );
+    }
+
+    let user = &config.replication.user;
+    if user.is_empty()
+        || user.len() > 32
+        || !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        found.push(
+            Problem::new(
+                "replication.user",
+                format!("{user:?} is not a usable database user name"),
+            )
+            .help("use 1 to 32 letters, digits or underscores, e.g. \"ha_repl\""),
+        );
+    }
+    if let Some(var) = &config.replication.password_env {
+        env_name_problem("replication.password_env", var, &mut found);
+    }
+
+    let mut seen = Vec::new();
+    for (index, file) in config.sync_files.iter().enumerate() {
+        let key = format!("sync_files[{index}].path");
+        if !file.path.is_absolute() {
+            found.push(Problem::new(
+                &key,
+                format!("{:?} is not an absolute path", file.path),
+            ));
+        } else if seen.contains(&&file.path) {
+            found.push(Problem::new(
+                &key,
+                format!("{:?} is listed twice", file.path),
+            ));
+        }
+        seen.push(&file.path);
+    }
+    found
+}
+
+fn node_problems(name: &str, node: &Node, found: &mut Vec<Problem>) {
+    let key = |field: &str| format!("{name}.{field}");
+    if let Some(problem) = host_problem(&node.host) {
+        found.push(
+            Problem::new(key("host"), problem)
+                .help("give a host name or IP address, or \"local\" for this machine"),
+        );
+    }
+    if let Some(address) = &node.replication_host {
+        if address == LOCAL_HOST {
+            found.push(
+                Problem::new(
+                    key("replication_host"),
+                    "\"local\" is not an address the other node can reach",
+                )
+                .help("give the IP address or name the other database host uses for this one"),
+            );
+        } else if let Some(problem) = host_problem(address) {
+            found.push(Problem::new(key("replication_host"), problem));
+        }
+    } else if node.is_local() {
+        found.push(
+            Problem::new(
+                key("host"),
+                "\"local\" needs a replication_host: the other node cannot reach this machine's database by that name",
+            )
+            .help(format!("add `replication_host = \"<this machine's address>\"` under [{name}]")),
+        );
+    }
+    for (field, port) in [("ssh_port", node.ssh_port), ("db_port", node.db_port)] {
+        if port == Some(0) {
+            found.push(Problem::new(
+                key(field),
+                "port 0 is not a port; use 1 to 65535",
+            ));
+        }
+    }
+    if node.server_id == Some(0) {
+        found.push(Problem::new(
+            key("server_id"),
+            "server_id 0 cannot replicate; use 1 to 4294967295",
+        ));
+    }
+    if let Some(user) = &node.ssh_user
+        && (user.is_empty() || user.chars().any(|c| c.is_whitespace() || c == '@'))
+    {
+        found.push(Problem::new(
+            key("ssh_user"),
+            format!("{user:?} is not a user name"),
+        ));
+    }
+    for (field, var) in [
+        ("identity_passphrase_env", &node.identity_passphrase_env),
+        ("ssh_password_env", &node.ssh_password_env),
+    ] {
+        if let Some(var) = var {
+            env_name_problem(&key(field), var, found);
+        }
+    }
+    for (field, path) in [("datadir", &node.datadir), ("config_dir", &node.config_dir)] {
+        if let Some(path) = path
+            && !path.is_absolute()
+        {
+            found.push(Problem::new(
+                key(field),
+                format!("{path:?} is not an absolute path"),
+            ));
+        }
+    }
+}
+
+fn pair_problems(config: &Config, engine_port: u16, found: &mut Vec<Problem>) {
+    let (primary, secondary) = (&config.primary, &config.secondary);
+    let same_ssh_target = primary.host.eq_ignore_ascii_case(&secondary.host)
+        && primary.ssh_port.unwrap_or(22) == secondary.ssh_port.unwrap_or(22);
+    if same_ssh_target {
+        found.push(
+            Problem::new(
+                "secondary.host",
+                format!(
+                    "{:?} is the primary's host too; a pair needs two different hosts",
+                    secondary.host
+                ),
+            )
+            .help("set secondary.host to the replica's address"),
+        );
+    } else {
+        let same_database = primary
+            .replication_address()
+            .eq_ignore_ascii_case(secondary.replication_address())
+            && primary.db_port.unwrap_or(engine_port) == secondary.db_port.unwrap_or(engine_port);
+        if same_database {
+            found.push(
+                Problem::new(
+                    "secondary.replication_host",
+                    format!(
+                        "the secondary's database address {:?} is the primary's too",
+                        secondary.replication_address()
+                    ),
+                )
+                .help("each node needs its own replication address (or db_port)"),
+            );
+        }
+    }
+    if let (Some(a), Some(b)) = (primary.server_id, secondary.server_id)
+        && a == b
+    {
+        found.push(Problem::new(
+            "secondary.server_id",
+            format!("{b} is the primary's server_id too; they must differ"),
+        ));
+    }
+}
+
+fn host_problem(host: &str) -> Option<String> {
+    if host.is_empty() {
+        Some("is empty".to_owned())
+    } else if host.starts_with('-') {
+        Some(format!("{host:?} starts with '-'"))
+    } else if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "/@'\"$`;".contains(c))
+    {
+        Some(format!("{host:?} is not a host name or address"))
+    } else {
+        None
+    }
+}
+
+fn env_name_problem(key: &str, var: &str, found: &mut Vec<Problem>) {
+    let mut chars = var.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        found.push(
+            Problem::new(key, format!("{var:?} is not an environment variable name"))
+                .help("this key names the variable that holds the secret, never the secret itself"),
+        );
+    }
+}

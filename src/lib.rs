@@ -1,0 +1,39 @@
+//! ha-setup: primary → secondary database replication over SSH, set up, checked and
+//! recovered by one tool. `main.rs` only calls [`run`].
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod ui;
+
+use clap::Parser;
+
+use crate::error::ExitCode;
+
+/// Parses the command line, runs the command, prints any error once, and returns the
+/// process exit code.
+pub fn run() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version on stdout (exit 0) and usage errors on stderr (exit 2).
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Ok
+            };
+        }
+    };
+    let ui = ui::Ui::new(cli.global.quiet, cli.global.verbose);
+    ui::init_logging(cli.global.quiet, cli.global.verbose);
+    match commands::run(cli, &ui) {
+        Ok(code) => code,
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::Ok,
+        Err(err) => {
+            ui::print_error(&err);
+            error::exit_code(&err)
+        }
+    }
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    ha_setup::run().into()
+}

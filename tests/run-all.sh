@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Every test of ha-setup, on a fresh Debian 12 machine, as root: installs what is missing,
+# checks formatting and lints, brings the lab up, runs `cargo test` with the lab tests,
+# and tears the lab down again (HA_LAB_KEEP=1 leaves it up for a closer look).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/run-all.sh: run as root: the lab makes network and mount namespaces" >&2
+    exit 2
+fi
+
+# Build dependencies of the -sys crates (libssh2 with OpenSSL, zlib).
+missing=()
+for package in gcc make pkg-config libssl-dev zlib1g-dev; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null; then
+    echo "tests/run-all.sh: cargo is missing: install Rust 1.88 or newer with rustup (https://rustup.rs), then run this again" >&2
+    exit 2
+fi
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Two cores: one build job per core, and no more test threads than that.
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets --quiet -- -D warnings
+echo "== cargo build"
+cargo build --locked --all-targets --quiet
+
+if [ "${HA_LAB_KEEP:-}" != 1 ]; then
+    trap 'echo "== lab down"; tests/lab/lab.sh down' EXIT
+fi
+echo "== lab up"
+tests/lab/lab.sh up
+
+echo "== cargo test (with the lab tests)"
+cargo test --locked -- --include-ignored

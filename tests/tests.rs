@@ -1,0 +1,8 @@
+//! The one integration-test binary. Tests marked `#[ignore = "needs the lab"]` run against
+//! the real hosts of tests/lab: `tests/run-all.sh` brings the lab up and runs them with
+//! `--include-ignored`.
+
+mod util;
+
+mod cli;
+mod lab_smoke;

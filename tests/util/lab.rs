@@ -1,0 +1,137 @@
+//! The lab of tests/lab/lab.sh, as the tests use it: two database hosts and an operator,
+//! each in its own network and mount namespaces, with real sshd, MariaDB and PostgreSQL.
+//! Lab tests take the lab's lock, so they never interfere with each other.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use super::{Run, binary, repo_root};
+
+/// One of the lab's machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    Primary,
+    Secondary,
+    Operator,
+}
+
+impl Host {
+    pub fn name(self) -> &'static str {
+        match self {
+            Host::Primary => "primary",
+            Host::Secondary => "secondary",
+            Host::Operator => "operator",
+        }
+    }
+}
+
+pub struct Lab {
+    script: PathBuf,
+    env: HashMap<String, String>,
+}
+
+static LAB: OnceLock<Mutex<Lab>> = OnceLock::new();
+
+/// The lab, for this test alone. Panics with what to do when the lab is not up.
+pub fn lab() -> MutexGuard<'static, Lab> {
+    let lab = LAB.get_or_init(|| Mutex::new(Lab::discover()));
+    // A failed lab test must not fail every later one: the lab itself is still usable.
+    lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Lab {
+    fn discover() -> Lab {
+        let script = repo_root().join("tests/lab/lab.sh");
+        let status = Command::new(&script)
+            .arg("status")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            matches!(status, Ok(s) if s.success()),
+            "the lab is not up: run `tests/lab/lab.sh up` as root (or `tests/run-all.sh`), then run the lab tests again"
+        );
+        let env = Command::new(&script)
+            .arg("env")
+            .output()
+            .expect("lab.sh env runs");
+        let env = String::from_utf8_lossy(&env.stdout)
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        Lab { script, env }
+    }
+
+    /// A value from `lab.sh env`, e.g. `HA_LAB_KEY`.
+    pub fn var(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("lab.sh env does not print {key}"))
+    }
+
+    pub fn addr(&self, host: Host) -> &str {
+        self.var(match host {
+            Host::Primary => "HA_LAB_PRIMARY_ADDR",
+            Host::Secondary => "HA_LAB_SECONDARY_ADDR",
+            Host::Operator => "HA_LAB_OPERATOR_ADDR",
+        })
+    }
+
+    fn script(&self, args: &[&str]) -> Run {
+        let output = Command::new(&self.script)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("lab.sh runs");
+        Run::from(output)
+    }
+
+    /// Runs a shell command directly in the host's namespaces (no SSH): for setting up and
+    /// checking the databases behind ha-setup's back.
+    pub fn exec(&self, host: Host, shell: &str) -> Run {
+        self.script(&["exec", host.name(), "sh", "-c", shell])
+    }
+
+    /// Like [`Lab::exec`], but the command must succeed; returns its stdout.
+    #[track_caller]
+    pub fn exec_ok(&self, host: Host, shell: &str) -> String {
+        let run = self.exec(host, shell);
+        run.expect_code(0);
+        run.stdout
+    }
+
+    /// Runs a shell command on a database host through the real OpenSSH client, from the
+    /// operator's namespace.
+    pub fn ssh(&self, host: Host, shell: &str) -> Run {
+        self.script(&["ssh", host.name(), shell])
+    }
+
+    /// Takes the host off the network (packets silently dropped, like a pulled cable).
+    pub fn cut(&self, host: Host) {
+        self.script(&["cut", host.name()]).expect_code(0);
+    }
+
+    pub fn heal(&self, host: Host) {
+        self.script(&["heal", host.name()]).expect_code(0);
+    }
+
+    /// Returns both database hosts to pristine: fresh datadirs, no replication config.
+    pub fn reset(&self) {
+        self.script(&["reset"]).expect_code(0);
+    }
+
+    /// `ha-setup ARGS` run on the operator, the way an operator would run it.
+    pub fn ha_setup(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(&self.script);
+        command.args(["exec", "operator"]).arg(binary()).args(args);
+        Run::from(
+            command
+                .stdin(Stdio::null())
+                .output()
+                .expect("ha-setup runs on the operator"),
+        )
+    }
+}
