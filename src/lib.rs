@@ -5,6 +5,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod host;
+pub mod prompt;
 pub mod ui;
 
 use clap::Parser;

@@ -1,0 +1,164 @@
+//! Errors of the host layer: each one paragraph that says what happened, on which host,
+//! and what to do. The exit status of a command is not an error here; failing on it is
+//! [`HostError::CommandFailed`], made by `run_ok`.
+
+use std::path::PathBuf;
+
+use super::Cmd;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(
+        "cannot resolve the address of {host}: {source}. Check the host name in the config (or HostName in ~/.ssh/config) and this machine's DNS."
+    )]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "no answer from {host} at {addr} within {secs} s: the host is down, or a firewall drops SSH on the way. Check that it is up and reachable from here, or raise [ssh] connect_timeout_secs."
+    )]
+    ConnectTimeout {
+        host: String,
+        addr: String,
+        secs: u64,
+    },
+
+    #[error(
+        "{host} refused the SSH connection at {addr}: no SSH server listens on that port. Start sshd there, or fix ssh_port in the config."
+    )]
+    ConnectRefused { host: String, addr: String },
+
+    #[error(
+        "cannot reach {host} at {addr}: {source}. Check the address and this machine's network."
+    )]
+    Connect {
+        host: String,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "the SSH handshake with {host} failed: {detail}. Check that an SSH server (not another service) listens there and offers modern ciphers."
+    )]
+    Handshake { host: String, detail: String },
+
+    #[error("{host} offered an unknown SSH host key ({key_type} {fingerprint}), and [ssh] host_key_policy is \"strict\". Check the fingerprint on the host itself (`ssh-keygen -lf /etc/ssh/ssh_host_{short_type}_key.pub`), then accept it by adding this line to {known_hosts}:\n  {line}\nor set host_key_policy = \"accept-new\" for the first connection.", known_hosts = known_hosts.display())]
+    UnknownHostKey {
+        host: String,
+        key_type: String,
+        short_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: String,
+    },
+
+    #[error("WARNING: THE SSH HOST KEY OF {host} HAS CHANGED. It now offers {key_type} {fingerprint}, which {known_hosts} does not list for it. Someone may be intercepting the connection, or the host was reinstalled. Nothing was run. If the change is expected, check the new fingerprint on the host itself and remove the old entry with `ssh-keygen -R {entry} -f {known_hosts}`.", known_hosts = known_hosts.display())]
+    ChangedHostKey {
+        host: String,
+        entry: String,
+        key_type: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+    },
+
+    #[error("cannot check the host key of {host}: {detail}")]
+    HostKeyCheck { host: String, detail: String },
+
+    #[error("cannot log in to {host} as {user}: {}. Set identity_file (and identity_passphrase_env if the key has a passphrase) under the node in the config, load the key into ssh-agent, or set ssh_password_env; and check that the key is in ~{user}/.ssh/authorized_keys there.", tried.join("; "))]
+    Auth {
+        host: String,
+        user: String,
+        tried: Vec<String>,
+    },
+
+    #[error(
+        "{host} went silent for {secs} s while {during}: the host or the network to it is cut off. Nothing more was sent; check the host and the network, then run the command again (it resumes)."
+    )]
+    Silent {
+        host: String,
+        secs: u64,
+        during: String,
+    },
+
+    #[error(
+        "the SSH connection to {host} failed while {during}: {detail}. Check the host and its sshd log, then run the command again."
+    )]
+    Ssh {
+        host: String,
+        during: String,
+        detail: String,
+    },
+
+    #[error("cannot run a command on this machine ({during}): {source}")]
+    Local {
+        during: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("on {host}, `{command}` {status}{stderr_part}{hint}", stderr_part = if stderr.is_empty() { String::new() } else { format!(": {stderr}") })]
+    CommandFailed {
+        host: String,
+        command: String,
+        status: String,
+        stderr: String,
+        hint: String,
+    },
+
+    #[error(
+        "on {host}, writing {path} failed{reason}; the partial file was removed and {path} is as it was. {hint}"
+    )]
+    WriteFailed {
+        host: String,
+        path: String,
+        reason: String,
+        hint: String,
+    },
+
+    #[error(
+        "the data written to {path} on {host} does not match what was sent (sent {sent_bytes} bytes, SHA-256 {sent_sha256}; the host has {got}). The file was removed and {path} is as it was; run the command again."
+    )]
+    Mismatch {
+        host: String,
+        path: String,
+        sent_bytes: u64,
+        sent_sha256: String,
+        got: String,
+    },
+}
+
+impl HostError {
+    pub(super) fn command_failed(host: &str, cmd: &Cmd, status: Option<i32>, stderr: &str) -> Self {
+        let stderr = last_lines(stderr, 6);
+        let (status, hint) = match status {
+            Some(127) => (
+                "was not found (exit status 127)".to_owned(),
+                ". Install the package that provides it on that host.".to_owned(),
+            ),
+            Some(1) if stderr.contains("sudo: a password is required") => (
+                "needs root, and sudo asked for a password".to_owned(),
+                ". Log in as root, or allow the SSH user passwordless sudo (NOPASSWD) on that host.".to_owned(),
+            ),
+            Some(code) => (format!("failed with exit status {code}"), String::new()),
+            None => ("was killed by a signal".to_owned(), String::new()),
+        };
+        HostError::CommandFailed {
+            host: host.to_owned(),
+            command: cmd.summary(),
+            status,
+            stderr,
+            hint,
+        }
+    }
+}
+
+/// The end of a command's stderr: where the reason usually is, without flooding the user.
+pub(super) fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.trim().lines().collect();
+    let start = lines.len().saturating_sub(count);
+    lines[start..].join("\n")
+}

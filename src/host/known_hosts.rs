@@ -1,0 +1,159 @@
+//! Host keys, checked before anything else happens on a connection (before
+//! authentication, so no credential ever reaches an impostor).
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, Session};
+
+use super::HostError;
+use crate::config::HostKeyPolicy;
+
+/// The key a server offered.
+struct Offered {
+    key: Vec<u8>,
+    type_name: &'static str,
+    fingerprint: String,
+}
+
+/// Checks the server's key against `known_hosts` under `policy`; with `accept-new`, an
+/// unknown key is appended there. A changed key is always refused.
+pub(super) fn check(
+    session: &Session,
+    label: &str,
+    host: &str,
+    port: u16,
+    known_hosts: &Path,
+    policy: HostKeyPolicy,
+) -> Result<(), HostError> {
+    let offered = offered(session).ok_or_else(|| HostError::HostKeyCheck {
+        host: label.to_owned(),
+        detail: "the server sent no host key".to_owned(),
+    })?;
+    let entry = if port == 22 {
+        host.to_owned()
+    } else {
+        format!("[{host}]:{port}")
+    };
+    let mut known = session
+        .known_hosts()
+        .map_err(|err| HostError::HostKeyCheck {
+            host: label.to_owned(),
+            detail: err.message().to_owned(),
+        })?;
+    // Line by line, so one entry libssh2 cannot read (a certificate authority, a security
+    // key type) does not hide all the others.
+    if let Ok(text) = std::fs::read_to_string(known_hosts) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            if known.read_str(line, KnownHostFileKind::OpenSSH).is_err() {
+                tracing::debug!("skipping a known_hosts line libssh2 cannot read");
+            }
+        }
+    }
+    match known.check_port(host, port, &offered.key) {
+        CheckResult::Match => Ok(()),
+        CheckResult::Mismatch => Err(HostError::ChangedHostKey {
+            host: label.to_owned(),
+            entry,
+            key_type: offered.type_name.to_owned(),
+            fingerprint: offered.fingerprint,
+            known_hosts: known_hosts.to_path_buf(),
+        }),
+        CheckResult::NotFound => {
+            let line = format!(
+                "{entry} {} {}",
+                offered.type_name,
+                STANDARD.encode(&offered.key)
+            );
+            match policy {
+                HostKeyPolicy::Strict => Err(HostError::UnknownHostKey {
+                    host: label.to_owned(),
+                    key_type: offered.type_name.to_owned(),
+                    short_type: offered
+                        .type_name
+                        .trim_start_matches("ssh-")
+                        .split('-')
+                        .next()
+                        .unwrap_or("ed25519")
+                        .to_owned(),
+                    fingerprint: offered.fingerprint,
+                    known_hosts: known_hosts.to_path_buf(),
+                    line,
+                }),
+                HostKeyPolicy::AcceptNew => {
+                    record(known_hosts, &line).map_err(|err| HostError::HostKeyCheck {
+                        host: label.to_owned(),
+                        detail: format!(
+                            "cannot record its key in {}: {err}",
+                            known_hosts.display()
+                        ),
+                    })?;
+                    tracing::warn!(
+                        "recorded the new host key of {label} ({} {}) in {}",
+                        offered.type_name,
+                        offered.fingerprint,
+                        known_hosts.display()
+                    );
+                    Ok(())
+                }
+            }
+        }
+        CheckResult::Failure => Err(HostError::HostKeyCheck {
+            host: label.to_owned(),
+            detail: format!(
+                "libssh2 could not check it against {}",
+                known_hosts.display()
+            ),
+        }),
+    }
+}
+
+fn offered(session: &Session) -> Option<Offered> {
+    let (key, kind) = session.host_key()?;
+    let type_name = match kind {
+        HostKeyType::Rsa => "ssh-rsa",
+        HostKeyType::Dss => "ssh-dss",
+        HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+        HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+        HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+        HostKeyType::Ed25519 => "ssh-ed25519",
+        HostKeyType::Unknown => "unknown",
+    };
+    let hash = session.host_key_hash(HashType::Sha256)?;
+    Some(Offered {
+        key: key.to_vec(),
+        type_name,
+        fingerprint: format!("SHA256:{}", STANDARD_NO_PAD.encode(hash)),
+    })
+}
+
+/// Appends one line, never rewriting the file: what libssh2 could not parse stays as it was.
+fn record(known_hosts: &Path, line: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = known_hosts
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let needs_newline =
+        std::fs::read(known_hosts).is_ok_and(|text| !text.is_empty() && !text.ends_with(b"\n"));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(known_hosts)?;
+    if needs_newline {
+        file.write_all(b"\n")?;
+    }
+    file.write_all(format!("{line}\n").as_bytes())
+}
