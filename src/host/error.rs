@@ -46,12 +46,11 @@ pub enum HostError {
     )]
     Handshake { host: String, detail: String },
 
-    #[error("{host} offered an unknown SSH host key ({key_type} {fingerprint}), and [ssh] host_key_policy is \"strict\". Check the fingerprint on the host itself (`ssh-keygen -lf /etc/ssh/ssh_host_{short_type}_key.pub`), then accept it by adding this line to {known_hosts}:\n  {line}\nor set host_key_policy = \"accept-new\" for the first connection.", known_hosts = known_hosts.display())]
+    #[error("{host} offered an unknown SSH host key ({key}), and [ssh] host_key_policy is \"strict\". Check the fingerprint on the host itself (`ssh-keygen -lf /etc/ssh/ssh_host_{short}_key.pub`), then accept it by adding this line to {known_hosts}:\n  {line}\nor set host_key_policy = \"accept-new\" for the first connection.", known_hosts = known_hosts.display(), short = short_key_type(key))]
     UnknownHostKey {
         host: String,
-        key_type: String,
-        short_type: String,
-        fingerprint: String,
+        /// Type and fingerprint: `ssh-ed25519 SHA256:…`.
+        key: String,
         known_hosts: PathBuf,
         line: String,
     },
@@ -154,6 +153,16 @@ impl HostError {
             hint,
         }
     }
+}
+
+/// The name OpenSSH gives a key type in its host key file names (`ed25519`, `ecdsa`, `rsa`).
+fn short_key_type(key: &str) -> &str {
+    let key_type = key.split(' ').next().unwrap_or("");
+    key_type
+        .trim_start_matches("ssh-")
+        .split('-')
+        .next()
+        .unwrap_or(key_type)
 }
 
 /// The end of a command's stderr: where the reason usually is, without flooding the user.

@@ -74,15 +74,7 @@ pub(super) fn check(
             match policy {
                 HostKeyPolicy::Strict => Err(HostError::UnknownHostKey {
                     host: label.to_owned(),
-                    key_type: offered.type_name.to_owned(),
-                    short_type: offered
-                        .type_name
-                        .trim_start_matches("ssh-")
-                        .split('-')
-                        .next()
-                        .unwrap_or("ed25519")
-                        .to_owned(),
-                    fingerprint: offered.fingerprint,
+                    key: format!("{} {}", offered.type_name, offered.fingerprint),
                     known_hosts: known_hosts.to_path_buf(),
                     line,
                 }),

@@ -244,18 +244,20 @@ impl SshHost {
                     Err(_) => eof_sent = true,
                 }
             }
-            progressed |= drain(channel.stream(0), |data| {
-                stdout.write_all(data).map_err(|source| HostError::Local {
+            let drained = drain(channel.stream(0), |data| stdout.write_all(data)).and_then(|out| {
+                drain(channel.stderr(), |data| {
+                    stderr.extend_from_slice(data);
+                    Ok(())
+                })
+                .map(|err| out | err)
+            });
+            progressed |= drained.map_err(|failed| match failed {
+                Drain::Sink(source) => HostError::Local {
                     during: format!("writing the output of `{during}`"),
                     source,
-                })
-            })
-            .map_err(|err| err.unwrap_or_else(|err| ssh_io_error(&self.label, during, &err)))?;
-            progressed |= drain(channel.stderr(), |data| {
-                stderr.extend_from_slice(data);
-                Ok(())
-            })
-            .map_err(|err| err.unwrap_or_else(|err| ssh_io_error(&self.label, during, &err)))?;
+                },
+                Drain::Stream(err) => ssh_io_error(&self.label, during, &err),
+            })?;
             if channel.eof() {
                 return Ok(String::from_utf8_lossy(&stderr).into_owned());
             }
@@ -309,22 +311,30 @@ impl SshHost {
     }
 }
 
-/// Reads everything a stream has ready. Err(Ok(e)) is the sink's error, Err(Err(e)) the stream's.
+/// Which end of a copy failed.
+enum Drain {
+    /// Writing where the data goes, here.
+    Sink(io::Error),
+    /// Reading the channel.
+    Stream(io::Error),
+}
+
+/// Reads everything a stream has ready into `sink`. True when anything came.
 fn drain(
     mut stream: ssh2::Stream,
-    mut sink: impl FnMut(&[u8]) -> Result<(), HostError>,
-) -> Result<bool, Result<HostError, io::Error>> {
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> Result<bool, Drain> {
     let mut buf = [0u8; 32 * 1024];
     let mut any = false;
     loop {
         match stream.read(&mut buf) {
             Ok(0) => return Ok(any),
             Ok(n) => {
-                sink(&buf[..n]).map_err(Ok)?;
+                sink(&buf[..n]).map_err(Drain::Sink)?;
                 any = true;
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(any),
-            Err(err) => return Err(Err(err)),
+            Err(err) => return Err(Drain::Stream(err)),
         }
     }
 }
