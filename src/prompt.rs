@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 
-pub trait Prompter {
+pub trait Prompter: Sync {
     /// Asks for a secret (a key passphrase, a password) without echoing it. None when no
     /// one can be asked.
     fn secret(&self, question: &str) -> Option<String>;

@@ -5,4 +5,5 @@
 mod util;
 
 mod cli;
+mod host_ssh;
 mod lab_smoke;

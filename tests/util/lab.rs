@@ -135,3 +135,23 @@ impl Lab {
         )
     }
 }
+
+/// Runs `work` on a thread that has joined the operator's network namespace, so that
+/// library code under test (an SSH connection, say) reaches the lab hosts as ha-setup on
+/// the operator would. A network namespace is per thread; nothing else of the test moves.
+pub fn on_operator<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let netns = std::fs::File::open("/run/netns/ha-lab-operator")
+                    .expect("the operator's network namespace exists (is the lab up?)");
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns on a valid namespace fd; it affects only this thread.
+                let joined = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(joined, 0, "setns: {}", std::io::Error::last_os_error());
+                work()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}

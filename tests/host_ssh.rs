@@ -1,0 +1,625 @@
+//! The SSH host layer against the lab's real sshd: commands, users, files, secrets, and
+//! every kind of bad input, each with the error a person reads.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ha_setup::config::Config;
+use ha_setup::host::{Cmd, FileMode, HostError, HostExt, HostFiles, SshHost, SshTarget};
+use ha_setup::prompt::{NoPrompt, Prompter};
+
+use crate::util::lab::{Host, Lab, lab, on_operator};
+
+/// A config for the lab pair; `extra` lines go under [primary].
+fn config(lab: &Lab, known_hosts: &Path, primary_extra: &str, ssh_extra: &str) -> Config {
+    let text = format!(
+        "engine = \"mariadb\"\n\
+         [primary]\nhost = \"{}\"\n{primary_extra}\n\
+         [secondary]\nhost = \"{}\"\nidentity_file = \"{}\"\n\
+         [ssh]\nknown_hosts = \"{}\"\nconfig_file = \"/nonexistent\"\nconnect_timeout_secs = 3\nkeepalive_secs = 1\nio_timeout_secs = 4\n{ssh_extra}\n",
+        lab.addr(Host::Primary),
+        lab.addr(Host::Secondary),
+        lab.var("HA_LAB_KEY"),
+        known_hosts.display(),
+    );
+    Config::parse(&text, Path::new("test.toml")).expect("the test config is valid")
+}
+
+/// A copy of the lab's known_hosts, so tests may change it.
+fn known_hosts(lab: &Lab, dir: &Path) -> PathBuf {
+    let path = dir.join("known_hosts");
+    std::fs::copy(lab.var("HA_LAB_KNOWN_HOSTS"), &path).unwrap();
+    path
+}
+
+fn connect(config: &Config, prompter: &dyn Prompter) -> Result<SshHost, HostError> {
+    let target = SshTarget::resolve("primary", &config.primary, &config.ssh);
+    on_operator(|| SshHost::connect(target, prompter))
+}
+
+fn lab_key_config(lab: &Lab, dir: &Path) -> Config {
+    let known = known_hosts(lab, dir);
+    config(
+        lab,
+        &known,
+        &format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY")),
+        "",
+    )
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn runs_commands_as_root_and_as_another_user() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lab_key_config(&lab, dir.path());
+    let mut host = connect(&config, &NoPrompt).unwrap();
+    on_operator(move || {
+        let output = host
+            .run(&Cmd::new("hostname; echo to-stderr >&2; exit 7"))
+            .unwrap();
+        assert_eq!(output.stdout_text().trim(), "primary");
+        assert_eq!(output.stderr.trim(), "to-stderr");
+        assert_eq!(output.status, Some(7));
+        let who = host
+            .run_ok(&Cmd::new("id -un").as_user("postgres"))
+            .unwrap();
+        assert_eq!(who.trim(), "postgres");
+        let sql = host
+            .run_ok_with_input(&Cmd::new("mariadb -N").as_root(), b"select 40 + 2;")
+            .unwrap();
+        assert_eq!(sql.trim(), "42");
+        // The same session serves every command.
+        for _ in 0..20 {
+            host.run_ok(&Cmd::new("true")).unwrap();
+        }
+    });
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn hostile_strings_arrive_unchanged() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lab_key_config(&lab, dir.path());
+    let mut host = connect(&config, &NoPrompt).unwrap();
+    on_operator(move || {
+        for value in [
+            "it's",
+            "$(touch /tmp/pwned)",
+            "`id`",
+            "a b\nc",
+            "\"q\"",
+            "; rm -rf /x",
+            "*",
+        ] {
+            let cmd =
+                Cmd::new(format!("printf %s {}", ha_setup::host::quote(value))).as_user("postgres");
+            assert_eq!(host.run_ok(&cmd).unwrap(), value);
+        }
+        assert!(!host.run(&Cmd::new("test -e /tmp/pwned")).unwrap().success());
+    });
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_secret_never_appears_on_a_command_line() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lab_key_config(&lab, dir.path());
+    let mut host = connect(&config, &NoPrompt).unwrap();
+    let secret = b"Repl-Pa55-7f3a9c";
+    let output = on_operator(move || {
+        host.run_with_secret_file(secret, b"", &|path| {
+            // While the command runs, every process's command line on the host is searched.
+            Cmd::new(format!(
+                "test \"$(stat -c %a {path})\" = 600 && grep -c 7f3a9c {path} && sleep 0.3 && \
+                 grep -l 'Repl-Pa55-7f3a9[c]' /proc/[0-9]*/cmdline 2>/dev/null | wc -l; echo {path}"
+            ))
+        })
+        .unwrap()
+    });
+    let text = output.stdout_text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..2], ["1", "0"], "{text}\n{}", output.stderr);
+    let gone = lab.exec(Host::Primary, &format!("test -e {}", lines[2]));
+    assert_eq!(
+        gone.code,
+        Some(1),
+        "the secret file was left at {}",
+        lines[2]
+    );
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn streams_files_in_and_out_with_their_digest() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lab_key_config(&lab, dir.path());
+    let mut host = connect(&config, &NoPrompt).unwrap();
+    let data: Vec<u8> = (0..24_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let (sent, back) = on_operator(|| {
+        let mut last = 0;
+        let mode = FileMode::new(0o640).owned_by("mysql:mysql");
+        let sent = host
+            .stream_in(&mut &data[..], "/tmp/streamed.bin", &mode, &mut |n| {
+                last = n
+            })
+            .unwrap();
+        assert_eq!(last, data.len() as u64);
+        let mut back = Vec::new();
+        host.stream_out("/tmp/streamed.bin", &mut back, &mut |_| {})
+            .unwrap();
+        (sent, back)
+    });
+    assert!(back == data, "the bytes read back differ");
+    let on_host = lab.exec_ok(
+        Host::Primary,
+        "sha256sum /tmp/streamed.bin | cut -d' ' -f1; stat -c '%a %U:%G' /tmp/streamed.bin; ls /tmp/streamed.bin* | wc -l",
+    );
+    let lines: Vec<&str> = on_host.lines().collect();
+    assert_eq!(lines, [sent.sha256.as_str(), "640 mysql:mysql", "1"]);
+    lab.exec_ok(Host::Primary, "rm -f /tmp/streamed.bin");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn small_files_are_written_atomically_and_read_back() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lab_key_config(&lab, dir.path());
+    let mut host = connect(&config, &NoPrompt).unwrap();
+    on_operator(move || {
+        let path = "/etc/mysql/mariadb.conf.d/99-ha-setup-test.cnf";
+        host.write_file(path, b"[mysqld]\nserver_id = 11\n", &FileMode::new(0o644))
+            .unwrap();
+        assert_eq!(host.read_file(path).unwrap(), b"[mysqld]\nserver_id = 11\n");
+        let listing = host
+            .run_ok(&Cmd::new("ls /etc/mysql/mariadb.conf.d"))
+            .unwrap();
+        assert!(
+            !listing.contains(".cnf.ha-setup-"),
+            "a temporary file was left: {listing}"
+        );
+        host.run_ok(&Cmd::new(format!("rm {path}"))).unwrap();
+    });
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn rsa_keys_and_ssh_config_aliases_work() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let known = known_hosts(&lab, dir.path());
+    let config = config(
+        &lab,
+        &known,
+        &format!("identity_file = \"{}\"", lab.var("HA_LAB_RSA_KEY")),
+        "",
+    );
+    let mut host = connect(&config, &NoPrompt).unwrap();
+    on_operator(|| {
+        assert_eq!(
+            host.run_ok(&Cmd::new("hostname")).unwrap().trim(),
+            "primary"
+        )
+    });
+
+    // An alias from an OpenSSH client config: HostName, User, Port and IdentityFile apply.
+    let ssh_config = dir.path().join("ssh_config");
+    std::fs::write(
+        &ssh_config,
+        format!(
+            "Host labprimary\n  HostName {}\n  User root\n  Port 22\n  IdentityFile {}\n",
+            lab.addr(Host::Primary),
+            lab.var("HA_LAB_KEY")
+        ),
+    )
+    .unwrap();
+    let mut config = config.clone();
+    config.primary.host = "labprimary".to_owned();
+    config.primary.identity_file = None;
+    config.ssh.config_file = ssh_config;
+    let target = SshTarget::resolve("primary", &config.primary, &config.ssh);
+    assert_eq!(target.hostname, lab.addr(Host::Primary));
+    let mut host = on_operator(|| SshHost::connect(target, &NoPrompt)).unwrap();
+    on_operator(|| {
+        assert_eq!(
+            host.run_ok(&Cmd::new("hostname")).unwrap().trim(),
+            "primary"
+        )
+    });
+}
+
+/// A prompter that answers with a fixed passphrase, as a person at the terminal would.
+struct Answer(&'static str);
+
+impl Prompter for Answer {
+    fn secret(&self, _question: &str) -> Option<String> {
+        Some(self.0.to_owned())
+    }
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_key_with_a_passphrase_is_opened_from_a_prompt() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_locked");
+    let made = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "open sesame",
+            "-C",
+            "locked",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    lab.exec_ok(
+        Host::Primary,
+        &format!("echo '{}' >> /root/.ssh/authorized_keys", public.trim()),
+    );
+    let known = known_hosts(&lab, dir.path());
+    let config = config(
+        &lab,
+        &known,
+        &format!("identity_file = \"{}\"", key.display()),
+        "",
+    );
+
+    let refused = connect(&config, &NoPrompt)
+        .err()
+        .expect("no passphrase, no login");
+    let text = refused.to_string();
+    assert!(text.contains("it has a passphrase"), "{text}");
+    let mut host = connect(&config, &Answer("open sesame")).unwrap();
+    on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
+    lab.exec_ok(
+        Host::Primary,
+        "sed -i '/ locked$/d' /root/.ssh/authorized_keys",
+    );
+}
+
+fn connect_err(config: &Config) -> (String, Duration) {
+    let started = Instant::now();
+    let err = connect(config, &NoPrompt)
+        .err()
+        .expect("the connection must fail");
+    (err.to_string(), started.elapsed())
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn an_unreachable_address_times_out_with_advice() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = lab_key_config(&lab, dir.path());
+    config.primary.host = "198.51.100.99".to_owned();
+    let (text, took) = connect_err(&config);
+    assert!(
+        text.contains("no answer from primary (198.51.100.99)"),
+        "{text}"
+    );
+    assert!(text.contains("connect_timeout_secs"), "{text}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_refused_port_says_no_ssh_server_listens() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = lab_key_config(&lab, dir.path());
+    config.primary.ssh_port = Some(2222);
+    let (text, _) = connect_err(&config);
+    assert!(
+        text.contains("refused the SSH connection at 198.51.100.11:2222"),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_wrong_user_names_the_user_host_and_methods() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = lab_key_config(&lab, dir.path());
+    config.primary.ssh_user = Some("nosuchuser".to_owned());
+    let (text, _) = connect_err(&config);
+    assert!(
+        text.contains("cannot log in to primary (198.51.100.11) as nosuchuser"),
+        "{text}"
+    );
+    assert!(text.contains(lab.var("HA_LAB_KEY")), "{text}");
+    assert!(text.contains("ssh-agent"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_wrong_key_is_refused() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_other");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let known = known_hosts(&lab, dir.path());
+    let config = config(
+        &lab,
+        &known,
+        &format!("identity_file = \"{}\"", key.display()),
+        "",
+    );
+    let (text, _) = connect_err(&config);
+    assert!(
+        text.contains(&format!("key {}: refused by the host", key.display())),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn no_key_and_no_agent_says_so() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let known = known_hosts(&lab, dir.path());
+    let config = config(
+        &lab,
+        &known,
+        "identity_file = \"/nonexistent/id_ed25519\"",
+        "",
+    );
+    let (text, _) = connect_err(&config);
+    assert!(
+        text.contains("identity_file /nonexistent/id_ed25519: no such file"),
+        "{text}"
+    );
+    assert!(text.contains("ssh-agent: not running"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn an_unknown_host_key_is_refused_under_strict_and_recorded_under_accept_new() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("empty_known_hosts");
+    std::fs::write(&known, "").unwrap();
+    let key = format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY"));
+    let strict = config(&lab, &known, &key, "");
+    let (text, _) = connect_err(&strict);
+    let fingerprint = lab.exec_ok(
+        Host::Primary,
+        "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2",
+    );
+    assert!(
+        text.contains(fingerprint.trim()),
+        "the fingerprint is shown: {text}"
+    );
+    assert!(
+        text.contains("198.51.100.11 ssh-ed25519 AAAA"),
+        "the line to add is shown: {text}"
+    );
+    assert!(text.contains("accept-new"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap(),
+        "",
+        "strict wrote nothing"
+    );
+
+    let accept = config(&lab, &known, &key, "host_key_policy = \"accept-new\"");
+    let mut host = connect(&accept, &NoPrompt).unwrap();
+    on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
+    let recorded = std::fs::read_to_string(&known).unwrap();
+    assert!(
+        recorded.starts_with("198.51.100.11 ssh-ed25519 "),
+        "{recorded}"
+    );
+    // Now known: strict accepts it.
+    connect(&strict, &NoPrompt).unwrap();
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_changed_host_key_is_refused_loudly_even_under_accept_new() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    // The secondary's keys, listed under the primary's address: as if the primary changed.
+    let secondary_keys = lab.exec_ok(Host::Secondary, "cat /etc/ssh/ssh_host_*_key.pub");
+    let lines: String = secondary_keys
+        .lines()
+        .map(|line| {
+            format!(
+                "{} {}\n",
+                lab.addr(Host::Primary),
+                line.split(' ').take(2).collect::<Vec<_>>().join(" ")
+            )
+        })
+        .collect();
+    let known = dir.path().join("known_hosts");
+    std::fs::write(&known, lines).unwrap();
+    let key = format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY"));
+    let config = config(&lab, &known, &key, "host_key_policy = \"accept-new\"");
+    let (text, _) = connect_err(&config);
+    assert!(
+        text.contains("HOST KEY OF primary (198.51.100.11) HAS CHANGED"),
+        "{text}"
+    );
+    assert!(text.contains("ssh-keygen -R 198.51.100.11"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn hashed_and_port_entries_are_understood() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let known = known_hosts(&lab, dir.path());
+    let hashed = std::process::Command::new("ssh-keygen")
+        .args(["-H", "-f"])
+        .arg(&known)
+        .output()
+        .unwrap();
+    assert!(hashed.status.success());
+    let text = std::fs::read_to_string(&known).unwrap();
+    assert!(text.lines().all(|line| line.starts_with("|1|")), "{text}");
+    let config = config(
+        &lab,
+        &known,
+        &format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY")),
+        "",
+    );
+    connect(&config, &NoPrompt).unwrap();
+
+    // A `[host]:port` entry does not vouch for port 22, and port 22 entries not for others.
+    let port_only = dir.path().join("port_known_hosts");
+    let key = lab.exec_ok(
+        Host::Primary,
+        "cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub",
+    );
+    std::fs::write(
+        &port_only,
+        format!("[{}]:2200 {}\n", lab.addr(Host::Primary), key.trim()),
+    )
+    .unwrap();
+    let config = self::config(
+        &lab,
+        &port_only,
+        &format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY")),
+        "",
+    );
+    let (text, _) = connect_err(&config);
+    assert!(text.contains("unknown SSH host key"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_missing_remote_command_says_to_install_it() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lab_key_config(&lab, dir.path());
+    let mut host = connect(&config, &NoPrompt).unwrap();
+    let err = on_operator(move || {
+        host.run_ok(&Cmd::new("mariadb-backup-not-here --backup"))
+            .unwrap_err()
+    });
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "on primary (198.51.100.11), `mariadb-backup-not-here --backup` was not found"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Install the package"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_full_disk_while_streaming_removes_the_partial_file() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lab_key_config(&lab, dir.path());
+    lab.exec_ok(
+        Host::Primary,
+        "mkdir -p /mnt/ha-small && mount -t tmpfs -o size=1m tmpfs /mnt/ha-small",
+    );
+    let mut host = connect(&config, &NoPrompt).unwrap();
+    let data = vec![7u8; 4 << 20];
+    let err = on_operator(move || {
+        host.stream_in(
+            &mut &data[..],
+            "/mnt/ha-small/big.bin",
+            &FileMode::private(),
+            &mut |_| {},
+        )
+        .unwrap_err()
+    });
+    let left = lab.exec_ok(
+        Host::Primary,
+        "ls -A /mnt/ha-small; umount /mnt/ha-small; rmdir /mnt/ha-small",
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("writing /mnt/ha-small/big.bin failed"),
+        "{text}"
+    );
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(text.contains("partial file was removed"), "{text}");
+    assert_eq!(left.trim(), "", "files were left behind");
+}
+
+/// Endless data: the transfer can only end by the host being cut off.
+struct Endless;
+
+impl std::io::Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        buf.fill(1);
+        Ok(buf.len())
+    }
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_host_cut_off_mid_transfer_is_an_error_in_bounded_time() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lab_key_config(&lab, dir.path());
+    let mut host = connect(&config, &NoPrompt).unwrap();
+    // lab.sh runs from the machine's own namespaces: the cut is made from this thread,
+    // when the transfer (on the operator's thread) says it is under way.
+    let (going, under_way) = std::sync::mpsc::channel();
+    let (result, cut_at) = std::thread::scope(|scope| {
+        let transfer = scope.spawn(|| {
+            on_operator(|| {
+                let mut told = false;
+                host.stream_in(
+                    &mut Endless,
+                    "/tmp/cut.bin",
+                    &FileMode::private(),
+                    &mut |n| {
+                        if n > 32 << 20 && !told {
+                            told = true;
+                            let _ = going.send(());
+                        }
+                    },
+                )
+            })
+        });
+        under_way
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the transfer got going");
+        lab.cut(Host::Primary);
+        let cut_at = Instant::now();
+        (transfer.join().unwrap(), cut_at)
+    });
+    let waited = cut_at.elapsed();
+    lab.heal(Host::Primary);
+    let text = result
+        .expect_err("a cut host cannot finish a transfer")
+        .to_string();
+    assert!(
+        text.contains("primary (198.51.100.11) went silent"),
+        "{text}"
+    );
+    assert!(
+        waited < Duration::from_secs(30),
+        "noticed only after {waited:?}"
+    );
+    // The destination was never created; the partial file goes once sshd notices.
+    assert_eq!(
+        lab.exec(Host::Primary, "test -e /tmp/cut.bin").code,
+        Some(1)
+    );
+    lab.exec_ok(Host::Primary, "rm -f /tmp/cut.bin.ha-setup-partial*");
+}

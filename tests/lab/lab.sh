@@ -1,0 +1,1141 @@
+#!/usr/bin/env bash
+# tests/lab/lab.sh: the ha-setup test lab on one Debian 12 machine (root, no systemd needed).
+#
+# Two database hosts (primary, secondary) and an operator, each in its own network, mount
+# and UTS namespaces, joined by a bridge in a fourth network namespace (ha-lab-switch).
+# The hosts run real sshd, MariaDB 10.11 and PostgreSQL 15 with Debian's default paths.
+# Usage: see usage() below or tests/lab/README.md.
+#
+# Safety rules this script keeps (the machine's own network and services must never be
+# touched):
+#   * Every `ip` command that creates or changes a link, address or route carries
+#     `-n <lab netns>`: veth pairs are created directly inside the lab namespaces, so
+#     nothing ever appears in the machine's root network namespace.
+#   * Lab addresses are 198.51.100.0/24 (TEST-NET-2), only inside lab namespaces, and no
+#     lab namespace has a default route: lab traffic cannot go anywhere else.
+#   * Processes are only ever signalled by PID, and only PIDs that live in one of the lab's
+#     own namespaces (`ip netns pids`, or membership of a lab mount namespace).
+#   * Everything that deletes files inside a host first checks that it runs in the host's
+#     mount namespace (not the machine's) and that the path is on the host's private
+#     overlay or bind mount.
+set -euo pipefail
+
+# ---------------------------------------------------------------------------------------
+# Constants
+# ---------------------------------------------------------------------------------------
+
+readonly DB_HOSTS=(primary secondary)
+readonly HOSTS=(operator primary secondary)
+readonly SWITCH=switch
+declare -rA ADDR=([operator]=198.51.100.10 [primary]=198.51.100.11 [secondary]=198.51.100.12)
+readonly PREFIX_LEN=24
+
+LAB_ROOT=${HA_LAB_ROOT:-/var/tmp/ha-lab}
+readonly RUN_DIR=/run/ha-lab
+readonly NSDIR=$RUN_DIR/ns
+readonly CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+readonly PG_VERSION=15
+readonly PG_CLUSTER=main
+readonly PACKAGES=(mariadb-server mariadb-backup postgresql openssh-server openssh-client
+    iproute2 jq tmux util-linux mount procps perl-base coreutils)
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+readonly SELF
+
+# ---------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    cat >&2 <<'EOF'
+usage: lab.sh COMMAND [ARGS]   (as root)
+
+  up                  create the lab (or check it and restart what is down); idempotent
+  down                remove every namespace, process, mount and file of the lab; idempotent
+  reset [HOST...]     return hosts to pristine (default: primary secondary); also heals links
+  cut HOST            take HOST off the network (switch port down: packets silently dropped)
+  heal HOST           put HOST back on the network
+  ssh HOST [CMD...]   run CMD on HOST with the real OpenSSH client, from the operator
+  exec HOST CMD...    run CMD directly in HOST's namespaces (HOST: primary|secondary|operator)
+  addr HOST           print HOST's lab address
+  env                 print KEY=value lines describing the lab
+  status              one line per host; exit 0 only if everything is up
+
+Environment: HA_LAB_ROOT (default /var/tmp/ha-lab) holds the lab's state.
+EOF
+    exit 2
+}
+
+netns_of() { printf 'ha-lab-%s' "$1"; }
+
+is_host() {
+    local h
+    for h in "${HOSTS[@]}"; do [[ $1 == "$h" ]] && return 0; done
+    return 1
+}
+
+is_db_host() { [[ $1 == primary || $1 == secondary ]]; }
+
+# Is PATH a mount point in *our* (the machine's) mount namespace? Works for files too
+# (the persistent namespace files are bind mounts onto plain files).
+is_mounted() { awk -v p="$1" '$5 == p { found = 1 } END { exit !found }' /proc/self/mountinfo; }
+
+# The lab root ends up in `rm -rf` and in overlayfs mount options (where ',' and ':' are
+# separators), and it must not lie in a directory the hosts see privately.
+validate_lab_root() {
+    [[ $LAB_ROOT =~ ^(/[A-Za-z0-9._-]+){2,}$ ]] ||
+        die "HA_LAB_ROOT=$LAB_ROOT: want an absolute path of at least two plain components"
+    [[ $LAB_ROOT != */. && $LAB_ROOT != */.. && $LAB_ROOT != */./* && $LAB_ROOT != */../* ]] ||
+        die "HA_LAB_ROOT=$LAB_ROOT: no . or .. components please"
+    local private
+    for private in /etc /root /tmp /run /var/lib /var/log /dev /proc /sys /usr /bin /sbin /lib; do
+        [[ $LAB_ROOT == "$private" || $LAB_ROOT == "$private"/* ]] &&
+            die "HA_LAB_ROOT=$LAB_ROOT: must not be under $private (the hosts see that privately)"
+    done
+    return 0
+}
+
+require_root() {
+    [[ $(id -u) == 0 ]] || { printf 'lab: error: run as root (the lab makes network and mount namespaces)\n' >&2; exit 2; }
+}
+
+# Mutating commands must run from the machine's own namespaces, never from inside a lab host:
+# otherwise "outside" paths and `ip netns` would mean something else. (/proc/1/ns is not
+# readable here, so compare with the lab's own namespaces instead.)
+require_machine_namespaces() {
+    local f t
+    [[ $(findmnt -n -o SOURCE --mountpoint /run 2>/dev/null | tail -n 1) != ha-lab-* ]] ||
+        die "run lab.sh from the machine, not from inside a lab host"
+    for f in /run/netns/ha-lab-* "$NSDIR"/*.mnt "$NSDIR"/*.uts; do
+        [[ -e $f ]] || continue
+        case $f in *.mnt) t=mnt ;; *.uts) t=uts ;; *) t=net ;; esac
+        [[ "$t:[$(stat -L -c %i "$f")]" != "$(readlink /proc/self/ns/$t)" ]] ||
+            die "run lab.sh from the machine's own namespaces, not from inside $f"
+    done
+}
+
+# Serialises up/down/reset/cut/heal. The lock is on the script file itself, so that no lock
+# file is left behind after `down`. fd 9 is closed for everything that may daemonise
+# (see ns_raw), or a daemon would hold the lock forever.
+take_lock() {
+    exec 9<"$SELF"
+    flock -w 900 9 || die "timed out waiting for another lab.sh to finish"
+}
+
+# ---------------------------------------------------------------------------------------
+# Packages
+# ---------------------------------------------------------------------------------------
+
+ensure_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    log "installing ${missing[*]}"
+    # Package postinst scripts would otherwise start sshd, MariaDB and PostgreSQL in the
+    # machine's root namespaces. policy-rc.d answering 101 forbids that.
+    local made_policy=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\n# made by tests/lab/lab.sh for the duration of apt-get install\nexit 101\n' \
+            >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        made_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT # also when interrupted
+    elif ! grep -q 'exit 101' /usr/sbin/policy-rc.d; then
+        log "warning: /usr/sbin/policy-rc.d exists but does not 'exit 101'; leaving it alone"
+    fi
+    local rc=0
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; } 9<&- >&2 || rc=$?
+    if [[ $made_policy == 1 ]]; then
+        rm -f /usr/sbin/policy-rc.d
+        trap - EXIT
+    fi
+    [[ $rc == 0 ]] || die "apt-get failed (exit $rc)"
+}
+
+# ---------------------------------------------------------------------------------------
+# Entering the hosts
+# ---------------------------------------------------------------------------------------
+
+# nsenter opens all namespace files before switching, so /run/netns and $NSDIR need not be
+# visible inside the host (they are not: each host has its own /run).
+ns_raw() {
+    local h=$1
+    shift
+    nsenter --net="/run/netns/$(netns_of "$h")" --mount="$NSDIR/$h.mnt" --uts="$NSDIR/$h.uts" \
+        -- "$@" 9<&-
+}
+
+# Functions that run *inside* a host (defined further below, all named in_*). They are
+# shipped into a clean `bash -c` with `declare -f`, with a clean environment like a service
+# manager would give, and they refuse to run if they somehow ended up in the machine's
+# namespaces.
+INNER_FUNCS=()
+inner_env() {
+    local h=$1
+    printf '%s\n' "PATH=$CLEAN_PATH" HOME=/root LANG=C.UTF-8 TERM=dumb \
+        "LAB_ROOT=$LAB_ROOT" "LAB_HOST=$h" "LAB_LOG=$LAB_ROOT/$h/lab.log" \
+        "LAB_ROOT_MNT_NS=$(readlink /proc/self/ns/mnt)" "LAB_ROOT_UTS_NS=$(readlink /proc/self/ns/uts)" \
+        "PG_VERSION=$PG_VERSION" "PG_CLUSTER=$PG_CLUSTER"
+}
+inner_script() {
+    declare -f "${INNER_FUNCS[@]}"
+    printf '%s\n' 'set -euo pipefail' 'cd /' 'in_guard' '"$@"'
+}
+
+# ns_fn HOST FUNC ARGS...: run an inner function in HOST.
+ns_fn() {
+    local h=$1
+    shift
+    local env
+    mapfile -t env < <(inner_env "$h")
+    ns_raw "$h" env -i "${env[@]}" bash -c "$(inner_script)" "lab-$h" "$@"
+}
+
+# Services are started under a small child-subreaper (Perl, as perl-base is always there):
+# it runs the start command, reports its exit status, then stays around (setsid, named
+# ha-lab-reaper) reaping whatever gets orphaned below it, and exits when nothing is left.
+# Why: without it, daemons are re-parented to the machine's PID 1, which is not a real
+# init here (process_api on this machine reaps orphans only every second or two, other
+# machines may not reap at all). Until reaped, a dead daemon is a zombie, `kill -0` on it
+# succeeds, and a stale pid file pointing at it makes PostgreSQL ("lock file already
+# exists") and mysqld_safe refuse to start: crash-and-restart tests would flake. Daemons
+# that ha-setup starts over SSH are below sshd, so they are reaped properly too. (Daemons
+# started through `lab.sh exec` are not: they go to PID 1.)
+# shellcheck disable=SC2016 # Perl code: its $ are Perl's
+readonly REAPER_PL='
+use strict; use warnings; use POSIX ();
+my %prctl = (x86_64 => 157, aarch64 => 167, i686 => 172, i386 => 172, armv7l => 172,
+             ppc64le => 171, s390x => 172, riscv64 => 167);
+my ($log, @cmd) = @ARGV;
+pipe(my $r, my $w) or die "pipe: $!";
+my $reaper = fork // die "fork: $!";
+if ($reaper) { close $w; my $st = <$r>; exit(defined $st ? $st + 0 : 1); }
+close $r;
+# Whoever asked may be gone (lab.sh interrupted): keep going, and keep reaping.
+$SIG{PIPE} = $SIG{INT} = $SIG{HUP} = "IGNORE";
+POSIX::setsid();
+open STDIN, "<", "/dev/null"; open STDOUT, ">>", $log; open STDERR, ">&", \*STDOUT;
+$0 = "ha-lab-reaper";
+my $nr = $prctl{(POSIX::uname())[4]};
+if (!$nr || syscall($nr, 36, 1, 0, 0, 0) != 0) { warn "ha-lab-reaper: no PR_SET_CHILD_SUBREAPER\n"; }
+my $child = fork // die "fork: $!";
+if (!$child) {    # services start with default signal handling, as from a real init
+    $SIG{$_} = "DEFAULT" for qw(PIPE INT HUP);
+    exec { $cmd[0] } @cmd or die "exec $cmd[0]: $!";
+}
+waitpid($child, 0);
+my $st = ($? & 127) ? 128 + ($? & 127) : $? >> 8;
+print {$w} "$st\n"; close $w;
+1 while wait() != -1;
+'
+
+# ns_fn_reaped HOST FUNC ARGS...: like ns_fn, but under a reaper (for starting services).
+ns_fn_reaped() {
+    local h=$1
+    shift
+    local env
+    mapfile -t env < <(inner_env "$h")
+    ns_raw "$h" env -i "${env[@]}" perl -e "$REAPER_PL" "$LAB_ROOT/$h/lab.log" \
+        bash -c "$(inner_script)" "lab-$h" "$@"
+}
+
+# ---------------------------------------------------------------------------------------
+# Inner functions (run inside a host's namespaces; see ns_fn)
+# ---------------------------------------------------------------------------------------
+
+# LAB_ROOT, LAB_HOST, LAB_LOG, LAB_ROOT_MNT_NS, LAB_ROOT_UTS_NS, PG_VERSION and PG_CLUSTER come
+# from inner_env.
+# shellcheck disable=SC2153
+in_guard() {
+    [[ $(readlink /proc/self/ns/mnt) != "$LAB_ROOT_MNT_NS" && $(readlink /proc/self/ns/uts) != "$LAB_ROOT_UTS_NS" ]] || {
+        echo "lab($LAB_HOST): refusing: not inside the host's own mount and UTS namespaces" >&2
+        exit 99
+    }
+}
+
+in_say() { printf 'lab(%s): %s\n' "$LAB_HOST" "$*" >&2; }
+in_die() { in_say "error: $*"; exit 1; }
+
+# Is PID a live (not zombie) process in this host's network namespace, optionally with the
+# given comm? A pid file can outlive its process, and PIDs get reused by other hosts.
+in_live_pid() {
+    local pid=$1 comm=${2:-} stat state
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    state=${stat##*) }
+    state=${state%% *}
+    [[ $state != Z && $state != X ]] || return 1
+    [[ $(readlink "/proc/$pid/ns/net" 2>/dev/null) == "$(readlink /proc/self/ns/net)" ]] || return 1
+    [[ -z $comm || $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm" ]]
+}
+
+in_pidfile() {
+    local pid=""
+    if [[ -r $1 ]]; then read -r pid <"$1" || true; fi
+    printf '%s' "$pid"
+}
+
+# Listening on port 22 (a banner probe would log a "kex_exchange_identification" line in
+# the host's sshd log every time).
+in_sshd_up() { [[ -n $(ss -Hltn 'sport = :22' 2>/dev/null) ]]; }
+in_mariadb_up() { timeout 10 mariadb -e 'select 1' >/dev/null 2>&1; }
+in_pg_up() { timeout 10 runuser -u postgres -- psql -Atc 'select 1' >/dev/null 2>&1; }
+
+in_check() {
+    local s=down m=down p=down
+    in_sshd_up && s=up
+    in_mariadb_up && m=up
+    in_pg_up && p=up
+    printf 'sshd=%s mariadb=%s postgresql=%s\n' "$s" "$m" "$p"
+}
+
+# Every path a host must have privately. in_restore and in_setup_mounts rely on this.
+in_verify_mounts() {
+    local role=$1 d fs
+    [[ $(hostname) == "$LAB_HOST" ]] || in_die "hostname is $(hostname)"
+    for d in /etc /root $([[ $role == db ]] && echo /var/lib /var/log); do
+        fs=$(findmnt -rn -o FSTYPE --mountpoint "$d" | tail -n 1)
+        [[ $fs == overlay ]] || in_die "$d is not this host's overlay (${fs:-not a mount point})"
+    done
+    for d in /run /dev/shm; do
+        fs=$(findmnt -rn -o FSTYPE --mountpoint "$d" | tail -n 1)
+        [[ $fs == tmpfs ]] || in_die "$d is not this host's tmpfs"
+    done
+    for d in /root/.ssh /tmp /etc/hosts /etc/hostname \
+        $([[ $role == db ]] && echo /etc/mysql /etc/postgresql /etc/ssh /var/log/mysql /var/log/postgresql); do
+        mountpoint -q "$d" || in_die "$d is not this host's bind mount"
+    done
+}
+
+# Builds the host's private view of the file system. Runs once, at `up`.
+in_setup_mounts() {
+    local role=$1 r=$LAB_ROOT/$LAB_HOST t
+    hostname "$LAB_HOST"
+    # Belt and braces: nothing mounted here may propagate back to the machine.
+    mount --make-rprivate /
+    # The new namespace started as a copy of the machine's: that includes the bind mounts
+    # of /run/netns/* and $NSDIR, which would keep namespaces alive and confuse findmnt.
+    # Detach them (only in this namespace) before covering /run with a tmpfs.
+    awk '$5 ~ "^/run/" { print $5 }' /proc/self/mountinfo | sort -r | while read -r t; do
+        umount -l "$t" 2>/dev/null || true
+    done
+    mount -t tmpfs -o mode=755,nosuid,nodev "ha-lab-$LAB_HOST-run" /run
+    install -d -m 755 /run/sshd
+    install -d -m 1777 /run/lock
+    install -d -m 755 -o mysql -g mysql /run/mysqld
+    install -d -m 2775 -o postgres -g postgres /run/postgresql
+    mount -t tmpfs -o mode=1777,nosuid,nodev "ha-lab-$LAB_HOST-shm" /dev/shm
+
+    # Overlays: the host sees the machine's /etc, /root (and /var/lib, /var/log on the
+    # database hosts) but its writes land in its own upper directory. This is also what
+    # lets missing mount points (/root/.ssh, /var/log/mysql) be created without touching
+    # the machine.
+    local spec dir name
+    for spec in /etc:etc /root:root $([[ $role == db ]] && echo /var/lib:varlib /var/log:varlog); do
+        dir=${spec%%:*} name=${spec##*:}
+        mount -t overlay "ha-lab-$LAB_HOST-$name" \
+            -o "lowerdir=$dir,upperdir=$r/ovl/$name/upper,workdir=$r/ovl/$name/work,redirect_dir=on" "$dir"
+    done
+
+    if [[ $role == db ]]; then
+        [[ $(findmnt -rn -o FSTYPE --mountpoint /var/lib | tail -n 1) == overlay ]] ||
+            in_die "/var/lib is not an overlay: refusing to touch it"
+        # Fresh, upper-only directories (not bind mounts): ha-setup will
+        # `mv /var/lib/mysql /var/lib/mysql.old-...`, which a mount point would refuse.
+        rm -rf --one-file-system /var/lib/mysql /var/lib/postgresql
+        install -d -m 755 -o mysql -g mysql /var/lib/mysql
+        install -d -m 755 -o postgres -g postgres /var/lib/postgresql
+        mkdir -p /var/log/mysql /var/log/postgresql
+        mount --bind "$r/etc-mysql" /etc/mysql
+        mount --bind "$r/etc-postgresql" /etc/postgresql
+        mount --bind "$r/etc-ssh" /etc/ssh
+        mount --bind "$r/log-mysql" /var/log/mysql
+        mount --bind "$r/log-postgresql" /var/log/postgresql
+    fi
+    mkdir -p /root/.ssh
+    mount --bind "$r/root-ssh" /root/.ssh
+    mount --bind "$r/tmp" /tmp
+    mount --bind "$r/hosts" /etc/hosts
+    mount --bind "$r/hostname" /etc/hostname
+    in_verify_mounts "$role"
+}
+
+# First initialisation of a database host: host keys, datadirs.
+in_init_db() {
+    in_verify_mounts db
+    # Each host gets its own host keys (the copied /etc/ssh has none).
+    ssh-keygen -A >>"$LAB_LOG" 2>&1
+    in_say "initialising MariaDB datadir"
+    # Root logs in through unix_socket, as on Debian. --skip-test-db --disable-log-bin are
+    # what the Debian package's own postinst passes: a real host has no `test` database.
+    mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db --disable-log-bin >>"$LAB_LOG" 2>&1 ||
+        in_die "mariadb-install-db failed (see $LAB_LOG)"
+    in_say "creating PostgreSQL cluster $PG_VERSION/$PG_CLUSTER"
+    pg_createcluster "$PG_VERSION" "$PG_CLUSTER" >>"$LAB_LOG" 2>&1 ||
+        in_die "pg_createcluster failed (see $LAB_LOG)"
+}
+
+in_start_sshd() {
+    in_sshd_up && return 0
+    local pid
+    pid=$(in_pidfile /run/sshd.pid)
+    if [[ -n $pid ]] && in_live_pid "$pid" sshd; then kill -TERM "$pid" 2>/dev/null || true; sleep 0.2; fi
+    rm -f /run/sshd.pid
+    install -d -m 755 /run/sshd
+    # Default config from the host's /etc/ssh; -E only sends the log to a file (there is no
+    # syslog in the lab).
+    /usr/sbin/sshd -E /var/log/sshd.log || in_die "sshd did not start (see /var/log/sshd.log in $LAB_HOST)"
+}
+
+in_start_mariadb() {
+    in_mariadb_up && return 0
+    local pid
+    pid=$(in_pidfile /run/mysqld/mysqld.pid)
+    # Running but not (yet) answering, e.g. still recovering: leave it; the caller waits.
+    [[ -n $pid ]] && in_live_pid "$pid" mariadbd && return 0
+    install -d -m 755 -o mysql -g mysql /run/mysqld
+    rm -f /run/mysqld/mysqld.pid
+    # Without systemd, `service` runs /etc/init.d/mariadb (our /run has no /run/systemd).
+    service mariadb start </dev/null >>"$LAB_LOG" 2>&1 || in_die "service mariadb start failed (see $LAB_LOG)"
+}
+
+in_pg_pidfile() { printf '/var/lib/postgresql/%s/%s/postmaster.pid' "$PG_VERSION" "$PG_CLUSTER"; }
+
+in_start_pg() {
+    in_pg_up && return 0
+    local pidfile pid
+    pidfile=$(in_pg_pidfile)
+    pid=$(in_pidfile "$pidfile")
+    [[ -n $pid ]] && in_live_pid "$pid" postgres && return 0
+    # A stale postmaster.pid whose PID now belongs to nothing (or to a zombie, or to another
+    # host) would make the postmaster refuse to start.
+    [[ -n $pid ]] && rm -f "$pidfile"
+    install -d -m 2775 -o postgres -g postgres /run/postgresql
+    pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start </dev/null >>"$LAB_LOG" 2>&1 ||
+        in_die "pg_ctlcluster $PG_VERSION $PG_CLUSTER start failed (see $LAB_LOG)"
+}
+
+# Runs the given functions at the same time and fails if any of them did. (pg_ctlcluster
+# start alone takes about 2s, mostly its own polling; MariaDB's init script about 1s.)
+in_together() {
+    local f bg=() rc=0 pid
+    for f; do
+        "$f" &
+        bg+=("$!")
+    done
+    for pid in "${bg[@]}"; do wait "$pid" || rc=1; done
+    return $rc
+}
+
+in_start_services() {
+    local what=${1:-all}
+    in_start_sshd
+    [[ $what == sshd ]] && return 0
+    in_together in_start_mariadb in_start_pg
+}
+
+# Waits until mariadbd/postgres of this host have exited (they are this host's processes
+# only: in_live_pid checks the network namespace).
+in_wait_gone() {
+    local pidfile=$1 comm=$2 secs=$3 pid i
+    pid=$(in_pidfile "$pidfile")
+    [[ -n $pid ]] || return 0
+    for ((i = 0; i < secs * 10; i++)); do
+        in_live_pid "$pid" "$comm" || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+in_stop_mariadb() {
+    local pid
+    pid=$(in_pidfile /run/mysqld/mysqld.pid)
+    [[ -n $pid ]] && in_live_pid "$pid" mariadbd || return 0
+    # Debian's init script stops the server with `mariadb-admin --defaults-file=debian.cnf
+    # shutdown`, i.e. as root over unix_socket. If that login no longer works, it prints
+    # "failed!" and leaves the server running (its `killall mariadbd` fallback, which would
+    # also hit the other host's server as there is no PID namespace, is never reached:
+    # `set -e` ends the script at `log_end_msg 1`). So use `service mariadb stop` only when
+    # mariadb-admin can log in, and otherwise signal this host's mariadbd by PID (SIGTERM
+    # is a normal shutdown for mariadbd).
+    if timeout 10 mariadb-admin --defaults-file=/etc/mysql/debian.cnf status >/dev/null 2>&1; then
+        timeout 60 service mariadb stop </dev/null >>"$LAB_LOG" 2>&1 || true
+    fi
+    if in_live_pid "$pid" mariadbd; then
+        kill -TERM "$pid" 2>/dev/null || true
+        in_wait_gone /run/mysqld/mysqld.pid mariadbd 20 || in_say "mariadbd $pid did not stop"
+    fi
+}
+
+in_stop_pg() {
+    local pidfile pid
+    pidfile=$(in_pg_pidfile)
+    pid=$(in_pidfile "$pidfile")
+    [[ -n $pid ]] && in_live_pid "$pid" postgres || return 0
+    timeout 30 pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast </dev/null >>"$LAB_LOG" 2>&1 || true
+    if in_live_pid "$pid" postgres; then
+        kill -INT "$pid" 2>/dev/null || true # the postmaster's "fast shutdown" signal
+        in_wait_gone "$pidfile" postgres 20 || in_say "postgres $pid did not stop"
+    fi
+}
+
+in_stop_sshd() {
+    local pid
+    pid=$(in_pidfile /run/sshd.pid)
+    [[ -n $pid ]] && in_live_pid "$pid" sshd || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    in_wait_gone /run/sshd.pid sshd 5 || true
+}
+
+# Tests may freeze a server with SIGSTOP (a hung host); let everything of this host run
+# again so that it can stop cleanly instead of running into timeouts.
+in_continue_all() {
+    local p
+    for p in /proc/[0-9]*; do
+        in_live_pid "${p#/proc/}" && kill -CONT "${p#/proc/}" 2>/dev/null
+    done
+    return 0
+}
+
+in_stop_services() {
+    local what=${1:-all}
+    in_continue_all
+    in_together in_stop_mariadb in_stop_pg
+    [[ $what == all ]] && in_stop_sshd
+    return 0
+}
+
+# After the first start, /etc/mysql/debian-start runs mariadb-upgrade in the background;
+# let it finish before the pristine snapshot is taken.
+in_wait_debian_start() {
+    local i p busy
+    for ((i = 0; i < 600; i++)); do
+        busy=0
+        for p in /proc/[0-9]*; do
+            case $(cat "$p/comm" 2>/dev/null) in
+            debian-start | mariadb-upgrade | mysql_upgrade | mariadb-check | mysqlcheck)
+                in_live_pid "${p#/proc/}" && busy=1 && break
+                ;;
+            esac
+        done
+        [[ $busy == 0 ]] && return 0
+        sleep 0.1
+    done
+    in_say "warning: debian-start still running after 60s"
+}
+
+# Pristine copies, taken once with the databases stopped.
+in_snapshot() {
+    local p=$LAB_ROOT/$LAB_HOST/pristine
+    in_verify_mounts db
+    rm -rf --one-file-system "$p.tmp"
+    mkdir -p "$p.tmp"
+    cp -a /etc/mysql "$p.tmp/etc-mysql"
+    cp -a /var/lib/mysql "$p.tmp/var-lib-mysql"
+    cp -a /etc/postgresql "$p.tmp/etc-postgresql"
+    cp -a /var/lib/postgresql "$p.tmp/var-lib-postgresql"
+    mv "$p.tmp" "$p"
+}
+
+# Empties directories in place (they are mount points, so they cannot be removed).
+in_empty_dir() {
+    local d
+    for d; do
+        find "$d" -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} +
+    done
+}
+
+# Restores a mount-point directory from a pristine copy, contents and the directory's own
+# owner and mode.
+in_restore_dir() {
+    local from=$1 to=$2
+    in_empty_dir "$to"
+    cp -a "$from/." "$to/"
+    chown --reference="$from" "$to"
+    chmod --reference="$from" "$to"
+}
+
+in_reset_common() {
+    local role=$1
+    in_verify_mounts "$role"
+    in_empty_dir /tmp /dev/shm
+    # /root/.ssh back to exactly what `up` made (ha-setup may add keys and known_hosts).
+    in_empty_dir /root/.ssh
+    if [[ $role == db ]]; then
+        install -m 600 "$LAB_ROOT/keys/authorized_keys" /root/.ssh/authorized_keys
+    else
+        install -m 600 "$LAB_ROOT/keys/id_ed25519" "$LAB_ROOT/keys/id_rsa" /root/.ssh/
+        install -m 644 "$LAB_ROOT/keys/id_ed25519.pub" "$LAB_ROOT/keys/id_rsa.pub" \
+            "$LAB_ROOT/known_hosts" /root/.ssh/
+    fi
+}
+
+# Back to pristine, through the merged view (the overlays stay mounted, and an overlay's
+# upper directory must not be written behind its back). All services are stopped and every
+# process of the host has been killed before this runs.
+in_restore() {
+    local p=$LAB_ROOT/$LAB_HOST/pristine
+    [[ -d $p/var-lib-mysql && -d $p/var-lib-postgresql ]] || in_die "no pristine snapshot in $p"
+    in_reset_common db
+    in_restore_dir "$p/etc-mysql" /etc/mysql
+    in_restore_dir "$p/etc-postgresql" /etc/postgresql
+    shopt -s nullglob
+    # Datadirs, and what ha-setup may leave next to them (/var/lib/mysql.old-..., main.*).
+    rm -rf --one-file-system /var/lib/mysql /var/lib/mysql.* /var/lib/postgresql \
+        /var/lib/ha-setup* /etc/ha-setup* /var/log/ha-setup*
+    cp -a "$p/var-lib-mysql" /var/lib/mysql
+    cp -a "$p/var-lib-postgresql" /var/lib/postgresql
+    shopt -u nullglob
+    in_empty_dir /var/log/mysql /var/log/postgresql
+    rm -f /var/log/sshd.log
+    # Stale pid files and sockets (processes were killed, maybe with SIGKILL).
+    in_empty_dir /run/mysqld /run/postgresql
+    rm -f /run/sshd.pid
+}
+
+in_reset_operator() { in_reset_common operator; }
+
+INNER_FUNCS=(in_guard in_say in_die in_live_pid in_pidfile in_sshd_up in_mariadb_up in_pg_up
+    in_check in_verify_mounts in_setup_mounts in_init_db in_start_sshd in_start_mariadb
+    in_pg_pidfile in_start_pg in_together in_start_services in_wait_gone in_stop_mariadb in_stop_pg
+    in_stop_sshd in_continue_all in_stop_services in_wait_debian_start in_snapshot in_empty_dir
+    in_restore_dir in_reset_common in_restore in_reset_operator)
+
+# ---------------------------------------------------------------------------------------
+# Lab state
+# ---------------------------------------------------------------------------------------
+
+# Prints "absent", "complete", or "partial: <what is missing/extra>".
+lab_state() {
+    local present=() missing=() h t
+    for h in "$SWITCH" "${HOSTS[@]}"; do
+        if is_mounted "/run/netns/$(netns_of "$h")"; then present+=("netns $h"); else missing+=("netns $h"); fi
+    done
+    if is_mounted "$NSDIR"; then present+=("$NSDIR"); else missing+=("$NSDIR"); fi
+    for h in "${HOSTS[@]}"; do
+        for t in mnt uts; do
+            if is_mounted "$NSDIR/$h.$t"; then present+=("$h.$t"); else missing+=("$h.$t"); fi
+        done
+    done
+    [[ -e $LAB_ROOT ]] && present+=("$LAB_ROOT")
+    [[ -e $LAB_ROOT/.complete ]] || missing+=("$LAB_ROOT/.complete")
+    # Leftovers that are not mounted (e.g. after a reboot: /run is not a tmpfs here).
+    for h in "$SWITCH" "${HOSTS[@]}"; do
+        [[ -e /run/netns/$(netns_of "$h") ]] && present+=("stale /run/netns/$(netns_of "$h")")
+    done
+    [[ -e $RUN_DIR ]] && present+=("$RUN_DIR")
+    if [[ ${#present[@]} -eq 0 ]]; then
+        echo absent
+    elif [[ ${#missing[@]} -eq 0 ]]; then
+        echo complete
+    else
+        echo "partial: missing ${missing[*]}"
+    fi
+}
+
+host_usable() {
+    local h=$1
+    is_mounted "/run/netns/$(netns_of "$h")" && is_mounted "$NSDIR/$h.mnt" && is_mounted "$NSDIR/$h.uts"
+}
+
+require_complete() {
+    local state
+    state=$(lab_state)
+    [[ $state == complete ]] || die "the lab is not up ($state); run: $SELF up"
+}
+
+link_is_up() {
+    ip -n "$(netns_of "$SWITCH")" -j link show "vp-$1" 2>/dev/null |
+        jq -e '.[0].flags | index("UP") != null' >/dev/null
+}
+
+# ---------------------------------------------------------------------------------------
+# Processes of the lab
+# ---------------------------------------------------------------------------------------
+
+# PIDs of the processes in host H: members of its network namespace (`ip netns pids`) and,
+# for hosts, of its mount namespace (someone may have entered only that one). All of these
+# can only have been started through the lab. With EXCEPT_REAPERS, ha-lab-reaper processes
+# are left out: they must outlive the processes they reap, or those become zombies of PID 1.
+lab_pids() {
+    local h=$1 except_reapers=${2:-} mntns="" p pid
+    {
+        ip netns pids "$(netns_of "$h")" 2>/dev/null || true
+        if [[ $h != "$SWITCH" ]] && is_mounted "$NSDIR/$h.mnt"; then
+            mntns="mnt:[$(stat -L -c %i "$NSDIR/$h.mnt")]"
+            for p in /proc/[0-9]*; do
+                [[ $(readlink "$p/ns/mnt" 2>/dev/null) == "$mntns" ]] && echo "${p#/proc/}"
+            done
+        fi
+    } | sort -un | while read -r pid; do
+        [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+        if [[ -n $except_reapers && $(cat "/proc/$pid/comm" 2>/dev/null) == ha-lab-reaper ]]; then continue; fi
+        # Zombies have no namespaces left, so they are not listed; skip exited ones anyway.
+        [[ -e /proc/$pid ]] && echo "$pid"
+    done
+}
+
+collect_pids() {
+    local except_reapers=$1 h
+    shift
+    for h; do lab_pids "$h" "$except_reapers"; done
+}
+
+# signal_and_wait EXCEPT_REAPERS GRACE HOST...: after GRACE tenths of a second without
+# signals, SIGTERM, wait up to 5s, SIGKILL, wait up to 5s.
+signal_and_wait() {
+    local except_reapers=$1 grace=$2 sig i pids
+    shift 2
+    for ((i = 0; i < grace; i++)); do
+        mapfile -t pids < <(collect_pids "$except_reapers" "$@")
+        [[ ${#pids[@]} -eq 0 ]] && return 0
+        sleep 0.1
+    done
+    for sig in TERM KILL; do
+        mapfile -t pids < <(collect_pids "$except_reapers" "$@")
+        [[ ${#pids[@]} -eq 0 ]] && return 0
+        kill "-$sig" "${pids[@]}" 2>/dev/null || true
+        # A stopped (SIGSTOP) process only acts on SIGTERM once it runs again.
+        [[ $sig == TERM ]] && { kill -CONT "${pids[@]}" 2>/dev/null || true; }
+        for ((i = 0; i < 50; i++)); do
+            sleep 0.1
+            mapfile -t pids < <(collect_pids "$except_reapers" "$@")
+            [[ ${#pids[@]} -eq 0 ]] && return 0
+        done
+    done
+    die "processes of the lab would not die: ${pids[*]}"
+}
+
+# Every process of the given hosts: first all but the reapers, then the reapers, which
+# normally exit by themselves as soon as nothing is left below them.
+kill_lab_procs() {
+    signal_and_wait 1 0 "$@"
+    signal_and_wait "" 20 "$@"
+}
+
+# ---------------------------------------------------------------------------------------
+# Building the lab
+# ---------------------------------------------------------------------------------------
+
+make_keys() {
+    local k=$LAB_ROOT/keys
+    install -d -m 700 "$k"
+    [[ -e $k/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C ha-lab -f "$k/id_ed25519"
+    [[ -e $k/id_rsa ]] || ssh-keygen -q -t rsa -b 3072 -N '' -C ha-lab -f "$k/id_rsa"
+    cat "$k/id_ed25519.pub" "$k/id_rsa.pub" >"$k/authorized_keys"
+    chmod 600 "$k/authorized_keys"
+}
+
+make_network() {
+    local sw h
+    sw=$(netns_of "$SWITCH")
+    # `ip netns add` makes /run/netns a mount point if it is not one yet; remember whether
+    # that was us, so that `down` can put it back as it was.
+    if ! is_mounted /run/netns && [[ ! -e /run/netns ]]; then
+        touch "$RUN_DIR/made-run-netns"
+    fi
+    ip netns add "$sw"
+    ip -n "$sw" link set lo up
+    ip -n "$sw" link add br0 type bridge
+    ip -n "$sw" link set br0 up
+    for h in "${HOSTS[@]}"; do
+        ip netns add "$(netns_of "$h")"
+        ip -n "$(netns_of "$h")" link set lo up
+        # Both ends are created directly in lab namespaces: the switch end in ha-lab-switch,
+        # the host end (eth0) in the host's namespace. Nothing passes through the root ns.
+        ip -n "$sw" link add "vp-$h" type veth peer name eth0 netns "$(netns_of "$h")"
+        ip -n "$sw" link set "vp-$h" master br0
+        ip -n "$sw" link set "vp-$h" up
+        ip -n "$(netns_of "$h")" addr add "${ADDR[$h]}/$PREFIX_LEN" dev eth0
+        ip -n "$(netns_of "$h")" link set eth0 up
+    done
+}
+
+make_namespaces() {
+    local h
+    mkdir -p "$NSDIR"
+    # Persistent mount namespaces can only be bind-mounted onto a private mount.
+    if ! is_mounted "$NSDIR"; then
+        mount --bind "$NSDIR" "$NSDIR"
+        mount --make-private "$NSDIR"
+    fi
+    for h in "${HOSTS[@]}"; do
+        touch "$NSDIR/$h.mnt" "$NSDIR/$h.uts"
+        unshare --mount="$NSDIR/$h.mnt" --uts="$NSDIR/$h.uts" --propagation private true
+    done
+}
+
+write_hosts_files() {
+    local h r=$LAB_ROOT/$1
+    {
+        printf '127.0.0.1\tlocalhost\n'
+        printf '::1\t\tlocalhost ip6-localhost ip6-loopback\n'
+        printf 'ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n'
+        for h in "${HOSTS[@]}"; do printf '%s\t%s\n' "${ADDR[$h]}" "$h"; done
+    } >"$r/hosts"
+    printf '%s\n' "$1" >"$r/hostname"
+    chmod 644 "$r/hosts" "$r/hostname"
+}
+
+# The directories that get bind-mounted into host H (created from the machine's side; they
+# are bind sources, not overlay upper directories).
+prepare_host_dirs() {
+    local h=$1 r=$LAB_ROOT/$1 name
+    install -d -m 755 "$r"
+    local spec dir
+    for spec in /etc:etc /root:root $(is_db_host "$h" && echo /var/lib:varlib /var/log:varlog); do
+        dir=${spec%%:*} name=${spec##*:}
+        install -d -m 755 "$r/ovl/$name" "$r/ovl/$name/upper" "$r/ovl/$name/work"
+        # The overlay's root directory takes owner and mode from the upper directory
+        # (/root must stay 0700 as on the machine).
+        chown --reference="$dir" "$r/ovl/$name/upper"
+        chmod --reference="$dir" "$r/ovl/$name/upper"
+    done
+    install -d -m 1777 "$r/tmp"
+    install -d -m 700 "$r/root-ssh"
+    : >"$r/lab.log"
+    write_hosts_files "$h"
+    if is_db_host "$h"; then
+        cp -a /etc/mysql "$r/etc-mysql"
+        cp -a /etc/ssh "$r/etc-ssh"
+        rm -f "$r/etc-ssh"/ssh_host_*
+        install -d -m 755 -o postgres -g postgres "$r/etc-postgresql"
+        install -d -m 2750 -o mysql -g adm "$r/log-mysql"
+        install -d -m 1775 -o root -g postgres "$r/log-postgresql"
+        install -m 600 "$LAB_ROOT/keys/authorized_keys" "$r/root-ssh/authorized_keys"
+    fi
+}
+
+write_known_hosts() {
+    local h pub type key _
+    {
+        for h in "${DB_HOSTS[@]}"; do
+            for pub in "$LAB_ROOT/$h/etc-ssh"/ssh_host_*_key.pub; do
+                read -r type key _ <"$pub"
+                printf '%s %s %s\n' "${ADDR[$h]}" "$type" "$key"
+                printf '%s %s %s\n' "$h" "$type" "$key"
+            done
+        done
+    } >"$LAB_ROOT/known_hosts.tmp"
+    chmod 644 "$LAB_ROOT/known_hosts.tmp"
+    mv "$LAB_ROOT/known_hosts.tmp" "$LAB_ROOT/known_hosts"
+}
+
+# Waits until the services of database host H answer.
+wait_ready() {
+    local h=$1 secs=${2:-120} state="" deadline
+    deadline=$((SECONDS + secs))
+    while ((SECONDS < deadline)); do
+        state=$(ns_fn "$h" in_check 2>/dev/null) || true
+        [[ $state == "sshd=up mariadb=up postgresql=up" ]] && return 0
+        sleep 0.3
+    done
+    log "$h: not ready after ${secs}s: $state"
+    log "$h: last lines of $LAB_ROOT/$h/lab.log:"
+    tail -n 30 "$LAB_ROOT/$h/lab.log" >&2 || true
+    return 1
+}
+
+start_services() {
+    local h=$1 what=${2:-all}
+    ns_fn_reaped "$h" in_start_services "$what" || {
+        log "$h: starting services failed; last lines of $LAB_ROOT/$h/lab.log:"
+        tail -n 30 "$LAB_ROOT/$h/lab.log" >&2 || true
+        return 1
+    }
+}
+
+# First build of database host H (runs in the background, one per host).
+build_db_host() {
+    local h=$1
+    ns_fn "$h" in_init_db
+    start_services "$h"
+    wait_ready "$h"
+    # Pristine snapshot: with the databases stopped, after one clean start (so the copy
+    # already has what a first start writes, and every reset starts fast).
+    ns_fn "$h" in_wait_debian_start
+    ns_fn "$h" in_stop_services databases
+    ns_fn "$h" in_snapshot
+    start_services "$h"
+    wait_ready "$h"
+    log "$h: up"
+}
+
+# Runs FUNC HOST for each host in parallel (two cores, two database hosts); fails if any did.
+run_parallel() {
+    local fn=$1 h rc=0
+    shift
+    local -A pids=()
+    for h; do
+        "$fn" "$h" &
+        pids[$h]=$!
+    done
+    for h; do
+        wait "${pids[$h]}" || { log "$h: $fn failed"; rc=1; }
+    done
+    return $rc
+}
+
+verify_ssh() {
+    local h out
+    for h in "${DB_HOSTS[@]}"; do
+        out=$(ssh_cmd "$h" hostname </dev/null) || die "ssh to $h from the operator failed"
+        [[ $out == "$h" ]] || die "ssh to $h answered with hostname '$out'"
+    done
+}
+
+ensure_db_host() {
+    local h=$1 state
+    state=$(ns_fn "$h" in_check 2>/dev/null) || true
+    if [[ $state != "sshd=up mariadb=up postgresql=up" ]]; then
+        log "$h: ${state:-not answering}: starting what is down"
+        start_services "$h"
+    fi
+    wait_ready "$h"
+}
+
+# ---------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------
+
+cmd_up() {
+    take_lock
+    local t0=$SECONDS state h
+    ensure_packages
+    state=$(lab_state)
+    case $state in
+    complete)
+        log "the lab exists: checking it"
+        for h in "${HOSTS[@]}"; do
+            ns_fn "$h" in_verify_mounts "$(is_db_host "$h" && echo db || echo operator)" ||
+                die "host $h is broken; run: $SELF down && $SELF up"
+        done
+        for h in "${HOSTS[@]}"; do
+            link_is_up "$h" || { log "healing the cut link of $h"; ip -n "$(netns_of "$SWITCH")" link set "vp-$h" up; }
+        done
+        run_parallel ensure_db_host "${DB_HOSTS[@]}" || die "services did not come up"
+        verify_ssh
+        log "the lab is up (checked in $((SECONDS - t0))s)"
+        return 0
+        ;;
+    absent) ;;
+    *) die "a half-built or stale lab is in the way ($state); run: $SELF down, then $SELF up" ;;
+    esac
+
+    if [[ -e $LAB_ROOT ]]; then die "$LAB_ROOT exists; remove it or choose another HA_LAB_ROOT"; fi
+    log "building the lab in $LAB_ROOT"
+    install -d -m 700 "$LAB_ROOT"
+    touch "$LAB_ROOT/.ha-lab-root" # down only ever removes a directory carrying this mark
+    install -d -m 755 "$RUN_DIR"
+    make_keys
+    make_network
+    make_namespaces
+    for h in "${HOSTS[@]}"; do
+        prepare_host_dirs "$h"
+        ns_fn "$h" in_setup_mounts "$(is_db_host "$h" && echo db || echo operator)"
+    done
+    run_parallel build_db_host "${DB_HOSTS[@]}" ||
+        die "building the database hosts failed; look at $LAB_ROOT/*/lab.log, then run: $SELF down"
+    write_known_hosts
+    ns_fn operator in_reset_operator
+    ns_fn operator in_verify_mounts operator
+    verify_ssh
+    touch "$LAB_ROOT/.complete"
+    log "the lab is up (built in $((SECONDS - t0))s)"
+}
+
+cmd_down() {
+    take_lock
+    local t0=$SECONDS state h t made_run_netns=0
+    state=$(lab_state)
+    if [[ $state == absent ]]; then
+        log "nothing to remove"
+        return 0
+    fi
+    [[ -e $RUN_DIR/made-run-netns ]] && made_run_netns=1
+    # Graceful stops first (in parallel), then whatever is left gets SIGTERM and SIGKILL.
+    local stoppable=()
+    for h in "${DB_HOSTS[@]}"; do host_usable "$h" && stoppable+=("$h"); done
+    if [[ ${#stoppable[@]} -gt 0 ]]; then
+        run_parallel stop_host_services "${stoppable[@]}" || log "warning: graceful stop failed; killing"
+    fi
+    kill_lab_procs "$SWITCH" "${HOSTS[@]}"
+    # With no process left inside, unmounting the persistent namespace files destroys the
+    # mount namespaces, and with them every overlay, bind mount and tmpfs of the hosts.
+    for h in "${HOSTS[@]}"; do
+        for t in mnt uts; do
+            if is_mounted "$NSDIR/$h.$t"; then umount "$NSDIR/$h.$t"; fi
+        done
+    done
+    if is_mounted "$NSDIR"; then umount "$NSDIR"; fi
+    for h in "$SWITCH" "${HOSTS[@]}"; do
+        t=/run/netns/$(netns_of "$h")
+        if is_mounted "$t"; then
+            ip netns del "$(netns_of "$h")"
+        elif [[ -e $t ]]; then
+            rm -f "$t" # stale file, not a namespace any more
+        fi
+    done
+    if [[ $made_run_netns == 1 && -d /run/netns && -z $(ls -A /run/netns) ]]; then
+        if is_mounted /run/netns; then umount /run/netns; fi
+        rmdir /run/netns
+    fi
+    # Nothing of ours may still be mounted before anything is deleted.
+    if grep -q 'ha-lab' /proc/self/mountinfo; then
+        grep 'ha-lab' /proc/self/mountinfo >&2
+        die "lab mounts are still there; not deleting files"
+    fi
+    if [[ -e $LAB_ROOT ]]; then
+        [[ -e $LAB_ROOT/.ha-lab-root ]] || die "$LAB_ROOT has no .ha-lab-root mark; not deleting it"
+        awk -v r="$LAB_ROOT" '$5 == r || index($5, r "/") == 1 { bad = 1 } END { exit bad }' /proc/self/mountinfo ||
+            die "something is mounted under $LAB_ROOT; not deleting it"
+        rm -rf --one-file-system "$LAB_ROOT"
+    fi
+    rm -rf --one-file-system "$RUN_DIR"
+    log "the lab is gone (in $((SECONDS - t0))s)"
+}
+
+stop_host_services() { ns_fn "$1" in_stop_services all; }
+
+reset_host() {
+    local h=$1
+    if is_db_host "$h"; then
+        ns_fn "$h" in_stop_services all || log "$h: graceful stop failed; killing"
+    fi
+    kill_lab_procs "$h"
+    # Rewritten in place: they are bind-mounted files (so inside a host, `sed -i /etc/hosts`
+    # fails with EBUSY, as in a container).
+    write_hosts_files "$h"
+    if is_db_host "$h"; then
+        : >"$LAB_ROOT/$h/lab.log"
+        ns_fn "$h" in_restore
+        start_services "$h"
+        wait_ready "$h"
+    else
+        ns_fn "$h" in_reset_operator
+    fi
+    log "$h: reset"
+}
+
+cmd_reset() {
+    local hosts=("$@") h t0=$SECONDS
+    [[ ${#hosts[@]} -gt 0 ]] || hosts=("${DB_HOSTS[@]}")
+    for h in "${hosts[@]}"; do is_host "$h" || usage; done
+    take_lock
+    require_complete
+    for h in "${hosts[@]}"; do ip -n "$(netns_of "$SWITCH")" link set "vp-$h" up; done
+    run_parallel reset_host "${hosts[@]}" || die "reset failed"
+    log "reset ${hosts[*]} in $((SECONDS - t0))s"
+}
+
+cmd_link() {
+    local action=$1 h=$2
+    take_lock
+    require_complete
+    ip -n "$(netns_of "$SWITCH")" link set "vp-$h" "$action"
+}
+
+ssh_args() {
+    printf '%s\n' ssh -i "$LAB_ROOT/keys/id_ed25519" -o IdentitiesOnly=yes \
+        -o UserKnownHostsFile="$LAB_ROOT/known_hosts" -o StrictHostKeyChecking=yes \
+        -o BatchMode=yes -o ConnectTimeout=5 "root@${ADDR[$1]}" --
+}
+
+ssh_cmd() {
+    local h=$1 args
+    shift
+    mapfile -t args < <(ssh_args "$h")
+    ns_raw operator "${args[@]}" "$@"
+}
+
+cmd_ssh() {
+    local h=$1 args
+    shift
+    host_usable operator || die "the lab is not up; run: $SELF up"
+    mapfile -t args < <(ssh_args "$h")
+    # exec: stdin, stdout, stderr and the exit code are ssh's own.
+    exec nsenter --net="/run/netns/$(netns_of operator)" --mount="$NSDIR/operator.mnt" \
+        --uts="$NSDIR/operator.uts" -- "${args[@]}" "$@"
+}
+
+cmd_exec() {
+    local h=$1
+    shift
+    host_usable "$h" || die "the lab is not up; run: $SELF up"
+    # Entering a mount namespace resets the working directory to its /; go back to the
+    # caller's directory when the host has it (e.g. the repository), else stay in /.
+    # shellcheck disable=SC2016 # expanded by sh
+    exec nsenter --net="/run/netns/$(netns_of "$h")" --mount="$NSDIR/$h.mnt" --uts="$NSDIR/$h.uts" \
+        -- sh -c 'cd "$1" 2>/dev/null || cd /; shift; exec "$@"' lab-exec "$PWD" "$@"
+}
+
+cmd_env() {
+    printf '%s\n' \
+        "HA_LAB_ROOT=$LAB_ROOT" \
+        "HA_LAB_PRIMARY_ADDR=${ADDR[primary]}" \
+        "HA_LAB_SECONDARY_ADDR=${ADDR[secondary]}" \
+        "HA_LAB_OPERATOR_ADDR=${ADDR[operator]}" \
+        "HA_LAB_KEY=$LAB_ROOT/keys/id_ed25519" \
+        "HA_LAB_RSA_KEY=$LAB_ROOT/keys/id_rsa" \
+        "HA_LAB_KNOWN_HOSTS=$LAB_ROOT/known_hosts" \
+        "HA_LAB_NSDIR=$NSDIR"
+}
+
+cmd_status() {
+    local state h line link ok=0
+    state=$(lab_state)
+    if [[ $state != complete ]]; then
+        echo "lab: not up ($state)"
+        return 1
+    fi
+    for h in "${HOSTS[@]}"; do
+        if link_is_up "$h"; then link=up; else link="cut"; ok=1; fi
+        if is_db_host "$h"; then
+            line=$(ns_fn "$h" in_check 2>/dev/null) || line="sshd=? mariadb=? postgresql=?"
+            [[ $line == "sshd=up mariadb=up postgresql=up" ]] || ok=1
+            printf '%-10s %s %s link=%s\n' "$h" "${ADDR[$h]}" "$line" "$link"
+        else
+            printf '%-10s %s link=%s\n' "$h" "${ADDR[$h]}" "$link"
+        fi
+    done
+    return $ok
+}
+
+main() {
+    [[ $# -ge 1 ]] || usage
+    local cmd=$1
+    shift
+    case $cmd in
+    up | down | env | status) [[ $# -eq 0 ]] || usage ;;
+    reset) ;;
+    cut | heal | addr) if [[ $# -ne 1 ]] || ! is_host "$1"; then usage; fi ;;
+    ssh) if [[ $# -lt 1 ]] || ! is_db_host "$1"; then usage; fi ;;
+    exec) if [[ $# -lt 2 ]] || ! is_host "$1"; then usage; fi ;;
+    -h | --help | help) usage ;;
+    *) usage ;;
+    esac
+    require_root
+    validate_lab_root
+    case $cmd in
+    up | down | reset | cut | heal) require_machine_namespaces ;;
+    esac
+    case $cmd in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    reset) cmd_reset "$@" ;;
+    cut) cmd_link down "$1" ;;
+    heal) cmd_link up "$1" ;;
+    ssh) cmd_ssh "$@" ;;
+    exec) cmd_exec "$@" ;;
+    addr) printf '%s\n' "${ADDR[$1]}" ;;
+    env) cmd_env ;;
+    status) cmd_status ;;
+    esac
+}
+
+main "$@"
