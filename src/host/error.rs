@@ -55,12 +55,12 @@ pub enum HostError {
         line: String,
     },
 
-    #[error("WARNING: THE SSH HOST KEY OF {host} HAS CHANGED. It now offers {key_type} {fingerprint}, which {known_hosts} does not list for it. Someone may be intercepting the connection, or the host was reinstalled. Nothing was run. If the change is expected, check the new fingerprint on the host itself and remove the old entry with `ssh-keygen -R {entry} -f {known_hosts}`.", known_hosts = known_hosts.display())]
+    #[error("WARNING: THE SSH HOST KEY OF {host} HAS CHANGED. It now offers {key}, which {known_hosts} does not list for it. Someone may be intercepting the connection, or the host was reinstalled. Nothing was run. If the change is expected, check the new fingerprint on the host itself and remove the old entry with `ssh-keygen -R {entry} -f {known_hosts}`.", known_hosts = known_hosts.display())]
     ChangedHostKey {
         host: String,
         entry: String,
-        key_type: String,
-        fingerprint: String,
+        /// Type and fingerprint: `ssh-ed25519 SHA256:…`.
+        key: String,
         known_hosts: PathBuf,
     },
 

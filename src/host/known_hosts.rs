@@ -61,8 +61,7 @@ pub(super) fn check(
         CheckResult::Mismatch => Err(HostError::ChangedHostKey {
             host: label.to_owned(),
             entry,
-            key_type: offered.type_name.to_owned(),
-            fingerprint: offered.fingerprint,
+            key: format!("{} {}", offered.type_name, offered.fingerprint),
             known_hosts: known_hosts.to_path_buf(),
         }),
         CheckResult::NotFound => {
