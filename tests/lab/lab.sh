@@ -997,6 +997,13 @@ cmd_down() {
         rm -rf --one-file-system "$LAB_ROOT"
     fi
     rm -rf --one-file-system "$RUN_DIR"
+    # Exited reapers are children of the machine's PID 1, which reaps only every second or
+    # two here; wait a little so that no <defunct> ha-lab-reaper is left when down returns.
+    local i
+    for ((i = 0; i < 50; i++)); do
+        pgrep -x -r Z ha-lab-reaper >/dev/null || break
+        sleep 0.1
+    done
     log "the lab is gone (in $((SECONDS - t0))s)"
 }
 
