@@ -17,7 +17,11 @@ fn main() -> anyhow::Result<()> {
         println!("usage: stream FILE (run tests/bench/ssh-stream.sh)");
         return Ok(());
     };
-    let var = |name: &str| std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set: run through tests/bench/ssh-stream.sh"));
+    let var = |name: &str| {
+        std::env::var(name).map_err(|_| {
+            anyhow::anyhow!("{name} is not set: run through tests/bench/ssh-stream.sh")
+        })
+    };
     let text = format!(
         "engine = \"mariadb\"\n[primary]\nhost = \"local\"\nreplication_host = \"{}\"\n\
          [secondary]\nhost = \"{}\"\nssh_user = \"root\"\nidentity_file = \"{}\"\n\
@@ -39,7 +43,12 @@ fn main() -> anyhow::Result<()> {
         println!("{:.3} raw", started.elapsed().as_secs_f64());
         return Ok(());
     }
-    let transfer = host.stream_in(&mut file, "/tmp/ha-bench-host.bin", &FileMode::private(), &mut |_| {})?;
+    let transfer = host.stream_in(
+        &mut file,
+        "/tmp/ha-bench-host.bin",
+        &FileMode::private(),
+        &mut |_| {},
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     println!("{seconds:.3} {} {}", transfer.bytes, transfer.sha256);
     Ok(())
