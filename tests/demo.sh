@@ -53,7 +53,7 @@ tests/lab/lab.sh exec operator "$bin" config check -c "$config"
 
 echo "== both hosts, over SSH from the operator"
 for host in primary secondary; do
-    tests/lab/lab.sh ssh "$host" 'printf "%-10s %s\n" "$(hostname)" "$(mariadb -N -e "select concat(\"MariaDB \", @@version)")"; printf "%-10s PostgreSQL %s\n" "$(hostname)" "$(runuser -u postgres -- psql -Atc "show server_version")"'
+    tests/lab/lab.sh ssh "$host" 'printf "%-10s %s\n" "$(hostname)" "$(mariadb -N -e "select concat(\"MariaDB \", @@version)")"; printf "%-10s PostgreSQL %s\n" "$(hostname)" "$(cd / && runuser -u postgres -- psql -Atc "show server_version")"'
 done
 echo
 echo "The lab stays up: tests/lab/lab.sh ssh primary ..., tests/lab/lab.sh down to remove it."
