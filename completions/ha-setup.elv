@@ -28,9 +28,173 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand init 'Set up primary → secondary replication: preflight, bundle, replication, link check'
+            cand plan 'Print the steps an operation would take on which host, touching nothing'
+            cand status 'Show roles, replication threads, lag and an end-to-end canary'
+            cand history 'Show the event history: what ran, when, on which host, and how it ended'
+            cand bundle 'The replication bundle as a file: create, inspect, verify'
             cand config 'Validate a config file, or print a commented example'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ha-setup;init'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -y 'Answer yes to every question; never prompt'
+            cand --yes 'Answer yes to every question; never prompt'
+            cand --dry-run 'Run the read-only checks and print what each step would run, changing nothing'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;plan'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;status'= {
+            cand --format 'Text for people, JSON for scripts, nagios for monitoring plugins'
+            cand --watch 'Repeat every SECS seconds until interrupted'
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;history'= {
+            cand --format 'Text, or JSON lines for scripts'
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;bundle'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Take a consistent snapshot of the primary and write it as a bundle file'
+            cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files'
+            cand verify 'Check every file of a bundle against its manifest (size and SHA-256)'
+            cand pack 'Write a directory as a bundle stream on stdout (run by ha-setup on the primary)'
+            cand unpack 'Read a bundle stream on stdin into a new directory, checking every file (run by ha-setup on the secondary); prints the manifest as one line of JSON'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ha-setup;bundle;create'= {
+            cand --out 'Where to write the bundle (a .zip file)'
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;bundle;inspect'= {
+            cand --format 'Text, or the manifest as JSON'
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;bundle;verify'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;bundle;pack'= {
+            cand --dir 'The backup directory (a prepared mariadb-backup target)'
+            cand --engine 'The engine that made the backup'
+            cand --server-version 'The server version, as the server reports it'
+            cand --source-host 'The primary''s name, for the manifest'
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;bundle;unpack'= {
+            cand --into 'Where to unpack: created if missing, must be empty if it exists'
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;bundle;help'= {
+            cand create 'Take a consistent snapshot of the primary and write it as a bundle file'
+            cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files'
+            cand verify 'Check every file of a bundle against its manifest (size and SHA-256)'
+            cand pack 'Write a directory as a bundle stream on stdout (run by ha-setup on the primary)'
+            cand unpack 'Read a bundle stream on stdin into a new directory, checking every file (run by ha-setup on the secondary); prints the manifest as one line of JSON'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ha-setup;bundle;help;create'= {
+        }
+        &'ha-setup;bundle;help;inspect'= {
+        }
+        &'ha-setup;bundle;help;verify'= {
+        }
+        &'ha-setup;bundle;help;pack'= {
+        }
+        &'ha-setup;bundle;help;unpack'= {
+        }
+        &'ha-setup;bundle;help;help'= {
         }
         &'ha-setup;config'= {
             cand -c 'Config file [default: ./ha-setup.toml]'
@@ -96,9 +260,39 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand --version 'Print version'
         }
         &'ha-setup;help'= {
+            cand init 'Set up primary → secondary replication: preflight, bundle, replication, link check'
+            cand plan 'Print the steps an operation would take on which host, touching nothing'
+            cand status 'Show roles, replication threads, lag and an end-to-end canary'
+            cand history 'Show the event history: what ran, when, on which host, and how it ended'
+            cand bundle 'The replication bundle as a file: create, inspect, verify'
             cand config 'Validate a config file, or print a commented example'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ha-setup;help;init'= {
+        }
+        &'ha-setup;help;plan'= {
+        }
+        &'ha-setup;help;status'= {
+        }
+        &'ha-setup;help;history'= {
+        }
+        &'ha-setup;help;bundle'= {
+            cand create 'Take a consistent snapshot of the primary and write it as a bundle file'
+            cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files'
+            cand verify 'Check every file of a bundle against its manifest (size and SHA-256)'
+            cand pack 'Write a directory as a bundle stream on stdout (run by ha-setup on the primary)'
+            cand unpack 'Read a bundle stream on stdin into a new directory, checking every file (run by ha-setup on the secondary); prints the manifest as one line of JSON'
+        }
+        &'ha-setup;help;bundle;create'= {
+        }
+        &'ha-setup;help;bundle;inspect'= {
+        }
+        &'ha-setup;help;bundle;verify'= {
+        }
+        &'ha-setup;help;bundle;pack'= {
+        }
+        &'ha-setup;help;bundle;unpack'= {
         }
         &'ha-setup;help;config'= {
             cand check 'Check a config file and report every problem with its line and column'

@@ -12,6 +12,9 @@ use clap_complete::Shell;
 #[command(after_help = "Examples:\n  \
     ha-setup config example > ha-setup.toml\n  \
     ha-setup config check -c ha-setup.toml\n  \
+    ha-setup plan -c ha-setup.toml\n  \
+    ha-setup init -c ha-setup.toml --yes\n  \
+    ha-setup status -c ha-setup.toml\n  \
     ha-setup completions bash > /etc/bash_completion.d/ha-setup")]
 pub struct Cli {
     #[command(flatten)]
@@ -44,6 +47,40 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Set up primary → secondary replication: preflight, bundle, replication, link check
+    #[command(after_help = "Examples:\n  \
+        ha-setup init -c ha-setup.toml --yes\n  \
+        ha-setup init -c ha-setup.toml --dry-run")]
+    Init(InitArgs),
+
+    /// Print the steps an operation would take on which host, touching nothing
+    #[command(after_help = "Example:\n  ha-setup plan -c ha-setup.toml init")]
+    Plan {
+        /// The operation to plan
+        #[arg(value_enum, default_value_t = Operation::Init)]
+        operation: Operation,
+    },
+
+    /// Show roles, replication threads, lag and an end-to-end canary
+    #[command(after_help = "Examples:\n  \
+        ha-setup status\n  \
+        ha-setup status --format json\n  \
+        ha-setup status --format nagios   # for Icinga/Nagios: exit 0/1/2/3 and perfdata\n  \
+        ha-setup status --watch 5")]
+    Status(StatusArgs),
+
+    /// Show the event history: what ran, when, on which host, and how it ended
+    #[command(after_help = "Example:\n  ha-setup history --format json")]
+    History {
+        /// Text, or JSON lines for scripts
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+
+    /// The replication bundle as a file: create, inspect, verify
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+
     /// Validate a config file, or print a commented example
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -72,6 +109,101 @@ pub enum ConfigCommand {
     /// Print a commented example config that passes `config check`
     #[command(after_help = "Example:\n  ha-setup config example > ha-setup.toml")]
     Example,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Answer yes to every question; never prompt
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Run the read-only checks and print what each step would run, changing nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Text for people, JSON for scripts, nagios for monitoring plugins
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+
+    /// Repeat every SECS seconds until interrupted
+    #[arg(long, value_name = "SECS")]
+    pub watch: Option<u64>,
+}
+
+/// An operation that `plan` can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Operation {
+    Init,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+    Nagios,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Take a consistent snapshot of the primary and write it as a bundle file
+    #[command(
+        after_help = "Example:\n  ha-setup bundle create -c ha-setup.toml --out /backup/db1.zip"
+    )]
+    Create {
+        /// Where to write the bundle (a .zip file)
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+
+    /// Print a bundle's manifest: engine, version, source host, position, files
+    #[command(after_help = "Example:\n  ha-setup bundle inspect /backup/db1.zip")]
+    Inspect {
+        /// The bundle file
+        path: PathBuf,
+
+        /// Text, or the manifest as JSON
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+
+    /// Check every file of a bundle against its manifest (size and SHA-256)
+    #[command(after_help = "Example:\n  ha-setup bundle verify /backup/db1.zip")]
+    Verify {
+        /// The bundle file
+        path: PathBuf,
+    },
+
+    /// Write a directory as a bundle stream on stdout (run by ha-setup on the primary)
+    #[command(hide = true)]
+    Pack {
+        /// The backup directory (a prepared mariadb-backup target)
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+
+        /// The engine that made the backup
+        #[arg(long, value_parser = ["mariadb", "postgresql"])]
+        engine: String,
+
+        /// The server version, as the server reports it
+        #[arg(long, value_name = "VERSION")]
+        server_version: String,
+
+        /// The primary's name, for the manifest
+        #[arg(long, value_name = "HOST")]
+        source_host: String,
+    },
+
+    /// Read a bundle stream on stdin into a new directory, checking every file (run by
+    /// ha-setup on the secondary); prints the manifest as one line of JSON
+    #[command(hide = true)]
+    Unpack {
+        /// Where to unpack: created if missing, must be empty if it exists
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+    },
 }
 
 /// How data is printed.

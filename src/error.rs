@@ -5,20 +5,44 @@ use std::fmt;
 /// Exit codes that scripts depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
-    Ok = 0,
+    Ok,
     /// The operation failed; the message says where and what to do next.
-    Failed = 1,
+    Failed,
     /// Usage or configuration error.
-    Usage = 2,
+    Usage,
     /// Refused for safety: a precondition was not met.
-    Refused = 3,
+    Refused,
     /// (status) the pair is degraded.
-    Degraded = 4,
+    Degraded,
+    /// `status --format nagios`: the monitoring-plugin convention (0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN) instead of the codes above.
+    Plugin(PluginState),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginState {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl ExitCode {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Failed => 1,
+            ExitCode::Usage => 2,
+            ExitCode::Refused => 3,
+            ExitCode::Degraded => 4,
+            ExitCode::Plugin(state) => state as u8,
+        }
+    }
 }
 
 impl From<ExitCode> for std::process::ExitCode {
     fn from(code: ExitCode) -> Self {
-        std::process::ExitCode::from(code as u8)
+        std::process::ExitCode::from(code.code())
     }
 }
 

@@ -1,12 +1,21 @@
 //! ha-setup: primary → secondary database replication over SSH, set up, checked and
 //! recovered by one tool. `main.rs` only calls [`run`].
 
+pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod host;
+pub mod journal;
+pub mod nodes;
+pub mod ops;
+pub mod plan;
 pub mod prompt;
+pub mod runner;
+pub mod secret;
+pub mod service;
 pub mod ui;
 
 use clap::Parser;

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -39,6 +40,16 @@ impl Ui {
     pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(value).context("cannot render JSON")?;
         self.out(&text)
+    }
+
+    /// Standard output for a byte stream (a bundle): a duplicate of descriptor 1, without
+    /// the line buffering of `io::stdout`, for the caller to buffer and flush.
+    pub fn raw_stdout(&self) -> anyhow::Result<impl Write + use<>> {
+        let fd = io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot use standard output")?;
+        Ok(std::fs::File::from(fd))
     }
 
     /// A human note on stderr, hidden by `--quiet`.

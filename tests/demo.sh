@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the built-in lab, as root on a Debian 12 machine: brings up two database
-# hosts and an operator (tests/lab), writes the lab's ha-setup.toml, and shows that ha-setup
-# on the operator accepts it and that both hosts answer over SSH with their databases.
+# The main job on the built-in lab, as root on a Debian 12 machine: brings up two MariaDB
+# hosts and an operator (tests/lab), puts an application's data on the primary, and runs
+# ha-setup on the operator the way an operator would: the plan, `init --yes`, then
+# `status`, and shows a row written on the primary arriving on the secondary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,24 +10,24 @@ if [ "$(id -u)" != 0 ]; then
     echo "tests/demo.sh: run as root: the lab makes network and mount namespaces" >&2
     exit 2
 fi
-if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
-    export PATH="$HOME/.cargo/bin:$PATH"
-fi
-command -v cargo >/dev/null || { echo "tests/demo.sh: install Rust 1.88 or newer with rustup first" >&2; exit 2; }
-for package in gcc make pkg-config libssl-dev zlib1g-dev; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || {
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc make pkg-config libssl-dev zlib1g-dev >/dev/null
-        break
-    }
-done
+# shellcheck source=tests/prepare.sh
+. tests/prepare.sh
 
 echo "== building ha-setup"
 cargo build --quiet --locked
 bin="$PWD/target/debug/ha-setup"
 
-echo "== bringing up the lab"
+echo "== bringing up the lab (two fresh MariaDB hosts and an operator)"
 tests/lab/lab.sh up
+tests/lab/lab.sh reset >/dev/null
 eval "$(tests/lab/lab.sh env | sed 's/^/export /')"
+
+echo "== the application's data on the primary"
+tests/lab/lab.sh exec primary mariadb -e "
+    CREATE DATABASE shop;
+    CREATE TABLE shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(40), placed DATETIME);
+    INSERT INTO shop.orders (item, placed) VALUES ('keyboard', NOW()), ('monitor', NOW()), ('cable', NOW());"
+tests/lab/lab.sh exec primary mariadb -e "SELECT * FROM shop.orders"
 
 config="$HA_LAB_ROOT/ha-setup.toml"
 cat > "$config" <<TOML
@@ -47,13 +48,23 @@ identity_file = "$HA_LAB_KEY"
 known_hosts = "$HA_LAB_KNOWN_HOSTS"
 host_key_policy = "strict"
 TOML
+on_operator() { tests/lab/lab.sh exec operator env HA_SETUP_STATE_DIR="$HA_LAB_ROOT/demo-state" "$bin" "$@"; }
+rm -rf "$HA_LAB_ROOT/demo-state"
 
-echo "== ha-setup config check, on the operator"
-tests/lab/lab.sh exec operator "$bin" config check -c "$config"
-
-echo "== both hosts, over SSH from the operator"
-for host in primary secondary; do
-    tests/lab/lab.sh ssh "$host" 'printf "%-10s %s\n" "$(hostname)" "$(mariadb -N -e "select concat(\"MariaDB \", @@version)")"; printf "%-10s PostgreSQL %s\n" "$(hostname)" "$(cd / && runuser -u postgres -- psql -Atc "show server_version")"'
-done
 echo
-echo "The lab stays up: tests/lab/lab.sh ssh primary ..., tests/lab/lab.sh down to remove it."
+echo "== ha-setup plan -c $config   (on the operator: what init would do, nothing changed)"
+on_operator plan -c "$config"
+echo
+echo "== ha-setup init -c $config --yes"
+on_operator init -c "$config" --yes
+echo
+echo "== ha-setup status -c $config"
+on_operator status -c "$config"
+echo
+echo "== a new order on the primary, read on the secondary"
+tests/lab/lab.sh exec primary mariadb -e "INSERT INTO shop.orders (item, placed) VALUES ('docking station', NOW())"
+sleep 1
+tests/lab/lab.sh exec secondary mariadb -e "SELECT * FROM shop.orders"
+echo
+echo "The lab stays up: try tests/lab/lab.sh exec operator $bin status -c $config --format json,"
+echo "and tests/lab/lab.sh down to remove it."

@@ -10,24 +10,8 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 
-# Build dependencies of the -sys crates (libssh2 with OpenSSL, zlib).
-missing=()
-for package in gcc make pkg-config libssl-dev zlib1g-dev; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "== installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
-    export PATH="$HOME/.cargo/bin:$PATH"
-fi
-if ! command -v cargo >/dev/null; then
-    echo "tests/run-all.sh: cargo is missing: install Rust 1.88 or newer with rustup (https://rustup.rs), then run this again" >&2
-    exit 2
-fi
+# shellcheck source=tests/prepare.sh
+. tests/prepare.sh
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Two cores: one build job per core, and no more test threads than that.

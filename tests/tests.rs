@@ -4,6 +4,8 @@
 
 mod util;
 
+mod bundle;
 mod cli;
 mod host_ssh;
+mod init_mariadb;
 mod lab_smoke;

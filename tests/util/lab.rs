@@ -123,16 +123,71 @@ impl Lab {
         self.script(&["reset"]).expect_code(0);
     }
 
+    /// tests/lab/lab.sh, for a test that runs it in its own way.
+    pub fn script_path(&self) -> &std::path::Path {
+        &self.script
+    }
+
     /// `ha-setup ARGS` run on the operator, the way an operator would run it.
     pub fn ha_setup(&self, args: &[&str]) -> Run {
+        self.ha_setup_with(&[], args)
+    }
+
+    /// `ha-setup ARGS` on the operator with extra environment variables.
+    pub fn ha_setup_with(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
         let mut command = Command::new(&self.script);
-        command.args(["exec", "operator"]).arg(binary()).args(args);
+        command.args(["exec", "operator", "env"]);
+        for (key, value) in env {
+            command.arg(format!("{key}={value}"));
+        }
+        command.arg(binary()).args(args);
         Run::from(
             command
                 .stdin(Stdio::null())
                 .output()
                 .expect("ha-setup runs on the operator"),
         )
+    }
+
+    /// Writes a config for the lab pair (root, the lab key, strict host keys) with `extra`
+    /// appended, under the lab's root; returns its path.
+    pub fn write_config(&self, name: &str, extra: &str) -> String {
+        let path = format!("{}/{name}.toml", self.var("HA_LAB_ROOT"));
+        let text = format!(
+            "engine = \"mariadb\"\n\n[primary]\nhost = \"{primary}\"\nssh_user = \"root\"\nidentity_file = \"{key}\"\n\n\
+             [secondary]\nhost = \"{secondary}\"\nssh_user = \"root\"\nidentity_file = \"{key}\"\n\n\
+             [ssh]\nknown_hosts = \"{known}\"\nhost_key_policy = \"strict\"\n{extra}",
+            primary = self.addr(Host::Primary),
+            secondary = self.addr(Host::Secondary),
+            key = self.var("HA_LAB_KEY"),
+            known = self.var("HA_LAB_KNOWN_HOSTS"),
+        );
+        std::fs::write(&path, text).expect("the lab root is writable");
+        path
+    }
+
+    /// Runs SQL as root on a host's MariaDB (directly, not through ha-setup); returns the
+    /// rows, tab-separated.
+    pub fn sql(&self, host: Host, sql: &str) -> Run {
+        let mut command = Command::new(&self.script);
+        command.args([
+            "exec",
+            host.name(),
+            "mariadb",
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            sql,
+        ]);
+        Run::from(command.stdin(Stdio::null()).output().expect("lab.sh runs"))
+    }
+
+    /// Like [`Lab::sql`], but it must succeed.
+    #[track_caller]
+    pub fn sql_ok(&self, host: Host, sql: &str) -> String {
+        let run = self.sql(host, sql);
+        run.expect_code(0);
+        run.stdout.trim_end().to_owned()
     }
 }
 

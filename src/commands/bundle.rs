@@ -1,0 +1,127 @@
+//! `ha-setup bundle …`: the replication bundle as a file, and the hidden `pack`/`unpack`
+//! that ha-setup runs on the hosts themselves.
+
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::bundle::{self, Manifest, Position, Source};
+use crate::cli::{BundleCommand, Format};
+use crate::error::ExitCode;
+use crate::runner::human_bytes;
+use crate::ui::Ui;
+
+/// `bundle create`: a snapshot of the primary, written to a local file.
+pub fn create(config_path: &Path, out: &Path, ui: &Ui) -> anyhow::Result<ExitCode> {
+    crate::ops::bundle::create(config_path, out, ui)
+}
+
+/// Every other `bundle` subcommand works on local files and streams only.
+pub fn run(command: BundleCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
+    match command {
+        BundleCommand::Create { .. } => unreachable!("dispatched to `create`"),
+        BundleCommand::Inspect { path, format } => {
+            let manifest = bundle::read_manifest(&mut open(&path)?)
+                .with_context(|| format!("cannot read the bundle {}", path.display()))?;
+            match format {
+                Format::Text => ui.out(&describe(&manifest))?,
+                Format::Json => ui.json(&manifest)?,
+            }
+        }
+        BundleCommand::Verify { path } => {
+            let manifest = bundle::verify(&mut open(&path)?)
+                .with_context(|| format!("{} failed verification", path.display()))?;
+            let bytes = manifest.total_bytes();
+            ui.out(&format!(
+                "{}: {} files, {bytes} bytes ({}), all match the manifest",
+                path.display(),
+                manifest.files.len(),
+                human_bytes(bytes)
+            ))?;
+        }
+        BundleCommand::Pack {
+            dir,
+            engine,
+            server_version,
+            source_host,
+        } => {
+            let position = match engine.as_str() {
+                "mariadb" => bundle::mariadb_position(&dir)?,
+                _ => Position::default(),
+            };
+            let source = Source {
+                engine,
+                server_version,
+                source_host,
+                position,
+            };
+            bundle::pack(&dir, source, &mut ui.raw_stdout()?, &mut |_| {})
+                .with_context(|| format!("cannot pack {}", dir.display()))?;
+        }
+        BundleCommand::Unpack { into } => {
+            let stdin = io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot read standard input")?;
+            let manifest = bundle::unpack(&mut File::from(stdin), &into, &mut |_| {})
+                .with_context(|| format!("cannot unpack the bundle into {}", into.display()))?;
+            let line = serde_json::to_string(&manifest).context("cannot render JSON")?;
+            ui.out(&line)?;
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn open(path: &Path) -> anyhow::Result<BufReader<File>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(BufReader::with_capacity(1 << 20, file))
+}
+
+/// The manifest for people: where the bundle comes from, where replication starts, and
+/// what takes the room.
+fn describe(manifest: &Manifest) -> String {
+    let position = &manifest.position;
+    let mut start = Vec::new();
+    if let Some(gtid) = &position.gtid {
+        start.push(format!("GTID {gtid}"));
+    }
+    if let (Some(file), Some(pos)) = (&position.binlog_file, position.binlog_pos) {
+        start.push(format!("binary log {file} at {pos}"));
+    }
+    let start = if start.is_empty() {
+        "none recorded (the binary log was off)".to_owned()
+    } else {
+        start.join(", ")
+    };
+    let bytes = manifest.total_bytes();
+    let mut text = format!(
+        "engine:       {} {}\n\
+         source host:  {}\n\
+         created at:   {}\n\
+         position:     {start}\n\
+         files:        {} in {} directories, {} ({bytes} bytes)\n",
+        manifest.engine,
+        manifest.server_version,
+        manifest.source_host,
+        manifest.created_at,
+        manifest.files.len(),
+        manifest.dirs.len(),
+        human_bytes(bytes),
+    );
+    let mut largest: Vec<_> = manifest.files.iter().collect();
+    largest.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
+    if !largest.is_empty() {
+        text.push_str("largest:\n");
+        for file in largest.iter().take(10) {
+            text.push_str(&format!(
+                "  {:>10}  {}\n",
+                human_bytes(file.size),
+                file.path
+            ));
+        }
+    }
+    text
+}

@@ -1,0 +1,306 @@
+//! What ha-setup reads from a MariaDB host: what is installed, the running server's
+//! settings and GTID state, and its replica threads. Parsing is separate from fetching so
+//! the parsers are unit-tested on real server output.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+
+use super::client;
+use crate::host::{Cmd, Host, HostExt, quote};
+
+/// A MariaDB version, compared by its numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl Version {
+    /// From `10.11.6-MariaDB-0+deb12u1` or `mariadbd  Ver 10.11.6-MariaDB… for …`.
+    pub fn parse(text: &str) -> Option<Version> {
+        let start = text.find(|c: char| c.is_ascii_digit())?;
+        let numbers: Vec<u32> = text[start..]
+            .split(|c: char| !c.is_ascii_digit() && c != '.')
+            .next()?
+            .split('.')
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        match numbers[..] {
+            [major, minor, patch, ..] => Some(Version(major, minor, patch)),
+            [major, minor] => Some(Version(major, minor, 0)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// What is installed on a host, found without logging in to the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Installed {
+    /// `mariadbd --version`'s version, if the server is installed.
+    pub server: Option<Version>,
+    pub server_text: String,
+    /// Path of mariadb-backup (or the older mariabackup), if installed.
+    pub backup_tool: Option<String>,
+    /// systemd runs the services (else `service`/init scripts).
+    pub systemd: bool,
+    /// The server answers on its socket.
+    pub running: bool,
+}
+
+const SURVEY: &str = "\
+printf 'server=%s\\n' \"$(mariadbd --version 2>/dev/null | head -n 1)\"
+printf 'backup=%s\\n' \"$(command -v mariadb-backup || command -v mariabackup)\"
+printf 'systemd=%s\\n' \"$([ -d /run/systemd/system ] && echo yes)\"
+if mariadb-admin --connect-timeout=5 ping >/dev/null 2>&1; then echo running=yes; else echo running=; fi";
+
+pub fn survey(host: &mut dyn Host) -> anyhow::Result<Installed> {
+    let text = host.run_ok(&Cmd::new(SURVEY).as_root())?;
+    Ok(parse_survey(&text))
+}
+
+pub fn parse_survey(text: &str) -> Installed {
+    let values: HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    let get = |key| values.get(key).copied().unwrap_or("").trim();
+    let server_text = get("server").to_owned();
+    Installed {
+        server: Version::parse(server_text.split(" Ver ").nth(1).unwrap_or(&server_text)),
+        server_text,
+        backup_tool: Some(get("backup").to_owned()).filter(|s| !s.is_empty()),
+        systemd: get("systemd") == "yes",
+        running: get("running") == "yes",
+    }
+}
+
+/// The running server's settings and replication state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub version_text: String,
+    pub version: Version,
+    pub server_id: u32,
+    pub log_bin: bool,
+    pub log_bin_basename: Option<String>,
+    pub binlog_format: String,
+    pub log_slave_updates: bool,
+    pub read_only: bool,
+    pub datadir: String,
+    pub port: u16,
+    pub bind_address: String,
+    pub gtid_binlog_pos: String,
+    pub gtid_slave_pos: String,
+    pub gtid_current_pos: String,
+    pub have_ssl: bool,
+}
+
+const SERVER_SQL: &str = "SELECT @@version, @@server_id, @@log_bin, @@log_bin_basename, \
+    @@binlog_format, @@log_slave_updates, @@read_only, @@datadir, @@port, \
+    IFNULL(@@bind_address, ''), @@gtid_binlog_pos, @@gtid_slave_pos, @@gtid_current_pos, @@have_ssl";
+
+pub fn server(host: &mut dyn Host) -> anyhow::Result<Server> {
+    let row = client::row(host, SERVER_SQL)?;
+    parse_server(&row)
+        .with_context(|| format!("unexpected answer from MariaDB on {}", host.label()))
+}
+
+pub fn parse_server(row: &[Option<String>]) -> anyhow::Result<Server> {
+    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let flag = |i: usize| field(i) == "1" || field(i).eq_ignore_ascii_case("ON");
+    let version_text = field(0);
+    Ok(Server {
+        version: Version::parse(&version_text)
+            .with_context(|| format!("cannot read the version {version_text:?}"))?,
+        version_text,
+        server_id: field(1).parse().context("server_id")?,
+        log_bin: flag(2),
+        log_bin_basename: row.get(3).cloned().flatten(),
+        binlog_format: field(4),
+        log_slave_updates: flag(5),
+        read_only: flag(6),
+        datadir: field(7).trim_end_matches('/').to_owned(),
+        port: field(8).parse().context("port")?,
+        bind_address: field(9),
+        gtid_binlog_pos: field(10),
+        gtid_slave_pos: field(11),
+        gtid_current_pos: field(12),
+        have_ssl: field(13) == "YES",
+    })
+}
+
+/// One replica connection, from `SHOW SLAVE STATUS`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replica {
+    pub master_host: String,
+    pub master_port: u16,
+    pub master_user: String,
+    pub using_gtid: String,
+    /// `Yes`, `No` or `Connecting`.
+    pub io_running: String,
+    pub sql_running: String,
+    pub last_io_error: String,
+    pub last_sql_error: String,
+    pub seconds_behind: Option<u64>,
+    pub gtid_io_pos: String,
+    pub master_ssl: bool,
+}
+
+impl Replica {
+    pub fn io_ok(&self) -> bool {
+        self.io_running == "Yes"
+    }
+
+    pub fn sql_ok(&self) -> bool {
+        self.sql_running == "Yes"
+    }
+
+    /// The error the threads report, IO's first.
+    pub fn last_error(&self) -> Option<String> {
+        [&self.last_io_error, &self.last_sql_error]
+            .into_iter()
+            .find(|e| !e.is_empty())
+            .cloned()
+    }
+}
+
+/// The default replica connection, or None when the server replicates from nowhere.
+pub fn replica(host: &mut dyn Host) -> anyhow::Result<Option<Replica>> {
+    let rows = client::named_rows(host, "SHOW SLAVE STATUS")?;
+    Ok(rows.first().map(parse_replica))
+}
+
+pub fn parse_replica(row: &HashMap<String, String>) -> Replica {
+    let get = |key: &str| row.get(key).cloned().unwrap_or_default();
+    Replica {
+        master_host: get("Master_Host"),
+        master_port: get("Master_Port").parse().unwrap_or(0),
+        master_user: get("Master_User"),
+        using_gtid: get("Using_Gtid"),
+        io_running: get("Slave_IO_Running"),
+        sql_running: get("Slave_SQL_Running"),
+        last_io_error: get("Last_IO_Error"),
+        last_sql_error: get("Last_SQL_Error"),
+        seconds_behind: get("Seconds_Behind_Master").parse().ok(),
+        gtid_io_pos: get("Gtid_IO_Pos"),
+        master_ssl: get("Master_SSL_Allowed") == "Yes",
+    }
+}
+
+/// Bytes free for new files in the filesystem holding `path` (or its nearest existing
+/// ancestor, for a directory not yet made).
+pub fn free_bytes(host: &mut dyn Host, path: &str) -> anyhow::Result<u64> {
+    let script = format!(
+        "p={}\nwhile [ ! -e \"$p\" ]; do p=$(dirname -- \"$p\"); done\ndf -P -B1 -- \"$p\" | awk 'NR==2 {{print $4}}'",
+        quote(path)
+    );
+    let text = host.run_ok(&Cmd::new(script).as_root())?;
+    text.trim().parse().with_context(|| {
+        format!(
+            "cannot read the free space of {path} on {}: {text:?}",
+            host.label()
+        )
+    })
+}
+
+/// Bytes used by a directory tree.
+pub fn used_bytes(host: &mut dyn Host, path: &str) -> anyhow::Result<u64> {
+    let text =
+        host.run_ok(&Cmd::new(format!("du -s -B1 -- {} | cut -f1", quote(path))).as_root())?;
+    text.trim().parse().with_context(|| {
+        format!(
+            "cannot read the size of {path} on {}: {text:?}",
+            host.label()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_server_and_binary() {
+        assert_eq!(
+            Version::parse("10.11.6-MariaDB-0+deb12u1"),
+            Some(Version(10, 11, 6))
+        );
+        assert_eq!(
+            Version::parse(
+                "mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64"
+            ),
+            Some(Version(10, 11, 19))
+        );
+        assert_eq!(Version::parse("8.0.36"), Some(Version(8, 0, 36)));
+        assert_eq!(Version::parse("none"), None);
+        assert!(Version(10, 11, 6) < Version(11, 4, 2));
+    }
+
+    #[test]
+    fn survey_of_a_host() {
+        let installed = parse_survey(
+            "server=mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)\n\
+             backup=/usr/bin/mariadb-backup\nsystemd=\nrunning=yes\n",
+        );
+        assert_eq!(installed.server, Some(Version(10, 11, 19)));
+        assert_eq!(
+            installed.backup_tool.as_deref(),
+            Some("/usr/bin/mariadb-backup")
+        );
+        assert!(!installed.systemd && installed.running);
+        let bare = parse_survey("server=\nbackup=\nsystemd=yes\nrunning=\n");
+        assert_eq!(bare.server, None);
+        assert_eq!(bare.backup_tool, None);
+    }
+
+    #[test]
+    fn server_row() {
+        let row: Vec<Option<String>> = [
+            Some("10.11.19-MariaDB-0+deb12u1"),
+            Some("1"),
+            Some("0"),
+            None,
+            Some("MIXED"),
+            Some("0"),
+            Some("0"),
+            Some("/var/lib/mysql/"),
+            Some("3306"),
+            Some("127.0.0.1"),
+            Some(""),
+            Some(""),
+            Some(""),
+            Some("DISABLED"),
+        ]
+        .into_iter()
+        .map(|v| v.map(str::to_owned))
+        .collect();
+        let server = parse_server(&row).unwrap();
+        assert_eq!(server.datadir, "/var/lib/mysql");
+        assert!(!server.log_bin && !server.have_ssl);
+        assert_eq!(server.log_bin_basename, None);
+        assert_eq!(server.port, 3306);
+    }
+
+    #[test]
+    fn replica_row() {
+        let text = "Slave_IO_State\tMaster_Host\tMaster_User\tMaster_Port\tSlave_IO_Running\tSlave_SQL_Running\tLast_IO_Error\tLast_SQL_Error\tSeconds_Behind_Master\tUsing_Gtid\tGtid_IO_Pos\tMaster_SSL_Allowed\n\
+            Waiting for master to send event\t198.51.100.11\tha_repl\t3306\tYes\tYes\t\t\t0\tSlave_Pos\t0-1-7\tYes\n";
+        let replica = parse_replica(&client::parse_named(text)[0]);
+        assert!(replica.io_ok() && replica.sql_ok());
+        assert_eq!(replica.seconds_behind, Some(0));
+        assert_eq!(replica.last_error(), None);
+        assert!(replica.master_ssl);
+        let broken = "Slave_IO_Running\tSlave_SQL_Running\tLast_IO_Error\tLast_SQL_Error\tSeconds_Behind_Master\n\
+            Connecting\tYes\terror connecting to master\t\tNULL\n";
+        let replica = parse_replica(&client::parse_named(broken)[0]);
+        assert!(!replica.io_ok());
+        assert_eq!(replica.seconds_behind, None);
+        assert_eq!(
+            replica.last_error().as_deref(),
+            Some("error connecting to master")
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! MariaDB (10.5+; Debian's 10.11 in the lab): replication by GTID, seeded with a
+//! mariadb-backup snapshot streamed as a bundle.
+
+pub mod client;
+pub mod facts;
+pub mod layout;
+pub mod link;
+pub mod preflight;
+pub mod primary;
+pub mod secondary;
+pub mod seed;
+
+use std::time::Duration;
+
+use super::{Engine, NodeReport};
+use crate::host::Host;
+use crate::plan::{Ctx, Plan};
+
+pub struct MariaDb;
+
+impl Engine for MariaDb {
+    fn init_plan(&self) -> Plan {
+        Plan {
+            operation: "init",
+            steps: vec![
+                Box::new(preflight::Preflight),
+                Box::new(primary::PreparePrimary),
+                Box::new(seed::Package),
+                Box::new(seed::Transfer),
+                Box::new(seed::Unpack),
+                Box::new(secondary::ConfigureSecondary),
+                Box::new(secondary::Start),
+                Box::new(link::EnableReplication),
+                Box::new(link::VerifyLink),
+            ],
+        }
+    }
+
+    fn canary(&self, cx: &mut Ctx<'_>, timeout: Duration) -> anyhow::Result<Duration> {
+        link::wait_for_threads(cx.secondary, timeout)?;
+        link::canary(cx.primary, cx.secondary, timeout)
+    }
+
+    fn node_report(&self, name: &str, host: &mut dyn Host) -> NodeReport {
+        let mut report = NodeReport {
+            name: name.to_owned(),
+            host: host.label().to_owned(),
+            role: "unknown".into(),
+            reachable: true,
+            ..NodeReport::default()
+        };
+        let server = match facts::server(host) {
+            Ok(server) => server,
+            Err(err) => {
+                report.problem = Some(format!("MariaDB does not answer: {err:#}"));
+                return report;
+            }
+        };
+        report.running = true;
+        report.version = Some(server.version.to_string());
+        report.read_only = Some(server.read_only);
+        report.position = Some(server.gtid_current_pos.clone());
+        match facts::replica(host) {
+            Ok(Some(replica)) => {
+                report.role = "replica".into();
+                report.io_running = Some(replica.io_ok());
+                report.sql_running = Some(replica.sql_ok());
+                report.last_error = replica.last_error();
+                report.lag_seconds = replica.seconds_behind;
+                report.source = Some(format!("{}:{}", replica.master_host, replica.master_port));
+            }
+            Ok(None) => report.role = "primary".into(),
+            Err(err) => report.problem = Some(format!("cannot read replication state: {err:#}")),
+        }
+        report
+    }
+
+    fn status_canary(
+        &self,
+        primary: &mut dyn Host,
+        secondary: &mut dyn Host,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        link::canary(primary, secondary, timeout)
+    }
+}

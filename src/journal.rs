@@ -1,0 +1,205 @@
+//! What ha-setup remembers between runs, on the machine it runs on: the journal of the
+//! current operation (which steps finished, so a re-run says where it resumes) and the
+//! event history (every step of every run: when, on which host, how it ended).
+//!
+//! Both live in a state directory per pair of hosts: `$HA_SETUP_STATE_DIR`, else
+//! `$XDG_STATE_HOME/ha-setup/<primary>_<secondary>`, else `~/.local/state/ha-setup/…`.
+//! Facts the hosts themselves must agree on (the seed position, the password) are kept on
+//! the hosts, not here: the journal may be lost without losing the cluster.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// The state directory of the pair this config describes.
+pub fn state_dir(config: &Config) -> PathBuf {
+    if let Some(dir) = std::env::var_os("HA_SETUP_STATE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/var/lib"));
+    let pair = format!(
+        "{}_{}",
+        file_safe(&config.primary.host),
+        file_safe(&config.secondary.host)
+    );
+    base.join("ha-setup").join(pair)
+}
+
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// One line of the event history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub operation: String,
+    pub step: String,
+    /// The node(s) the step worked on: `primary`, `secondary`, `primary,secondary`.
+    pub host: String,
+    /// `done`, `already done`, `failed`, `started`, …
+    pub result: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The journal of one operation: the steps that finished in its latest run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    pub operation: String,
+    pub started_at: Option<Timestamp>,
+    #[serde(default)]
+    pub finished: Vec<String>,
+    /// The step that failed last, if the latest run failed.
+    #[serde(default)]
+    pub failed: Option<String>,
+    /// Whether the latest run got to the end.
+    #[serde(default)]
+    pub complete: bool,
+}
+
+/// The state directory, opened.
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn open(dir: PathBuf) -> Store {
+        Store { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn journal_path(&self, operation: &str) -> PathBuf {
+        self.dir.join(format!("{operation}.journal.json"))
+    }
+
+    fn events_path(&self) -> PathBuf {
+        self.dir.join("events.jsonl")
+    }
+
+    pub fn journal(&self, operation: &str) -> anyhow::Result<Option<Journal>> {
+        let path = self.journal_path(operation);
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| {
+                format!(
+                    "the journal {} is damaged; move it aside and re-run",
+                    path.display()
+                )
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Saves the journal atomically (temp + rename), so a kill never leaves half of it.
+    pub fn save_journal(&self, journal: &Journal) -> anyhow::Result<()> {
+        self.ensure_dir()?;
+        let path = self.journal_path(&journal.operation);
+        let temp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(journal)?;
+        fs::write(&temp, text)
+            .and_then(|()| fs::rename(&temp, &path))
+            .with_context(|| format!("cannot write the journal {}", path.display()))
+    }
+
+    pub fn record(&self, event: &Event) -> anyhow::Result<()> {
+        self.ensure_dir()?;
+        let path = self.events_path();
+        let mut line = serde_json::to_string(event)?;
+        line.push('\n');
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()))
+            .with_context(|| format!("cannot append to the event history {}", path.display()))
+    }
+
+    /// Every event, oldest first; a damaged line is skipped rather than hiding the rest.
+    pub fn events(&self) -> anyhow::Result<Vec<Event>> {
+        let path = self.events_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect())
+    }
+
+    fn ensure_dir(&self) -> anyhow::Result<()> {
+        fs::create_dir_all(&self.dir).with_context(|| {
+            format!(
+                "cannot create the state directory {} (set HA_SETUP_STATE_DIR to put it elsewhere)",
+                self.dir.display()
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_and_events_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("pair"));
+        assert_eq!(store.journal("init").unwrap(), None);
+        assert!(store.events().unwrap().is_empty());
+        let journal = Journal {
+            operation: "init".into(),
+            started_at: Some(Timestamp::UNIX_EPOCH),
+            finished: vec!["preflight".into()],
+            failed: Some("transfer".into()),
+            complete: false,
+        };
+        store.save_journal(&journal).unwrap();
+        assert_eq!(store.journal("init").unwrap(), Some(journal));
+        let event = Event {
+            at: Timestamp::UNIX_EPOCH,
+            operation: "init".into(),
+            step: "transfer".into(),
+            host: "primary,secondary".into(),
+            result: "failed".into(),
+            detail: "cut off".into(),
+        };
+        store.record(&event).unwrap();
+        store.record(&event).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("pair/events.jsonl"))
+            .unwrap()
+            .write_all(b"{not json\n")
+            .unwrap();
+        assert_eq!(store.events().unwrap(), vec![event.clone(), event]);
+    }
+
+    #[test]
+    fn pair_names_are_file_safe() {
+        assert_eq!(file_safe("db1.example.com"), "db1.example.com");
+        assert_eq!(file_safe("a/b:c"), "a-b-c");
+    }
+}

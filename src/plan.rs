@@ -1,0 +1,279 @@
+//! An operation is a plan: named steps, each with a read-only check that says whether the
+//! step is done and, if not, the actions it would take. `--dry-run`/`plan` print those
+//! actions; a real run executes exactly them (runner.rs), so the plan shown is the plan run.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{Config, Node};
+use crate::host::{Cmd, FileMode, Host};
+use crate::secret::Secret;
+use crate::ui::Ui;
+
+/// The two nodes as the config names them. Which one is primary *now* is a fact found on
+/// the servers; these are just names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeName {
+    Primary,
+    Secondary,
+}
+
+impl NodeName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeName::Primary => "primary",
+            NodeName::Secondary => "secondary",
+        }
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where in a command's input a secret goes: `SECRET_MARK` is replaced by it only when the
+/// action runs, so plans, logs and errors show the mark.
+pub const SECRET_MARK: &str = "<secret>";
+
+/// What a command gets on its stdin.
+#[derive(Debug, Clone)]
+pub enum Input {
+    None,
+    /// Text shown in plans as is (SQL, for instance).
+    Text(String),
+    /// Text with [`SECRET_MARK`] standing for the secret.
+    WithSecret(String, Secret),
+}
+
+impl Input {
+    /// The bytes to send, the secret in place.
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            Input::None => Vec::new(),
+            Input::Text(text) => text.clone().into_bytes(),
+            Input::WithSecret(text, secret) => {
+                text.replace(SECRET_MARK, secret.expose()).into_bytes()
+            }
+        }
+    }
+
+    /// What a person may see.
+    pub fn shown(&self) -> Option<&str> {
+        match self {
+            Input::None => None,
+            Input::Text(text) | Input::WithSecret(text, _) => Some(text),
+        }
+    }
+}
+
+/// One thing a step does to a host.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Runs a command; it must succeed.
+    Run {
+        on: NodeName,
+        why: String,
+        cmd: Cmd,
+        input: Input,
+    },
+    /// Writes a small file atomically; a different file already there is copied to
+    /// `<path>.ha-setup-bak-<time>` first.
+    Write {
+        on: NodeName,
+        why: String,
+        path: String,
+        contents: Input,
+        mode: FileMode,
+    },
+    /// Places this ha-setup binary on a host, checked by SHA-256.
+    PlaceTool {
+        on: NodeName,
+        local: PathBuf,
+        remote: String,
+    },
+    /// Streams one command's stdout into another's stdin, host to host, through this
+    /// machine: the bundle going from primary to secondary.
+    Relay {
+        why: String,
+        from: NodeName,
+        send: Cmd,
+        to: NodeName,
+        receive: Cmd,
+        /// Expected size, for progress; 0 when unknown.
+        bytes: u64,
+    },
+    /// Writes a canary on the primary and waits for it on the secondary.
+    Canary { timeout: Duration },
+}
+
+impl Action {
+    /// The action as a plan shows it: `[primary] write /etc/…` with details indented.
+    pub fn describe(&self, verbose: bool) -> String {
+        let mut text = match self {
+            Action::Run { on, why, .. } => format!("[{on}] {why}"),
+            Action::Write { on, why, path, .. } => format!("[{on}] {why}: write {path}"),
+            Action::PlaceTool { on, remote, .. } => {
+                format!("[{on}] place this ha-setup binary at {remote} (checked by SHA-256)")
+            }
+            Action::Relay { why, from, to, .. } => format!("[{from} → {to}] {why}"),
+            Action::Canary { timeout } => format!(
+                "[primary → secondary] write a canary row on the primary and wait up to {}s for it on the secondary",
+                timeout.as_secs()
+            ),
+        };
+        if verbose {
+            let detail = match self {
+                Action::Run { cmd, input, .. } => {
+                    let mut detail = cmd.script.clone();
+                    if let Some(shown) = input.shown() {
+                        detail.push_str("\n<<<\n");
+                        detail.push_str(shown.trim_end());
+                    }
+                    Some(detail)
+                }
+                Action::Write { contents, .. } => contents.shown().map(str::to_owned),
+                Action::Relay { send, receive, .. } => Some(format!(
+                    "send:    {}\nreceive: {}",
+                    send.script, receive.script
+                )),
+                _ => None,
+            };
+            if let Some(detail) = detail {
+                for line in detail.lines() {
+                    text.push_str("\n      ");
+                    text.push_str(line);
+                }
+            }
+        }
+        text
+    }
+}
+
+/// What a step's check found.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Nothing to do, and why (shown to the user).
+    Done(String),
+    /// The actions that would bring the step about.
+    Todo(Vec<Action>),
+}
+
+/// One line of a check report (preflight): what was checked and what was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub ok: bool,
+    pub what: String,
+    /// For a failed check: what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    pub fn ok(what: impl Into<String>) -> Self {
+        Finding {
+            ok: true,
+            what: what.into(),
+            fix: None,
+        }
+    }
+
+    pub fn failed(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Finding {
+            ok: false,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// The hosts and settings a step works with.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    pub primary: &'a mut dyn Host,
+    pub secondary: &'a mut dyn Host,
+    pub ui: &'a Ui,
+    /// A dry run: checks run, nothing changes.
+    pub dry_run: bool,
+    /// In a dry run, an earlier step has actions left, so this step sees the hosts as
+    /// they are *before* that step: it must describe what it would do afterwards instead
+    /// of judging the current state.
+    pub after_pending: bool,
+    /// Findings of checks (preflight), gathered for the runner to print.
+    pub findings: Vec<Finding>,
+}
+
+impl Ctx<'_> {
+    pub fn host(&mut self, name: NodeName) -> &mut dyn Host {
+        match name {
+            NodeName::Primary => &mut *self.primary,
+            NodeName::Secondary => &mut *self.secondary,
+        }
+    }
+
+    pub fn node(&self, name: NodeName) -> &Node {
+        match name {
+            NodeName::Primary => &self.config.primary,
+            NodeName::Secondary => &self.config.secondary,
+        }
+    }
+
+    /// Whether the step should describe what it would do rather than look at the hosts.
+    pub fn predicting(&self) -> bool {
+        self.dry_run && self.after_pending
+    }
+}
+
+/// A named step of a plan.
+pub trait Step {
+    /// The stable name (`prepare-primary`), used in the journal and in messages.
+    fn name(&self) -> &'static str;
+
+    /// One line on what the step is for, for plans.
+    fn purpose(&self) -> &'static str;
+
+    /// Read-only: is the step done, and if not, what would it do? Findings that fail go
+    /// into `cx.findings` and stop the run before anything changes.
+    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict>;
+}
+
+/// An operation's ordered steps.
+pub struct Plan {
+    pub operation: &'static str,
+    pub steps: Vec<Box<dyn Step>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_show_as_the_mark_and_go_in_only_when_sent() {
+        let input = Input::WithSecret(
+            format!("ALTER USER x IDENTIFIED BY '{SECRET_MARK}';"),
+            Secret::new("s3cr3t"),
+        );
+        assert_eq!(
+            input.shown(),
+            Some("ALTER USER x IDENTIFIED BY '<secret>';")
+        );
+        assert_eq!(input.bytes(), b"ALTER USER x IDENTIFIED BY 's3cr3t';");
+        let action = Action::Run {
+            on: NodeName::Primary,
+            why: "create the replication user".into(),
+            cmd: Cmd::new("mariadb"),
+            input,
+        };
+        let shown = action.describe(true);
+        assert!(
+            shown.contains("<secret>") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+        assert!(format!("{action:?}").contains("<secret>"));
+    }
+}
