@@ -194,7 +194,10 @@ impl Runner<'_> {
             Action::Run { on, cmd, input, .. } => {
                 let host = cx.host(*on);
                 tracing::info!("[{}] {}", host.label(), cmd.script);
-                host.run_ok_with_input(cmd, &input.bytes())?;
+                if let Err(err) = host.run_ok_with_input(cmd, &input.bytes()) {
+                    // A server may quote its input back in an error ("near '…'").
+                    return Err(anyhow::anyhow!(redact(&err.to_string(), input)));
+                }
             }
             Action::Write {
                 on,
@@ -231,6 +234,16 @@ impl Runner<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The text with the input's secret, if any, replaced by the mark.
+fn redact(text: &str, input: &crate::plan::Input) -> String {
+    match input {
+        crate::plan::Input::WithSecret(_, secret) if !secret.expose().is_empty() => {
+            text.replace(secret.expose(), crate::plan::SECRET_MARK)
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -425,6 +438,15 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_never_carry_the_secret() {
+        let input = crate::plan::Input::WithSecret("x".into(), crate::secret::Secret::new("pw1"));
+        assert_eq!(
+            redact("ERROR 1064: near 'pw1' at line 2", &input),
+            "ERROR 1064: near '<secret>' at line 2"
+        );
+    }
 
     #[test]
     fn human_sizes() {

@@ -156,6 +156,22 @@ fn init_sets_up_a_pair_that_replicates_and_status_follows_it() {
     assert_eq!(status["nodes"][1]["read_only"], true);
     assert_eq!(status["nodes"][1]["io_running"], true);
 
+    // --watch repeats until stopped: one JSON object per line.
+    let watch = lab.exec(
+        Host::Operator,
+        &format!(
+            "HA_SETUP_STATE_DIR={state} timeout 4 {} status -c {config} --format json --watch 1",
+            crate::util::binary().display()
+        ),
+    );
+    let reports: Vec<serde_json::Value> = watch
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON report per line"))
+        .collect();
+    assert!(reports.len() >= 2, "{watch:?}");
+    assert!(reports.iter().all(|r| r["link"] == "alive"), "{watch:?}");
+
     // A second init changes nothing, and says so.
     let again = lab.ha_setup_with(&env, &["init", "-c", &config, "--yes"]);
     again.expect_code(0);
@@ -342,4 +358,46 @@ fn a_bundle_file_is_checked_and_a_corrupted_one_refused() {
     assert!(verify.stderr.contains("truncated"), "{verify:?}");
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&corrupted);
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn init_run_on_the_primary_itself_streams_from_local_disk() {
+    let lab = lab();
+    lab.reset();
+    seed_application(&lab);
+    let config = lab.write_config("local", "");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        &format!(
+            "host = \"{}\"\nssh_user = \"root\"\n",
+            lab.addr(Host::Primary)
+        ),
+        &format!(
+            "host = \"local\"\nreplication_host = \"{}\"\n",
+            lab.addr(Host::Primary)
+        ),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let state = fresh_state("local");
+    let run = lab.exec(
+        Host::Primary,
+        &format!(
+            "HA_SETUP_STATE_DIR={state} {} init -c {config} --yes",
+            crate::util::binary().display()
+        ),
+    );
+    run.expect_code(0);
+    // No copy of ha-setup was placed on the primary: it streamed from here.
+    lab.exec(Host::Primary, "test ! -e /var/lib/ha-setup/bin")
+        .expect_code(0);
+    lab.exec(Host::Secondary, "test -x /var/lib/ha-setup/bin/ha-setup-*")
+        .expect_code(0);
+    assert_eq!(
+        lab.sql_ok(
+            Host::Secondary,
+            "SELECT GROUP_CONCAT(name ORDER BY id) FROM app.items"
+        ),
+        "one,two,three"
+    );
 }

@@ -84,3 +84,29 @@ impl Engine for MariaDb {
         link::canary(primary, secondary, timeout)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_is_the_named_steps_in_order() {
+        let plan = MariaDb.init_plan();
+        let names: Vec<&str> = plan.steps.iter().map(|step| step.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "preflight",
+                "prepare-primary",
+                "package",
+                "transfer",
+                "unpack",
+                "configure-secondary",
+                "start",
+                "enable-replication",
+                "verify-link"
+            ]
+        );
+        assert_eq!(plan.operation, "init");
+    }
+}
