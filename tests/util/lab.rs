@@ -34,11 +34,41 @@ pub struct Lab {
 
 static LAB: OnceLock<Mutex<Lab>> = OnceLock::new();
 
-/// The lab, for this test alone. Panics with what to do when the lab is not up.
-pub fn lab() -> MutexGuard<'static, Lab> {
+/// The lab, for this test alone (also against lab tests of other processes: two test
+/// runs at once must not reset each other's hosts). Panics with what to do when the lab is
+/// not up.
+pub fn lab() -> LabGuard {
     let lab = LAB.get_or_init(|| Mutex::new(Lab::discover()));
     // A failed lab test must not fail every later one: the lab itself is still usable.
-    lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    let guard = lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(format!("{}/tests.lock", guard.var("HA_LAB_ROOT")))
+        .expect("the lab root is writable");
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file this guard owns; released when the file is closed.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
+    LabGuard {
+        guard,
+        _file: file,
+    }
+}
+
+/// The lab, held by one test of one process.
+pub struct LabGuard {
+    guard: MutexGuard<'static, Lab>,
+    _file: std::fs::File,
+}
+
+impl std::ops::Deref for LabGuard {
+    type Target = Lab;
+
+    fn deref(&self) -> &Lab {
+        &self.guard
+    }
 }
 
 impl Lab {
