@@ -35,13 +35,18 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Print the steps an operation would take on which host, touching nothing')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show roles, replication threads, lag and an end-to-end canary')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the event history: what ran, when, on which host, and how it ended')
+            [CompletionResult]::new('switchover', 'switchover', [CompletionResultType]::ParameterValue, 'Swap the roles of primary and replica, losing no transaction')
+            [CompletionResult]::new('recover', 'recover', [CompletionResultType]::ParameterValue, 'After losing the primary: promote the replica, reopen writes, rejoin the old primary')
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'The replication bundle as a file: create, inspect, verify')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Validate a config file, or print a commented example')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff), made from the same definitions as --help')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'ha-setup;init' {
+            [CompletionResult]::new('--primary', '--primary', [CompletionResultType]::ParameterName, 'The primary''s SSH address, for a run without a config file (never asked then)')
+            [CompletionResult]::new('--secondary', '--secondary', [CompletionResultType]::ParameterName, 'The secondary''s SSH address, for a run without a config file (never asked then)')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
@@ -99,6 +104,109 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'ha-setup;switchover' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Run the read-only checks and print what each step would run, changing nothing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ha-setup;recover' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('promote', 'promote', [CompletionResultType]::ParameterValue, 'Promote the replica; refused while the primary still takes writes (unless --force)')
+            [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
+            [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ha-setup;recover;promote' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Go on although a safety check refused (the precondition table says what it saw)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Run the read-only checks and print what each step would run, changing nothing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ha-setup;recover;unfence' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Go on although a safety check refused (the precondition table says what it saw)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Run the read-only checks and print what each step would run, changing nothing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ha-setup;recover;rejoin' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Go on although a safety check refused (the precondition table says what it saw)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Run the read-only checks and print what each step would run, changing nothing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ha-setup;recover;help' {
+            [CompletionResult]::new('promote', 'promote', [CompletionResultType]::ParameterValue, 'Promote the replica; refused while the primary still takes writes (unless --force)')
+            [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
+            [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'ha-setup;recover;help;promote' {
+            break
+        }
+        'ha-setup;recover;help;unfence' {
+            break
+        }
+        'ha-setup;recover;help;rejoin' {
+            break
+        }
+        'ha-setup;recover;help;help' {
+            break
+        }
         'ha-setup;bundle' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
@@ -113,8 +221,6 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Take a consistent snapshot of the primary and write it as a bundle file')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print a bundle''s manifest: engine, version, source host, position, files')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every file of a bundle against its manifest (size and SHA-256)')
-            [CompletionResult]::new('pack', 'pack', [CompletionResultType]::ParameterValue, 'Write a directory as a bundle stream on stdout (run by ha-setup on the primary)')
-            [CompletionResult]::new('unpack', 'unpack', [CompletionResultType]::ParameterValue, 'Read a bundle stream on stdin into a new directory, checking every file (run by ha-setup on the secondary); prints the manifest as one line of JSON')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -159,43 +265,10 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
-        'ha-setup;bundle;pack' {
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'The backup directory (a prepared mariadb-backup target)')
-            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'The engine that made the backup')
-            [CompletionResult]::new('--server-version', '--server-version', [CompletionResultType]::ParameterName, 'The server version, as the server reports it')
-            [CompletionResult]::new('--source-host', '--source-host', [CompletionResultType]::ParameterName, 'The primary''s name, for the manifest')
-            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
-            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
-            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
-            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
-            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            break
-        }
-        'ha-setup;bundle;unpack' {
-            [CompletionResult]::new('--into', '--into', [CompletionResultType]::ParameterName, 'Where to unpack: created if missing, must be empty if it exists')
-            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
-            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
-            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
-            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
-            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            break
-        }
         'ha-setup;bundle;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Take a consistent snapshot of the primary and write it as a bundle file')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print a bundle''s manifest: engine, version, source host, position, files')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every file of a bundle against its manifest (size and SHA-256)')
-            [CompletionResult]::new('pack', 'pack', [CompletionResultType]::ParameterValue, 'Write a directory as a bundle stream on stdout (run by ha-setup on the primary)')
-            [CompletionResult]::new('unpack', 'unpack', [CompletionResultType]::ParameterValue, 'Read a bundle stream on stdin into a new directory, checking every file (run by ha-setup on the secondary); prints the manifest as one line of JSON')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -206,12 +279,6 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;bundle;help;verify' {
-            break
-        }
-        'ha-setup;bundle;help;pack' {
-            break
-        }
-        'ha-setup;bundle;help;unpack' {
             break
         }
         'ha-setup;bundle;help;help' {
@@ -288,14 +355,30 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'ha-setup;man' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'ha-setup;help' {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up primary → secondary replication: preflight, bundle, replication, link check')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Print the steps an operation would take on which host, touching nothing')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show roles, replication threads, lag and an end-to-end canary')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the event history: what ran, when, on which host, and how it ended')
+            [CompletionResult]::new('switchover', 'switchover', [CompletionResultType]::ParameterValue, 'Swap the roles of primary and replica, losing no transaction')
+            [CompletionResult]::new('recover', 'recover', [CompletionResultType]::ParameterValue, 'After losing the primary: promote the replica, reopen writes, rejoin the old primary')
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'The replication bundle as a file: create, inspect, verify')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Validate a config file, or print a commented example')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print the manual page (roff), made from the same definitions as --help')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -311,12 +394,28 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
         'ha-setup;help;history' {
             break
         }
+        'ha-setup;help;switchover' {
+            break
+        }
+        'ha-setup;help;recover' {
+            [CompletionResult]::new('promote', 'promote', [CompletionResultType]::ParameterValue, 'Promote the replica; refused while the primary still takes writes (unless --force)')
+            [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
+            [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
+            break
+        }
+        'ha-setup;help;recover;promote' {
+            break
+        }
+        'ha-setup;help;recover;unfence' {
+            break
+        }
+        'ha-setup;help;recover;rejoin' {
+            break
+        }
         'ha-setup;help;bundle' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Take a consistent snapshot of the primary and write it as a bundle file')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print a bundle''s manifest: engine, version, source host, position, files')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every file of a bundle against its manifest (size and SHA-256)')
-            [CompletionResult]::new('pack', 'pack', [CompletionResultType]::ParameterValue, 'Write a directory as a bundle stream on stdout (run by ha-setup on the primary)')
-            [CompletionResult]::new('unpack', 'unpack', [CompletionResultType]::ParameterValue, 'Read a bundle stream on stdin into a new directory, checking every file (run by ha-setup on the secondary); prints the manifest as one line of JSON')
             break
         }
         'ha-setup;help;bundle;create' {
@@ -326,12 +425,6 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;help;bundle;verify' {
-            break
-        }
-        'ha-setup;help;bundle;pack' {
-            break
-        }
-        'ha-setup;help;bundle;unpack' {
             break
         }
         'ha-setup;help;config' {
@@ -346,6 +439,9 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;help;completions' {
+            break
+        }
+        'ha-setup;help;man' {
             break
         }
         'ha-setup;help;help' {

@@ -34,11 +34,20 @@ _ha__setup() {
             ha__setup,init)
                 cmd="ha__setup__subcmd__init"
                 ;;
+            ha__setup,man)
+                cmd="ha__setup__subcmd__man"
+                ;;
             ha__setup,plan)
                 cmd="ha__setup__subcmd__plan"
                 ;;
+            ha__setup,recover)
+                cmd="ha__setup__subcmd__recover"
+                ;;
             ha__setup,status)
                 cmd="ha__setup__subcmd__status"
+                ;;
+            ha__setup,switchover)
+                cmd="ha__setup__subcmd__switchover"
                 ;;
             ha__setup__subcmd__bundle,create)
                 cmd="ha__setup__subcmd__bundle__subcmd__create"
@@ -48,12 +57,6 @@ _ha__setup() {
                 ;;
             ha__setup__subcmd__bundle,inspect)
                 cmd="ha__setup__subcmd__bundle__subcmd__inspect"
-                ;;
-            ha__setup__subcmd__bundle,pack)
-                cmd="ha__setup__subcmd__bundle__subcmd__pack"
-                ;;
-            ha__setup__subcmd__bundle,unpack)
-                cmd="ha__setup__subcmd__bundle__subcmd__unpack"
                 ;;
             ha__setup__subcmd__bundle,verify)
                 cmd="ha__setup__subcmd__bundle__subcmd__verify"
@@ -66,12 +69,6 @@ _ha__setup() {
                 ;;
             ha__setup__subcmd__bundle__subcmd__help,inspect)
                 cmd="ha__setup__subcmd__bundle__subcmd__help__subcmd__inspect"
-                ;;
-            ha__setup__subcmd__bundle__subcmd__help,pack)
-                cmd="ha__setup__subcmd__bundle__subcmd__help__subcmd__pack"
-                ;;
-            ha__setup__subcmd__bundle__subcmd__help,unpack)
-                cmd="ha__setup__subcmd__bundle__subcmd__help__subcmd__unpack"
                 ;;
             ha__setup__subcmd__bundle__subcmd__help,verify)
                 cmd="ha__setup__subcmd__bundle__subcmd__help__subcmd__verify"
@@ -112,23 +109,26 @@ _ha__setup() {
             ha__setup__subcmd__help,init)
                 cmd="ha__setup__subcmd__help__subcmd__init"
                 ;;
+            ha__setup__subcmd__help,man)
+                cmd="ha__setup__subcmd__help__subcmd__man"
+                ;;
             ha__setup__subcmd__help,plan)
                 cmd="ha__setup__subcmd__help__subcmd__plan"
                 ;;
+            ha__setup__subcmd__help,recover)
+                cmd="ha__setup__subcmd__help__subcmd__recover"
+                ;;
             ha__setup__subcmd__help,status)
                 cmd="ha__setup__subcmd__help__subcmd__status"
+                ;;
+            ha__setup__subcmd__help,switchover)
+                cmd="ha__setup__subcmd__help__subcmd__switchover"
                 ;;
             ha__setup__subcmd__help__subcmd__bundle,create)
                 cmd="ha__setup__subcmd__help__subcmd__bundle__subcmd__create"
                 ;;
             ha__setup__subcmd__help__subcmd__bundle,inspect)
                 cmd="ha__setup__subcmd__help__subcmd__bundle__subcmd__inspect"
-                ;;
-            ha__setup__subcmd__help__subcmd__bundle,pack)
-                cmd="ha__setup__subcmd__help__subcmd__bundle__subcmd__pack"
-                ;;
-            ha__setup__subcmd__help__subcmd__bundle,unpack)
-                cmd="ha__setup__subcmd__help__subcmd__bundle__subcmd__unpack"
                 ;;
             ha__setup__subcmd__help__subcmd__bundle,verify)
                 cmd="ha__setup__subcmd__help__subcmd__bundle__subcmd__verify"
@@ -139,6 +139,39 @@ _ha__setup() {
             ha__setup__subcmd__help__subcmd__config,example)
                 cmd="ha__setup__subcmd__help__subcmd__config__subcmd__example"
                 ;;
+            ha__setup__subcmd__help__subcmd__recover,promote)
+                cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__promote"
+                ;;
+            ha__setup__subcmd__help__subcmd__recover,rejoin)
+                cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__rejoin"
+                ;;
+            ha__setup__subcmd__help__subcmd__recover,unfence)
+                cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__unfence"
+                ;;
+            ha__setup__subcmd__recover,help)
+                cmd="ha__setup__subcmd__recover__subcmd__help"
+                ;;
+            ha__setup__subcmd__recover,promote)
+                cmd="ha__setup__subcmd__recover__subcmd__promote"
+                ;;
+            ha__setup__subcmd__recover,rejoin)
+                cmd="ha__setup__subcmd__recover__subcmd__rejoin"
+                ;;
+            ha__setup__subcmd__recover,unfence)
+                cmd="ha__setup__subcmd__recover__subcmd__unfence"
+                ;;
+            ha__setup__subcmd__recover__subcmd__help,help)
+                cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__help"
+                ;;
+            ha__setup__subcmd__recover__subcmd__help,promote)
+                cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__promote"
+                ;;
+            ha__setup__subcmd__recover__subcmd__help,rejoin)
+                cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__rejoin"
+                ;;
+            ha__setup__subcmd__recover__subcmd__help,unfence)
+                cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__unfence"
+                ;;
             *)
                 ;;
         esac
@@ -146,7 +179,7 @@ _ha__setup() {
 
     case "${cmd}" in
         ha__setup)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version init plan status history bundle config completions help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version init plan status history switchover recover bundle config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -168,7 +201,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__bundle)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version create inspect verify pack unpack help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version create inspect verify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,7 +249,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__bundle__subcmd__help)
-            opts="create inspect verify pack unpack help"
+            opts="create inspect verify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,34 +304,6 @@ _ha__setup() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        ha__subcmd__setup__subcmd__bundle__subcmd__help__subcmd__pack)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        ha__subcmd__setup__subcmd__bundle__subcmd__help__subcmd__unpack)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         ha__subcmd__setup__subcmd__bundle__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -322,70 +327,6 @@ _ha__setup() {
             case "${prev}" in
                 --format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        ha__subcmd__setup__subcmd__bundle__subcmd__pack)
-            opts="-c -v -q -h -V --dir --engine --server-version --source-host --config --verbose --quiet --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --engine)
-                    COMPREPLY=($(compgen -W "mariadb postgresql" -- "${cur}"))
-                    return 0
-                    ;;
-                --server-version)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --source-host)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -c)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        ha__subcmd__setup__subcmd__bundle__subcmd__unpack)
-            opts="-c -v -q -h -V --into --config --verbose --quiet --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --into)
-                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -574,7 +515,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help)
-            opts="init plan status history bundle config completions help"
+            opts="init plan status history switchover recover bundle config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -588,7 +529,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help__subcmd__bundle)
-            opts="create inspect verify pack unpack"
+            opts="create inspect verify"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -616,34 +557,6 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help__subcmd__bundle__subcmd__inspect)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        ha__subcmd__setup__subcmd__help__subcmd__bundle__subcmd__pack)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        ha__subcmd__setup__subcmd__help__subcmd__bundle__subcmd__unpack)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -769,6 +682,20 @@ _ha__setup() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ha__subcmd__setup__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ha__subcmd__setup__subcmd__help__subcmd__plan)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -783,7 +710,77 @@ _ha__setup() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ha__subcmd__setup__subcmd__help__subcmd__recover)
+            opts="promote unfence rejoin"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__help__subcmd__recover__subcmd__promote)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__help__subcmd__recover__subcmd__rejoin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__help__subcmd__recover__subcmd__unfence)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ha__subcmd__setup__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__help__subcmd__switchover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -824,7 +821,37 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__init)
-            opts="-y -c -v -q -h -V --yes --dry-run --config --verbose --quiet --help --version"
+            opts="-y -c -v -q -h -V --yes --dry-run --primary --secondary --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --primary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secondary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__man)
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -867,6 +894,164 @@ _ha__setup() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ha__subcmd__setup__subcmd__recover)
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version promote unfence rejoin help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__help)
+            opts="promote unfence rejoin help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__help__subcmd__promote)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__help__subcmd__rejoin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__help__subcmd__unfence)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__promote)
+            opts="-y -c -v -q -h -V --yes --force --dry-run --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__rejoin)
+            opts="-y -c -v -q -h -V --yes --force --dry-run --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__unfence)
+            opts="-y -c -v -q -h -V --yes --force --dry-run --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ha__subcmd__setup__subcmd__status)
             opts="-c -v -q -h -V --format --watch --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -882,6 +1067,28 @@ _ha__setup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__switchover)
+            opts="-y -c -v -q -h -V --yes --dry-run --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

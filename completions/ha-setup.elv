@@ -32,12 +32,17 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand plan 'Print the steps an operation would take on which host, touching nothing'
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
+            cand switchover 'Swap the roles of primary and replica, losing no transaction'
+            cand recover 'After losing the primary: promote the replica, reopen writes, rejoin the old primary'
             cand bundle 'The replication bundle as a file: create, inspect, verify'
             cand config 'Validate a config file, or print a commented example'
             cand completions 'Print a shell completion script'
+            cand man 'Print the manual page (roff), made from the same definitions as --help'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;init'= {
+            cand --primary 'The primary''s SSH address, for a run without a config file (never asked then)'
+            cand --secondary 'The secondary''s SSH address, for a run without a config file (never asked then)'
             cand -c 'Config file [default: ./ha-setup.toml]'
             cand --config 'Config file [default: ./ha-setup.toml]'
             cand -y 'Answer yes to every question; never prompt'
@@ -91,6 +96,99 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'ha-setup;switchover'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -y 'Answer yes to every question; never prompt'
+            cand --yes 'Answer yes to every question; never prompt'
+            cand --dry-run 'Run the read-only checks and print what each step would run, changing nothing'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;recover'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
+            cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
+            cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ha-setup;recover;promote'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -y 'Answer yes to every question; never prompt'
+            cand --yes 'Answer yes to every question; never prompt'
+            cand --force 'Go on although a safety check refused (the precondition table says what it saw)'
+            cand --dry-run 'Run the read-only checks and print what each step would run, changing nothing'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;recover;unfence'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -y 'Answer yes to every question; never prompt'
+            cand --yes 'Answer yes to every question; never prompt'
+            cand --force 'Go on although a safety check refused (the precondition table says what it saw)'
+            cand --dry-run 'Run the read-only checks and print what each step would run, changing nothing'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;recover;rejoin'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -y 'Answer yes to every question; never prompt'
+            cand --yes 'Answer yes to every question; never prompt'
+            cand --force 'Go on although a safety check refused (the precondition table says what it saw)'
+            cand --dry-run 'Run the read-only checks and print what each step would run, changing nothing'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;recover;help'= {
+            cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
+            cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
+            cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'ha-setup;recover;help;promote'= {
+        }
+        &'ha-setup;recover;help;unfence'= {
+        }
+        &'ha-setup;recover;help;rejoin'= {
+        }
+        &'ha-setup;recover;help;help'= {
+        }
         &'ha-setup;bundle'= {
             cand -c 'Config file [default: ./ha-setup.toml]'
             cand --config 'Config file [default: ./ha-setup.toml]'
@@ -105,8 +203,6 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand create 'Take a consistent snapshot of the primary and write it as a bundle file'
             cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files'
             cand verify 'Check every file of a bundle against its manifest (size and SHA-256)'
-            cand pack 'Write a directory as a bundle stream on stdout (run by ha-setup on the primary)'
-            cand unpack 'Read a bundle stream on stdin into a new directory, checking every file (run by ha-setup on the secondary); prints the manifest as one line of JSON'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;bundle;create'= {
@@ -147,41 +243,10 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
-        &'ha-setup;bundle;pack'= {
-            cand --dir 'The backup directory (a prepared mariadb-backup target)'
-            cand --engine 'The engine that made the backup'
-            cand --server-version 'The server version, as the server reports it'
-            cand --source-host 'The primary''s name, for the manifest'
-            cand -c 'Config file [default: ./ha-setup.toml]'
-            cand --config 'Config file [default: ./ha-setup.toml]'
-            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
-            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
-            cand -q 'Say only what is asked for and errors'
-            cand --quiet 'Say only what is asked for and errors'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'ha-setup;bundle;unpack'= {
-            cand --into 'Where to unpack: created if missing, must be empty if it exists'
-            cand -c 'Config file [default: ./ha-setup.toml]'
-            cand --config 'Config file [default: ./ha-setup.toml]'
-            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
-            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
-            cand -q 'Say only what is asked for and errors'
-            cand --quiet 'Say only what is asked for and errors'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
         &'ha-setup;bundle;help'= {
             cand create 'Take a consistent snapshot of the primary and write it as a bundle file'
             cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files'
             cand verify 'Check every file of a bundle against its manifest (size and SHA-256)'
-            cand pack 'Write a directory as a bundle stream on stdout (run by ha-setup on the primary)'
-            cand unpack 'Read a bundle stream on stdin into a new directory, checking every file (run by ha-setup on the secondary); prints the manifest as one line of JSON'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;bundle;help;create'= {
@@ -189,10 +254,6 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;bundle;help;inspect'= {
         }
         &'ha-setup;bundle;help;verify'= {
-        }
-        &'ha-setup;bundle;help;pack'= {
-        }
-        &'ha-setup;bundle;help;unpack'= {
         }
         &'ha-setup;bundle;help;help'= {
         }
@@ -259,14 +320,29 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'ha-setup;man'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'ha-setup;help'= {
             cand init 'Set up primary → secondary replication: preflight, bundle, replication, link check'
             cand plan 'Print the steps an operation would take on which host, touching nothing'
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
+            cand switchover 'Swap the roles of primary and replica, losing no transaction'
+            cand recover 'After losing the primary: promote the replica, reopen writes, rejoin the old primary'
             cand bundle 'The replication bundle as a file: create, inspect, verify'
             cand config 'Validate a config file, or print a commented example'
             cand completions 'Print a shell completion script'
+            cand man 'Print the manual page (roff), made from the same definitions as --help'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;help;init'= {
@@ -277,22 +353,29 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         }
         &'ha-setup;help;history'= {
         }
+        &'ha-setup;help;switchover'= {
+        }
+        &'ha-setup;help;recover'= {
+            cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
+            cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
+            cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
+        }
+        &'ha-setup;help;recover;promote'= {
+        }
+        &'ha-setup;help;recover;unfence'= {
+        }
+        &'ha-setup;help;recover;rejoin'= {
+        }
         &'ha-setup;help;bundle'= {
             cand create 'Take a consistent snapshot of the primary and write it as a bundle file'
             cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files'
             cand verify 'Check every file of a bundle against its manifest (size and SHA-256)'
-            cand pack 'Write a directory as a bundle stream on stdout (run by ha-setup on the primary)'
-            cand unpack 'Read a bundle stream on stdin into a new directory, checking every file (run by ha-setup on the secondary); prints the manifest as one line of JSON'
         }
         &'ha-setup;help;bundle;create'= {
         }
         &'ha-setup;help;bundle;inspect'= {
         }
         &'ha-setup;help;bundle;verify'= {
-        }
-        &'ha-setup;help;bundle;pack'= {
-        }
-        &'ha-setup;help;bundle;unpack'= {
         }
         &'ha-setup;help;config'= {
             cand check 'Check a config file and report every problem with its line and column'
@@ -303,6 +386,8 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;help;config;example'= {
         }
         &'ha-setup;help;completions'= {
+        }
+        &'ha-setup;help;man'= {
         }
         &'ha-setup;help;help'= {
         }

@@ -10,6 +10,7 @@ use clap_complete::Shell;
 #[derive(Debug, Parser)]
 #[command(name = "ha-setup", version, about, propagate_version = true)]
 #[command(after_help = "Examples:\n  \
+    ha-setup init                      # on a terminal: the wizard asks for everything\n  \
     ha-setup config example > ha-setup.toml\n  \
     ha-setup config check -c ha-setup.toml\n  \
     ha-setup plan -c ha-setup.toml\n  \
@@ -48,9 +49,18 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Set up primary → secondary replication: preflight, bundle, replication, link check
-    #[command(after_help = "Examples:\n  \
+    #[command(
+        long_about = "Set up primary → secondary replication: preflight, bundle, replication, link check.\n\n\
+        Without a config file, on a terminal, a wizard asks for the hosts (trying each over SSH \
+        at its question), writes the config (0600), shows the plan and asks before running it. \
+        With a config file, nothing is asked but the final confirmation; with --yes or without \
+        a terminal, nothing at all, and a missing value is an error naming its key.",
+        after_help = "Examples:\n  \
+        ha-setup init                                   # the wizard, on a terminal\n  \
         ha-setup init -c ha-setup.toml --yes\n  \
-        ha-setup init -c ha-setup.toml --dry-run")]
+        ha-setup init -c ha-setup.toml --dry-run\n  \
+        ha-setup init --yes --primary db1 --secondary db2   # defaults for the rest"
+    )]
     Init(InitArgs),
 
     /// Print the steps an operation would take on which host, touching nothing
@@ -77,12 +87,32 @@ pub enum Command {
         format: Format,
     },
 
-    /// The replication bundle as a file: create, inspect, verify
+    /// Swap the roles of primary and replica, losing no transaction
+    #[command(after_help = "Examples:\n  \
+        ha-setup switchover -c ha-setup.toml --dry-run\n  \
+        ha-setup switchover -c ha-setup.toml --yes")]
+    Switchover(SwitchoverArgs),
+
+    /// After losing the primary: promote the replica, reopen writes, rejoin the old primary
     #[command(subcommand)]
+    Recover(RecoverCommand),
+
+    /// The replication bundle as a file: create, inspect, verify
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+        ha-setup bundle create -c ha-setup.toml --out /backup/db1.zip\n  \
+        ha-setup bundle verify /backup/db1.zip"
+    )]
     Bundle(BundleCommand),
 
     /// Validate a config file, or print a commented example
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+        ha-setup config example > ha-setup.toml\n  \
+        ha-setup config check -c ha-setup.toml"
+    )]
     Config(ConfigCommand),
 
     /// Print a shell completion script
@@ -94,6 +124,10 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+
+    /// Print the manual page (roff), made from the same definitions as --help
+    #[command(after_help = "Example:\n  ha-setup man | man -l -")]
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +150,57 @@ pub struct InitArgs {
     /// Answer yes to every question; never prompt
     #[arg(short, long)]
     pub yes: bool,
+
+    /// Run the read-only checks and print what each step would run, changing nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The primary's SSH address, for a run without a config file (never asked then)
+    #[arg(long, value_name = "HOST")]
+    pub primary: Option<String>,
+
+    /// The secondary's SSH address, for a run without a config file (never asked then)
+    #[arg(long, value_name = "HOST")]
+    pub secondary: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoverCommand {
+    /// Promote the replica; refused while the primary still takes writes (unless --force)
+    #[command(after_help = "Examples:\n  \
+        ha-setup recover promote -c ha-setup.toml --dry-run\n  \
+        ha-setup recover promote -c ha-setup.toml --yes")]
+    Promote(RecoverArgs),
+
+    /// Reopen writes on the primary after a planned restart (it comes back read-only)
+    #[command(after_help = "Example:\n  ha-setup recover unfence -c ha-setup.toml --yes")]
+    Unfence(RecoverArgs),
+
+    /// Make the old primary a replica of the new one; refused if its history diverged
+    #[command(after_help = "Example:\n  ha-setup recover rejoin -c ha-setup.toml --yes")]
+    Rejoin(RecoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchoverArgs {
+    /// Answer yes to every question; never prompt
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Run the read-only checks and print what each step would run, changing nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Answer yes to every question; never prompt
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Go on although a safety check refused (the precondition table says what it saw)
+    #[arg(long)]
+    pub force: bool,
 
     /// Run the read-only checks and print what each step would run, changing nothing
     #[arg(long)]

@@ -17,6 +17,7 @@ pub mod runner;
 pub mod secret;
 pub mod service;
 pub mod ui;
+pub mod wizard;
 
 use clap::Parser;
 

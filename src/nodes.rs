@@ -35,3 +35,54 @@ pub fn connect_both(config: &Config, prompter: &dyn Prompter) -> (Connected, Con
         (primary, secondary)
     })
 }
+
+/// A node that could not be reached, standing in for its host so that operations which
+/// must go on without it (`recover promote`) see every command fail with the reason.
+pub struct Unreachable {
+    label: String,
+    reason: String,
+}
+
+impl Unreachable {
+    pub fn new(name: NodeName, node: &Node, error: &HostError) -> Self {
+        Unreachable {
+            label: format!("{name} ({})", node.host),
+            reason: error.to_string(),
+        }
+    }
+}
+
+impl Host for Unreachable {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn login_is_root(&self) -> bool {
+        true
+    }
+
+    fn exec(
+        &mut self,
+        cmd: &crate::host::Cmd,
+        _stdin: &mut (dyn std::io::Read + Send),
+        _stdout: &mut (dyn std::io::Write + Send),
+    ) -> Result<crate::host::Finished, HostError> {
+        Err(HostError::Ssh {
+            host: self.label.clone(),
+            during: format!("running `{}`", cmd.summary()),
+            detail: format!("the host could not be reached: {}", self.reason),
+        })
+    }
+}
+
+/// Both nodes, an unreachable one standing in as [`Unreachable`].
+pub fn connect_both_or_stand_in(config: &Config, prompter: &dyn Prompter) -> (Box<dyn Host>, Box<dyn Host>) {
+    let (primary, secondary) = connect_both(config, prompter);
+    let stand_in = |name, node: &Node, connected: Connected| -> Box<dyn Host> {
+        connected.unwrap_or_else(|err| Box::new(Unreachable::new(name, node, &err)))
+    };
+    (
+        stand_in(NodeName::Primary, &config.primary, primary),
+        stand_in(NodeName::Secondary, &config.secondary, secondary),
+    )
+}

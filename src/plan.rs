@@ -91,6 +91,16 @@ pub enum Action {
         contents: Input,
         mode: FileMode,
     },
+    /// Copies a small, non-secret file (a CA certificate) from one node to the other,
+    /// read when the action runs, so it may be made by an earlier action.
+    Copy {
+        why: String,
+        from: NodeName,
+        path: String,
+        to: NodeName,
+        to_path: String,
+        mode: FileMode,
+    },
     /// Places this ha-setup binary on a host, checked by SHA-256.
     PlaceTool {
         on: NodeName,
@@ -108,8 +118,19 @@ pub enum Action {
         /// Expected size, for progress; 0 when unknown.
         bytes: u64,
     },
-    /// Writes a canary on the primary and waits for it on the secondary.
-    Canary { timeout: Duration },
+    /// Swaps the roles of `primary` and `replica` without losing a transaction; undone
+    /// (the primary takes writes again) when the replica does not catch up in `timeout`.
+    Switchover {
+        primary: NodeName,
+        replica: NodeName,
+        timeout: Duration,
+    },
+    /// Writes a canary on `from` (the primary) and waits for it on `to`, its replica.
+    Canary {
+        from: NodeName,
+        to: NodeName,
+        timeout: Duration,
+    },
 }
 
 impl Action {
@@ -118,12 +139,29 @@ impl Action {
         let mut text = match self {
             Action::Run { on, why, .. } => format!("[{on}] {why}"),
             Action::Write { on, why, path, .. } => format!("[{on}] {why}: write {path}"),
+            Action::Copy {
+                why,
+                from,
+                path,
+                to,
+                to_path,
+                ..
+            } => format!("[{from} → {to}] {why}: copy {path} to {to_path}"),
             Action::PlaceTool { on, remote, .. } => {
                 format!("[{on}] place this ha-setup binary at {remote} (checked by SHA-256)")
             }
             Action::Relay { why, from, to, .. } => format!("[{from} → {to}] {why}"),
-            Action::Canary { timeout } => format!(
-                "[primary → secondary] write a canary row on the primary and wait up to {}s for it on the secondary",
+            Action::Switchover {
+                primary,
+                replica,
+                timeout,
+            } => format!(
+                "[{primary} → {replica}] fence the {primary} (read_only=ON), wait up to {}s until the {replica} has applied its last transaction \
+                 (else reopen the {primary} and stop), promote the {replica}, make the {primary} its replica",
+                timeout.as_secs()
+            ),
+            Action::Canary { from, to, timeout } => format!(
+                "[{from} → {to}] write a canary row on the {from} and wait up to {}s for it on the {to}",
                 timeout.as_secs()
             ),
         };
@@ -213,6 +251,14 @@ impl Ctx<'_> {
         match name {
             NodeName::Primary => &mut *self.primary,
             NodeName::Secondary => &mut *self.secondary,
+        }
+    }
+
+    /// Both hosts at once: `first`'s, then the other's.
+    pub fn pair(&mut self, first: NodeName) -> (&mut dyn Host, &mut dyn Host) {
+        match first {
+            NodeName::Primary => (&mut *self.primary, &mut *self.secondary),
+            NodeName::Secondary => (&mut *self.secondary, &mut *self.primary),
         }
     }
 

@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::host::{FileMode, Host, HostExt, HostFiles, quote};
 use crate::journal::{Event, Journal, Store};
 use crate::plan::{Action, Ctx, Finding, NodeName, Plan, Verdict};
+use crate::ui::{StepProgress, Transfer};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,9 +63,14 @@ impl Runner<'_> {
             let name = step.name();
             let header = format!("[{}/{total}] {name}: {}", index + 1, step.purpose());
             cx.findings.clear();
-            let verdict = step
-                .check(cx)
-                .with_context(|| format!("{name}: the check failed"));
+            // A refusal is the message itself; anything else says which check failed.
+            let verdict = step.check(cx).map_err(|err| {
+                if err.downcast_ref::<crate::error::Exit>().is_some() {
+                    err
+                } else {
+                    err.context(format!("{name}: the check failed"))
+                }
+            });
             let findings = std::mem::take(&mut cx.findings);
             let failed: Vec<&Finding> = findings.iter().filter(|f| !f.ok).collect();
             let verdict = match verdict {
@@ -98,8 +104,13 @@ impl Runner<'_> {
                 outcome.failed_checks += failed.len();
                 continue;
             }
-            ui.note(&format!("{header}{}", findings_text(&findings)));
+            let progress = ui.step(&header);
+            let shown = findings_text(&findings);
+            if !shown.is_empty() {
+                progress.line(shown.trim_start_matches('\n'));
+            }
             if !failed.is_empty() {
+                drop(progress);
                 let detail = failed
                     .iter()
                     .map(|f| format!("{} ({})", f.what, f.fix.as_deref().unwrap_or("")))
@@ -116,9 +127,9 @@ impl Runner<'_> {
             match verdict {
                 Verdict::Done(why) => {
                     if findings.is_empty() {
-                        ui.note(&format!("      nothing to do: {why}"));
+                        progress.finish(&format!("nothing to do: {why}"));
                     } else {
-                        ui.note(&format!("      {why}"));
+                        progress.finish(&why);
                     }
                     self.event(plan, name, "", "already done", &why, false);
                 }
@@ -126,11 +137,12 @@ impl Runner<'_> {
                     let started = Instant::now();
                     let hosts = hosts_of(&actions);
                     for action in &actions {
-                        ui.note(&format!(
+                        progress.doing(&format!(
                             "      {}",
                             action.describe(ui.verbose() > 0).replace('\n', "\n      ")
                         ));
-                        if let Err(err) = self.apply(action, cx) {
+                        if let Err(err) = self.apply(action, cx, &progress) {
+                            drop(progress);
                             let err = err.context(format!("{name} failed"));
                             self.event(plan, name, &hosts, "failed", &format!("{err:#}"), false);
                             self.save_failed(&mut journal, name, false);
@@ -138,7 +150,7 @@ impl Runner<'_> {
                         }
                     }
                     let elapsed = started.elapsed();
-                    ui.note(&format!("      done in {}", seconds(elapsed)));
+                    progress.finish(&format!("done in {}", seconds(elapsed)));
                     self.event(plan, name, &hosts, "done", &seconds(elapsed), false);
                     outcome.changed.push(name);
                 }
@@ -189,14 +201,26 @@ impl Runner<'_> {
         }
     }
 
-    fn apply(&self, action: &Action, cx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    fn apply(
+        &self,
+        action: &Action,
+        cx: &mut Ctx<'_>,
+        progress: &StepProgress,
+    ) -> anyhow::Result<()> {
         match action {
             Action::Run { on, cmd, input, .. } => {
                 let host = cx.host(*on);
                 tracing::info!("[{}] {}", host.label(), cmd.script);
-                if let Err(err) = host.run_ok_with_input(cmd, &input.bytes()) {
+                match host.run_ok_with_input(cmd, &input.bytes()) {
+                    // What a command reports for the operator (the loss window of a
+                    // promotion) comes as `report: …` lines.
+                    Ok(stdout) => {
+                        for line in stdout.lines().filter_map(|l| l.strip_prefix("report: ")) {
+                            progress.line(&format!("      {line}"));
+                        }
+                    }
                     // A server may quote its input back in an error ("near '…'").
-                    return Err(anyhow::anyhow!(redact(&err.to_string(), input)));
+                    Err(err) => return Err(anyhow::anyhow!(redact(&err.to_string(), input))),
                 }
             }
             Action::Write {
@@ -207,6 +231,17 @@ impl Runner<'_> {
                 ..
             } => write_with_backup(cx.host(*on), path, &contents.bytes(), mode)?,
             Action::PlaceTool { on, local, remote } => place_tool(cx.host(*on), local, remote)?,
+            Action::Copy {
+                from,
+                path,
+                to,
+                to_path,
+                mode,
+                ..
+            } => {
+                let contents = cx.host(*from).read_file(path)?;
+                write_with_backup(cx.host(*to), to_path, &contents, mode)?;
+            }
             Action::Relay {
                 from,
                 send,
@@ -216,19 +251,29 @@ impl Runner<'_> {
                 ..
             } => {
                 let started = Instant::now();
-                let sent = relay(cx, *from, send, *to, receive, *bytes)?;
+                let transfer = progress.transfer(*bytes);
+                let sent = relay(cx, *from, send, *to, receive, &transfer)?;
+                transfer.done();
                 let elapsed = started.elapsed().max(Duration::from_millis(1));
-                cx.ui.note(&format!(
+                progress.line(&format!(
                     "      sent {} in {} ({}/s)",
                     human_bytes(sent),
                     seconds(elapsed),
                     human_bytes((sent as f64 / elapsed.as_secs_f64()) as u64)
                 ));
             }
-            Action::Canary { timeout } => {
-                let round_trip = self.engine.canary(cx, *timeout)?;
-                cx.ui.note(&format!(
-                    "      the canary arrived on the secondary in {} ms",
+            Action::Switchover {
+                primary, timeout, ..
+            } => {
+                for line in self.engine.switch_roles(cx, *primary, *timeout)? {
+                    progress.line(&format!("      {line}"));
+                }
+            }
+            Action::Canary { from, to, timeout } => {
+                let (source, replica) = cx.pair(*from);
+                let round_trip = self.engine.canary(source, replica, *timeout)?;
+                progress.line(&format!(
+                    "      the canary arrived on the {to} in {} ms",
                     round_trip.as_millis()
                 ));
             }
@@ -266,8 +311,11 @@ fn hosts_of(actions: &[Action]) -> String {
             Action::Run { on, .. } | Action::Write { on, .. } | Action::PlaceTool { on, .. } => {
                 vec![*on]
             }
-            Action::Relay { from, to, .. } => vec![*from, *to],
-            Action::Canary { .. } => vec![NodeName::Primary, NodeName::Secondary],
+            Action::Relay { from, to, .. } | Action::Copy { from, to, .. } => vec![*from, *to],
+            Action::Canary { from, to, .. } => vec![*from, *to],
+            Action::Switchover {
+                primary, replica, ..
+            } => vec![*primary, *replica],
         };
         for name in on {
             if !names.contains(&name) {
@@ -342,12 +390,14 @@ pub fn place_tool(
 struct Counting<'a, W> {
     inner: W,
     count: &'a AtomicU64,
+    progress: &'a Transfer<'a>,
 }
 
 impl<W: Write> Write for Counting<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
+        self.progress.add(n as u64);
         Ok(n)
     }
 
@@ -364,7 +414,7 @@ fn relay(
     send: &crate::host::Cmd,
     to: NodeName,
     receive: &crate::host::Cmd,
-    _bytes: u64,
+    progress: &Transfer<'_>,
 ) -> anyhow::Result<u64> {
     if from == to {
         bail!("a relay needs two different nodes");
@@ -380,6 +430,7 @@ fn relay(
             let mut sink = Counting {
                 inner: io::BufWriter::with_capacity(1 << 20, pipe_in),
                 count: &count,
+                progress,
             };
             let finished = sender.exec(send, &mut io::empty(), &mut sink);
             // Closing our end is the receiver's end of input.

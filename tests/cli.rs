@@ -163,3 +163,95 @@ fn committed_completions_are_current() {
          regenerate them with: HA_SETUP_BLESS=1 cargo test --test tests committed_completions_are_current"
     );
 }
+
+#[test]
+fn init_without_config_or_terminal_names_the_missing_key() {
+    let dir = scratch();
+    let run = HaSetup::new(dir.path()).args(["init"]).run();
+    run.expect_code(2);
+    insta::assert_snapshot!(run.stderr);
+    assert!(!dir.path().join("ha-setup.toml").exists());
+    let run = HaSetup::new(dir.path())
+        .args(["init", "--yes", "--primary", "db1"])
+        .run();
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("secondary.host is not set"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn init_host_flags_do_not_override_an_existing_config() {
+    let dir = scratch();
+    let example = HaSetup::new(dir.path()).args(["config", "example"]).run();
+    fs::write(dir.path().join("ha-setup.toml"), &example.stdout).unwrap();
+    let run = HaSetup::new(dir.path())
+        .args(["init", "--primary", "db9"])
+        .run();
+    run.expect_code(2);
+    assert!(
+        run.stderr
+            .contains("--primary and --secondary make a new config"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn plan_without_config_never_starts_the_wizard() {
+    let dir = scratch();
+    let run = HaSetup::new(dir.path()).args(["plan"]).run();
+    run.expect_code(2);
+    assert!(run.stderr.contains("no config file at"), "{}", run.stderr);
+}
+
+#[test]
+fn man_prints_a_manual_page_with_every_command() {
+    let dir = scratch();
+    let run = HaSetup::new(dir.path()).args(["man"]).run();
+    run.expect_code(0);
+    assert!(run.stdout.starts_with(".ie"), "{}", run.stdout);
+    assert!(run.stdout.contains(".TH ha-setup 1"), "{}", run.stdout);
+    for command in [
+        "init",
+        "plan",
+        "status",
+        "history",
+        "bundle",
+        "config",
+        "completions",
+    ] {
+        assert!(
+            run.stdout.contains(&format!("ha\\-setup\\-{command}(1)")),
+            "{command} missing from the man page"
+        );
+    }
+}
+
+/// Every subcommand says in one line what it does, and shows an example.
+#[test]
+fn every_subcommand_has_help_and_an_example() {
+    use clap::CommandFactory;
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            let path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                missing.push(format!("{path}: no one-line help"));
+            }
+            let example = sub
+                .get_after_help()
+                .is_some_and(|text| text.to_string().contains("ha-setup "));
+            // A group's own help lists its subcommands, each with examples.
+            let group = sub.get_subcommands().next().is_some();
+            if !example && !group && sub.get_name() != "help" {
+                missing.push(format!("{path}: no example"));
+            }
+            walk(sub, &path, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&ha_setup::cli::Cli::command(), "ha-setup", &mut missing);
+    assert!(missing.is_empty(), "{missing:#?}");
+}

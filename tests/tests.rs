@@ -6,6 +6,9 @@ mod util;
 
 mod bundle;
 mod cli;
+mod error_texts;
 mod host_ssh;
 mod init_mariadb;
 mod lab_smoke;
+mod recover_mariadb;
+mod wizard;

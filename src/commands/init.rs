@@ -6,6 +6,7 @@ use crate::cli::{InitArgs, Operation};
 use crate::error::ExitCode;
 use crate::ops::init::{InitOptions, init};
 use crate::ui::Ui;
+use crate::wizard::Given;
 
 pub fn run(config_path: &Path, args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     init(
@@ -13,6 +14,11 @@ pub fn run(config_path: &Path, args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitC
         InitOptions {
             yes: args.yes,
             dry_run: args.dry_run,
+            wizard: true,
+            given: Given {
+                primary: args.primary.clone(),
+                secondary: args.secondary.clone(),
+            },
         },
         ui,
     )
@@ -26,6 +32,7 @@ pub fn plan(config_path: &Path, operation: Operation, ui: &Ui) -> anyhow::Result
             InitOptions {
                 yes: true,
                 dry_run: true,
+                ..InitOptions::default()
             },
             ui,
         ),

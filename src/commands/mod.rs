@@ -5,7 +5,9 @@ mod completions;
 mod config;
 mod history;
 mod init;
+mod recover;
 mod status;
+mod switchover;
 
 use std::path::PathBuf;
 
@@ -21,6 +23,8 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => init::run(&config_path, &args, ui),
         Command::Plan { operation } => init::plan(&config_path, operation, ui),
+        Command::Recover(command) => recover::run(&config_path, &command, ui),
+        Command::Switchover(args) => switchover::run(&config_path, &args, ui),
         Command::Status(args) => status::run(&config_path, &args, ui),
         Command::History { format } => history::run(&config_path, format, ui),
         Command::Bundle(BundleCommand::Create { out }) => bundle::create(&config_path, &out, ui),
@@ -28,5 +32,6 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Check { format }) => config::check(&config_path, format, ui),
         Command::Config(ConfigCommand::Example) => config::example(ui),
         Command::Completions { shell } => completions::print(shell, ui),
+        Command::Man => completions::man(ui),
     }
 }

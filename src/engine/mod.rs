@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::{self, Config};
 use crate::error::Exit;
 use crate::host::Host;
-use crate::plan::{Ctx, Plan};
+use crate::plan::{Ctx, NodeName, Plan};
 
 /// One node as `status` reports it (SPEC.md, `status --format json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -41,19 +41,40 @@ pub trait Engine: Sync {
     /// The steps of `init`.
     fn init_plan(&self) -> Plan;
 
-    /// Writes a canary on the primary and waits for it on the secondary.
-    fn canary(&self, cx: &mut Ctx<'_>, timeout: Duration) -> anyhow::Result<Duration>;
+    /// `recover promote`: the replica becomes the primary; refused while the primary still
+    /// takes writes, unless `force`.
+    fn promote_plan(&self, force: bool) -> Plan;
+
+    /// `recover unfence`: reopen writes on the primary once no other node is primary.
+    fn unfence_plan(&self, force: bool) -> Plan;
+
+    /// `recover rejoin`: the old primary replicates from the new one.
+    fn rejoin_plan(&self) -> Plan;
+
+    /// `switchover`: the plan of a planned role swap.
+    fn switchover_plan(&self) -> Plan;
+
+    /// Swaps the roles of `primary` and the other node (see [`crate::plan::Action::Switchover`]);
+    /// returns lines for the operator.
+    fn switch_roles(
+        &self,
+        cx: &mut Ctx<'_>,
+        primary: NodeName,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<String>>;
+
+    /// Waits for the replica's threads, writes a canary on the source and waits for it on
+    /// the replica; returns how long it took to arrive.
+    fn canary(
+        &self,
+        source: &mut dyn Host,
+        replica: &mut dyn Host,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration>;
 
     /// Reads one node for `status`; a node that cannot be read is reported, not an error.
     fn node_report(&self, name: &str, host: &mut dyn Host) -> NodeReport;
 
-    /// A canary between two nodes, for `status`.
-    fn status_canary(
-        &self,
-        primary: &mut dyn Host,
-        secondary: &mut dyn Host,
-        timeout: Duration,
-    ) -> anyhow::Result<Duration>;
 }
 
 /// The engine the config names.

@@ -131,6 +131,27 @@ pub enum HostError {
 }
 
 impl HostError {
+    /// For an unknown host key: the key's type and fingerprint, to show a person before
+    /// asking whether to trust it.
+    pub fn unknown_host_key(&self) -> Option<&str> {
+        match self {
+            HostError::UnknownHostKey { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Trusts the unknown host key this error is about: appends its line to the
+    /// known_hosts file (never rewriting it), so the next connection checks against it.
+    /// Only after a person said yes to the fingerprint. False for any other error.
+    pub fn accept_unknown_host_key(&self) -> std::io::Result<bool> {
+        match self {
+            HostError::UnknownHostKey {
+                known_hosts, line, ..
+            } => super::known_hosts::record(known_hosts, line).map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
     pub(super) fn command_failed(host: &str, cmd: &Cmd, status: Option<i32>, stderr: &str) -> Self {
         let stderr = last_lines(stderr, 6);
         let (status, hint) = match status {

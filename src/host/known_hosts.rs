@@ -125,7 +125,7 @@ fn offered(session: &Session) -> Option<Offered> {
 }
 
 /// Appends one line, never rewriting the file: what libssh2 could not parse stays as it was.
-fn record(known_hosts: &Path, line: &str) -> std::io::Result<()> {
+pub(super) fn record(known_hosts: &Path, line: &str) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = known_hosts
         .parent()

@@ -5,79 +5,158 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::config::Config;
 use crate::engine;
-use crate::error::ExitCode;
+use crate::error::{Exit, ExitCode};
 use crate::journal::{Store, state_dir};
 use crate::nodes;
 use crate::plan::Ctx;
-use crate::prompt::{NoPrompt, Prompter, Terminal};
-use crate::runner::Runner;
+use crate::prompt::{NoPrompt, Prompter, QuestionsGuard, Terminal};
+use crate::runner::{Outcome, Runner};
 use crate::ui::Ui;
+use crate::wizard::{self, Given};
 
 /// What init was asked to do, free of clap.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct InitOptions {
     pub yes: bool,
     pub dry_run: bool,
+    /// Without a config file, ask for one (the wizard); `plan` never does.
+    pub wizard: bool,
+    /// Answers given as flags, for a run without a config file.
+    pub given: Given,
 }
 
 pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
-    let engine = engine::for_config(&config)?;
-    let prompter: &dyn Prompter = if options.yes || !ui.is_interactive() {
-        &NoPrompt
+    // Precedence (STYLE.md 4): flags and the config file first, then --yes's defaults,
+    // then a question; without a terminal nothing is asked.
+    let asking = !options.yes && ui.is_interactive();
+    let prompter: &dyn Prompter = if asking { &Terminal } else { &NoPrompt };
+    let questions = asking.then(QuestionsGuard::new);
+    let config = if options.wizard && !config_path.exists() {
+        let answers = wizard::ask(&options.given, prompter, asking, ui)?;
+        ui.note(&format!(
+            "\nThe config:\n\n  {}\n",
+            answers.text.trim_end().replace('\n', "\n  ")
+        ));
+        if options.dry_run {
+            ui.note(&format!(
+                "(--dry-run: {} is not written)",
+                config_path.display()
+            ));
+        } else if wizard::write(config_path, &answers.text, prompter)? {
+            ui.note(&format!(
+                "Wrote {} (0600). {}",
+                config_path.display(),
+                wizard::config_path_note(config_path)
+            ));
+        } else {
+            ui.note(&format!(
+                "Kept {}; nothing was written or run.",
+                config_path.display()
+            ));
+            return Ok(ExitCode::Ok);
+        }
+        answers.config
     } else {
-        &Terminal
+        if options.given.primary.is_some() || options.given.secondary.is_some() {
+            return Err(Exit::usage(format!(
+                "--primary and --secondary make a new config, and {} exists already: edit it, or name a new file with -c FILE",
+                config_path.display()
+            ))
+            .into());
+        }
+        super::load_config(config_path)?
     };
+    let engine = engine::for_config(&config)?;
     let (primary, secondary) = nodes::connect_both(&config, prompter);
     let mut primary = primary.context("preflight: cannot reach the primary")?;
     let mut secondary = secondary.context("preflight: cannot reach the secondary")?;
     let store = Store::open(state_dir(&config));
     let plan = engine.init_plan();
+    let runner = Runner {
+        engine,
+        store: &store,
+    };
+    // On a terminal, the plan is shown and confirmed before anything changes.
+    let confirm = asking && !options.dry_run;
+    if options.dry_run || confirm {
+        let mut cx = Ctx {
+            config: &config,
+            primary: primary.as_mut(),
+            secondary: secondary.as_mut(),
+            ui,
+            dry_run: true,
+            after_pending: false,
+            findings: Vec::new(),
+        };
+        let code = dry_run(&runner, &plan, &mut cx, &config, ui)?;
+        if !confirm || code != ExitCode::Ok {
+            return Ok(code);
+        }
+        let go = prompter
+            .confirm("Run this plan now?", true)
+            .map_err(wizard::stopped)?;
+        if go != Some(true) {
+            ui.note(&format!(
+                "Nothing was run. When ready: `ha-setup init -c {}`.",
+                config_path.display()
+            ));
+            return Ok(ExitCode::Ok);
+        }
+    }
+    drop(questions);
     let mut cx = Ctx {
         config: &config,
         primary: primary.as_mut(),
         secondary: secondary.as_mut(),
         ui,
-        dry_run: options.dry_run,
+        dry_run: false,
         after_pending: false,
         findings: Vec::new(),
     };
-    let runner = Runner {
-        engine,
-        store: &store,
-    };
-    if options.dry_run {
-        ui.out(&format!(
-            "Plan for init of {} → {} ({}); nothing is changed.",
-            config.primary.host,
-            config.secondary.host,
-            config.engine.name()
-        ))?;
-    }
     let outcome = runner.run(&plan, &mut cx)?;
-    if options.dry_run {
-        let summary = if outcome.failed_checks > 0 {
-            format!(
-                "{} check(s) failed: init would stop at preflight; fix them first.",
-                outcome.failed_checks
-            )
-        } else if outcome.changed.iter().all(|step| *step == "verify-link") {
-            "Nothing to change: the pair is set up; init would only verify the link.".to_owned()
-        } else {
-            format!(
-                "{} step(s) would run: {}.",
-                outcome.changed.len(),
-                outcome.changed.join(", ")
-            )
-        };
-        ui.out(&summary)?;
-        return Ok(if outcome.failed_checks > 0 {
-            ExitCode::Failed
-        } else {
-            ExitCode::Ok
-        });
-    }
+    finished(&outcome, &config, ui)
+}
+
+/// The plan, as `ha-setup plan` prints it: every check for real, every action per host.
+fn dry_run(
+    runner: &Runner<'_>,
+    plan: &crate::plan::Plan,
+    cx: &mut Ctx<'_>,
+    config: &Config,
+    ui: &Ui,
+) -> anyhow::Result<ExitCode> {
+    ui.out(&format!(
+        "Plan for init of {} → {} ({}); nothing is changed.",
+        config.primary.host,
+        config.secondary.host,
+        config.engine.name()
+    ))?;
+    let outcome = runner.run(plan, cx)?;
+    let summary = if outcome.failed_checks > 0 {
+        format!(
+            "{} check(s) failed: init would stop at preflight; fix them first.",
+            outcome.failed_checks
+        )
+    } else if outcome.changed.iter().all(|step| *step == "verify-link") {
+        "Nothing to change: the pair is set up; init would only verify the link.".to_owned()
+    } else {
+        format!(
+            "{} step(s) would run: {}.",
+            outcome.changed.len(),
+            outcome.changed.join(", ")
+        )
+    };
+    ui.out(&summary)?;
+    Ok(if outcome.failed_checks > 0 {
+        ExitCode::Failed
+    } else {
+        ExitCode::Ok
+    })
+}
+
+fn finished(outcome: &Outcome, config: &Config, ui: &Ui) -> anyhow::Result<ExitCode> {
     let changed: Vec<&str> = outcome
         .changed
         .iter()

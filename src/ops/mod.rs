@@ -2,6 +2,7 @@
 
 pub mod bundle;
 pub mod init;
+pub mod recover;
 pub mod status;
 
 use std::path::Path;

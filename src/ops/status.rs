@@ -100,6 +100,32 @@ pub fn gather(config: &crate::config::Config, engine: &dyn Engine) -> Report {
         }
     }
 
+    let writable: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.role == "primary" && n.read_only == Some(false))
+        .map(|n| n.name.clone())
+        .collect();
+    for node in &nodes {
+        if node.role == "primary" && node.read_only == Some(true) {
+            problems.push(match writable.first() {
+                Some(other) => format!(
+                    "{}: fenced (read-only) while the {other} takes writes: it was the primary before a promotion. \
+                     Make it the {other}'s replica: ha-setup recover rejoin",
+                    node.name
+                ),
+                None => format!(
+                    "{}: the primary is read-only (fenced, as every node is after a restart), so the application cannot write. \
+                     If it is the rightful primary, reopen writes: ha-setup recover unfence",
+                    node.name
+                ),
+            });
+        }
+    }
+    if writable.len() > 1 {
+        problems.push(
+            "both nodes take writes (split brain): fence one now (SET GLOBAL read_only = ON), then rebuild it".into(),
+        );
+    }
     let replica_index = nodes.iter().position(|n| n.role == "replica");
     let mut lag_seconds = None;
     let mut canary_ms = None;
@@ -117,7 +143,7 @@ pub fn gather(config: &crate::config::Config, engine: &dyn Engine) -> Report {
             let (Some(source), Some(target)) = (source.as_mut(), target.as_mut()) else {
                 unreachable!("both nodes answered")
             };
-            match engine.status_canary(source.as_mut(), target.as_mut(), CANARY_TIMEOUT) {
+            match engine.canary(source.as_mut(), target.as_mut(), CANARY_TIMEOUT) {
                 Ok(took) => {
                     canary_ms = Some(took.as_millis() as u64);
                     if lag_seconds.is_some_and(|lag| lag > LAG_WARN_SECS) {
@@ -150,9 +176,11 @@ pub fn gather(config: &crate::config::Config, engine: &dyn Engine) -> Report {
             "broken"
         }
     } else {
-        problems.push(
-            "neither node replicates from the other: set the pair up with `ha-setup init`".into(),
-        );
+        if problems.is_empty() {
+            problems.push(
+                "neither node replicates from the other: set the pair up with `ha-setup init`".into(),
+            );
+        }
         "unknown"
     };
     for node in &mut nodes {
@@ -209,7 +237,7 @@ pub fn print(
             return Ok(code);
         }
     }
-    Ok(if report.link == "alive" {
+    Ok(if report.link == "alive" && report.problems.is_empty() {
         ExitCode::Ok
     } else {
         ExitCode::Degraded
@@ -280,7 +308,8 @@ pub fn text(report: &Report) -> String {
 pub fn nagios(report: &Report) -> (ExitCode, String) {
     let lag = report.lag_seconds;
     let (state, word) = match report.link.as_str() {
-        "alive" => (PluginState::Ok, "OK"),
+        "alive" if report.problems.is_empty() => (PluginState::Ok, "OK"),
+        "alive" => (PluginState::Warning, "WARNING"),
         "lagging" if lag.is_some_and(|l| l > LAG_CRIT_SECS) => (PluginState::Critical, "CRITICAL"),
         "lagging" => (PluginState::Warning, "WARNING"),
         "broken" | "down" => (PluginState::Critical, "CRITICAL"),

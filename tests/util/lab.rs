@@ -38,19 +38,22 @@ static LAB: OnceLock<Mutex<Lab>> = OnceLock::new();
 /// runs at once must not reset each other's hosts). Panics with what to do when the lab is
 /// not up.
 pub fn lab() -> LabGuard {
-    let lab = LAB.get_or_init(|| Mutex::new(Lab::discover()));
-    // A failed lab test must not fail every later one: the lab itself is still usable.
-    let guard = lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // The file lock first: another process may be resetting the lab right now, and the
+    // lab's status says "down" while it does.
+    let root = std::env::var("HA_LAB_ROOT").unwrap_or_else(|_| "/var/tmp/ha-lab".to_owned());
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(format!("{}/tests.lock", guard.var("HA_LAB_ROOT")))
-        .expect("the lab root is writable");
+        .open(format!("{root}/tests.lock"))
+        .expect("the lab root is writable (is the lab up?)");
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a file this guard owns; released when the file is closed.
     let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
     assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
+    let lab = LAB.get_or_init(|| Mutex::new(Lab::discover()));
+    // A failed lab test must not fail every later one: the lab itself is still usable.
+    let guard = lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     LabGuard {
         guard,
         _file: file,

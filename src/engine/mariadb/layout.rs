@@ -14,8 +14,10 @@ use crate::plan::NodeName;
 pub const TOOL_DIR: &str = "/var/lib/ha-setup";
 /// The replication password, 0600 root, on both nodes.
 pub const PASSWORD_FILE: &str = "/etc/ha-setup/replication-password";
-/// TLS material for the replication channel.
+/// TLS material for the replication channel: the node's own CA, certificate and key,
+/// and the other node's CA as `peer-ca.pem`.
 pub const TLS_DIR: &str = "/etc/mysql/ha-setup-tls";
+pub const PEER_CA: &str = "/etc/mysql/ha-setup-tls/peer-ca.pem";
 /// The primary's bundle work directory (removed once the bundle has been sent).
 pub const WORK_DIR: &str = "/var/lib/ha-setup/backup";
 /// What the secondary received: the bundle's manifest summary and where its old data went.
@@ -140,8 +142,8 @@ impl NodeSettings {
             bind_address: bind_address(node, server.map(|s| s.version)),
             replica,
             relay_log: "mariadb-relay-bin".to_owned(),
-            // The replica verifies the primary's certificate; only the primary serves one.
-            tls: config.replication.tls && !replica,
+            // Both serve TLS, each with its own CA, so either can be the primary.
+            tls: config.replication.tls,
         }
     }
 
@@ -192,9 +194,6 @@ impl NodeSettings {
         }
         if self.tls && !server.have_ssl {
             reasons.push("TLS is off".to_owned());
-        }
-        if self.replica && !server.read_only {
-            reasons.push("read_only is off".to_owned());
         }
         reasons
     }

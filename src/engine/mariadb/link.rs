@@ -11,6 +11,7 @@ use super::facts::{self, Replica};
 use super::layout;
 use super::primary::password;
 use super::seed::seeded;
+use crate::config::Config;
 use crate::host::{Cmd, Host, HostExt};
 use crate::plan::{Action, Ctx, Input, NodeName, SECRET_MARK, Step, Verdict};
 use crate::secret::Secret;
@@ -67,25 +68,14 @@ impl Step for EnableReplication {
         }
         let (secret, _) = password(cx)?;
         let secret = Secret::new(client::escape(secret.expose()));
-        let tls = if cx.config.replication.tls {
-            format!(
-                ",\n  MASTER_SSL = 1, MASTER_SSL_CA = {}, MASTER_SSL_VERIFY_SERVER_CERT = 1",
-                literal(&format!("{}/ca.pem", layout::TLS_DIR))
-            )
-        } else {
-            String::new()
-        };
         let sql = format!(
             "STOP SLAVE;\n\
              RESET SLAVE ALL;\n\
              SET GLOBAL gtid_slave_pos = {gtid};\n\
-             CHANGE MASTER TO\n  MASTER_HOST = {host}, MASTER_PORT = {port},\n  \
-             MASTER_USER = {user}, MASTER_PASSWORD = '{SECRET_MARK}',\n  \
-             MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 10, MASTER_HEARTBEAT_PERIOD = 5{tls};\n\
+             {change}\n\
              START SLAVE;\n",
             gtid = literal(&gtid),
-            host = literal(cx.config.primary.replication_address()),
-            user = literal(&cx.config.replication.user),
+            change = change_master(cx.config, NodeName::Primary, port),
         );
         Ok(Verdict::Todo(vec![Action::Run {
             on: NodeName::Secondary,
@@ -97,6 +87,30 @@ impl Step for EnableReplication {
             input: Input::WithSecret(sql, secret),
         }]))
     }
+}
+
+/// `CHANGE MASTER TO` the `source` node, by GTID from `gtid_slave_pos`, over TLS checked
+/// against the source's CA when TLS is on; the password is [`SECRET_MARK`].
+pub fn change_master(config: &Config, source: NodeName, port: u16) -> String {
+    let node = match source {
+        NodeName::Primary => &config.primary,
+        NodeName::Secondary => &config.secondary,
+    };
+    let tls = if config.replication.tls {
+        format!(
+            ",\n  MASTER_SSL = 1, MASTER_SSL_CA = {}, MASTER_SSL_VERIFY_SERVER_CERT = 1",
+            literal(layout::PEER_CA)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "CHANGE MASTER TO\n  MASTER_HOST = {host}, MASTER_PORT = {port},\n  \
+         MASTER_USER = {user}, MASTER_PASSWORD = '{SECRET_MARK}',\n  \
+         MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 10, MASTER_HEARTBEAT_PERIOD = 5{tls};",
+        host = literal(node.replication_address()),
+        user = literal(&config.replication.user),
+    )
 }
 
 pub struct VerifyLink;
@@ -112,6 +126,8 @@ impl Step for VerifyLink {
 
     fn check(&self, _cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
         Ok(Verdict::Todo(vec![Action::Canary {
+            from: NodeName::Primary,
+            to: NodeName::Secondary,
             timeout: Duration::from_secs(60),
         }]))
     }

@@ -7,14 +7,17 @@ pub mod layout;
 pub mod link;
 pub mod preflight;
 pub mod primary;
+pub mod recover;
+pub mod roles;
 pub mod secondary;
 pub mod seed;
+pub mod switchover;
 
 use std::time::Duration;
 
 use super::{Engine, NodeReport};
 use crate::host::Host;
-use crate::plan::{Ctx, Plan};
+use crate::plan::{Ctx, NodeName, Plan};
 
 pub struct MariaDb;
 
@@ -36,9 +39,62 @@ impl Engine for MariaDb {
         }
     }
 
-    fn canary(&self, cx: &mut Ctx<'_>, timeout: Duration) -> anyhow::Result<Duration> {
-        link::wait_for_threads(cx.secondary, timeout)?;
-        link::canary(cx.primary, cx.secondary, timeout)
+    fn promote_plan(&self, force: bool) -> Plan {
+        Plan {
+            operation: "recover-promote",
+            steps: vec![
+                Box::new(recover::CheckPrimary { force }),
+                Box::new(recover::Fence),
+                Box::new(recover::Promote),
+                Box::new(recover::FirstWrite),
+            ],
+        }
+    }
+
+    fn unfence_plan(&self, force: bool) -> Plan {
+        Plan {
+            operation: "recover-unfence",
+            steps: vec![Box::new(recover::Unfence { force })],
+        }
+    }
+
+    fn rejoin_plan(&self) -> Plan {
+        Plan {
+            operation: "recover-rejoin",
+            steps: vec![Box::new(recover::Rejoin)],
+        }
+    }
+
+    fn switchover_plan(&self) -> Plan {
+        Plan {
+            operation: "switchover",
+            steps: vec![
+                Box::new(switchover::Switch),
+                Box::new(switchover::VerifySwapped),
+            ],
+        }
+    }
+
+    fn switch_roles(
+        &self,
+        cx: &mut Ctx<'_>,
+        primary: NodeName,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<String>> {
+        let secret = switchover::secret(cx)?;
+        let config = cx.config;
+        let (primary_host, replica_host) = cx.pair(primary);
+        switchover::switch(config, primary, primary_host, replica_host, timeout, &secret)
+    }
+
+    fn canary(
+        &self,
+        source: &mut dyn Host,
+        replica: &mut dyn Host,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        link::wait_for_threads(replica, timeout)?;
+        link::canary(source, replica, timeout)
     }
 
     fn node_report(&self, name: &str, host: &mut dyn Host) -> NodeReport {
@@ -75,14 +131,6 @@ impl Engine for MariaDb {
         report
     }
 
-    fn status_canary(
-        &self,
-        primary: &mut dyn Host,
-        secondary: &mut dyn Host,
-        timeout: Duration,
-    ) -> anyhow::Result<Duration> {
-        link::canary(primary, secondary, timeout)
-    }
 }
 
 #[cfg(test)]

@@ -44,11 +44,15 @@ impl Step for PreparePrimary {
             });
         }
         if settings.tls {
-            actions.extend(certificates(cx)?);
+            let address = cx.config.primary.replication_address().to_owned();
+            actions.extend(certificates(cx.primary, NodeName::Primary, &address)?);
         }
         let restart = settings.needs_restart(&server);
         if restart.is_empty() {
             actions.extend(runtime_settings(&server, &settings));
+            if server.read_only {
+                actions.push(open_writes(NodeName::Primary));
+            }
         } else {
             actions.push(Action::Run {
                 on: NodeName::Primary,
@@ -63,6 +67,8 @@ impl Step for PreparePrimary {
                 ),
                 input: Input::None,
             });
+            // It comes back read-only, as every node does (fencing).
+            actions.push(open_writes(NodeName::Primary));
         }
         actions.extend(replication_user(cx)?);
         Ok(if actions.is_empty() {
@@ -99,18 +105,31 @@ fn runtime_settings(server: &Server, settings: &NodeSettings) -> Option<Action> 
     })
 }
 
-/// A private CA and a server certificate for the primary's replication address, made on
-/// the primary with its openssl; the key never leaves the host.
-fn certificates(cx: &mut Ctx<'_>) -> anyhow::Result<Option<Action>> {
+/// Opens writes at run time on the node that is primary (its config keeps read_only=ON).
+pub fn open_writes(on: NodeName) -> Action {
+    Action::Run {
+        on,
+        why: "open writes on the primary (read_only=OFF at run time; the config keeps it ON)"
+            .into(),
+        cmd: client::command(),
+        input: Input::Text("SET GLOBAL read_only = OFF;\n".into()),
+    }
+}
+
+/// A private CA and a server certificate for a node's replication address, made on the
+/// node with its openssl; the keys never leave the host. The other node gets the CA.
+pub fn certificates(
+    host: &mut dyn Host,
+    on: NodeName,
+    address: &str,
+) -> anyhow::Result<Option<Action>> {
     let cert = format!("{}/server-cert.pem", layout::TLS_DIR);
-    let present = cx
-        .primary
+    let present = host
         .run(&Cmd::new(format!("test -s {}", quote(&cert))).as_root())?
         .success();
     if present {
         return Ok(None);
     }
-    let address = cx.config.primary.replication_address().to_owned();
     let san = if address.parse::<std::net::IpAddr>().is_ok() {
         format!("IP:{address}")
     } else {
@@ -135,9 +154,9 @@ fn certificates(cx: &mut Ctx<'_>) -> anyhow::Result<Option<Action>> {
         san = quote(&san),
     );
     Ok(Some(Action::Run {
-        on: NodeName::Primary,
+        on,
         why: format!(
-            "make a TLS certificate for {address} in {} (replication is encrypted and the secondary checks it)",
+            "make a TLS certificate for {address} in {} (replication is encrypted, and the replica checks it)",
             layout::TLS_DIR
         ),
         cmd: Cmd::new(script).as_root(),

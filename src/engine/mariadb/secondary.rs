@@ -4,7 +4,7 @@
 
 use super::facts;
 use super::layout::{self, NodeSettings};
-use super::primary::{password, read_optional};
+use super::primary::{certificates, password, read_optional};
 use super::seed::start_and_wait;
 use crate::host::FileMode;
 use crate::plan::{Action, Ctx, Input, NodeName, SECRET_MARK, Step, Verdict};
@@ -48,21 +48,10 @@ impl Step for ConfigureSecondary {
             });
         }
         if cx.config.replication.tls {
-            let ca = format!("{}/ca.pem", layout::TLS_DIR);
-            let from_primary = read_optional(cx.primary, &ca)?;
-            let there = read_optional(cx.secondary, &ca)?;
-            if from_primary.is_none() || there != from_primary {
-                let contents = from_primary
-                    .map(|pem| String::from_utf8_lossy(&pem).into_owned())
-                    .unwrap_or_else(|| "(the primary's CA certificate)".into());
-                actions.push(Action::Write {
-                    on: NodeName::Secondary,
-                    why: "the primary's CA certificate, to check the primary on connecting".into(),
-                    path: ca,
-                    contents: Input::Text(contents),
-                    mode: FileMode::new(0o644),
-                });
-            }
+            let address = cx.config.secondary.replication_address().to_owned();
+            actions.extend(certificates(cx.secondary, NodeName::Secondary, &address)?);
+            actions.extend(peer_ca(cx, NodeName::Primary, NodeName::Secondary)?);
+            actions.extend(peer_ca(cx, NodeName::Secondary, NodeName::Primary)?);
         }
         let (secret, _) = password(cx)?;
         let kept = read_optional(cx.secondary, layout::PASSWORD_FILE)?;
@@ -84,6 +73,25 @@ impl Step for ConfigureSecondary {
             Verdict::Todo(actions)
         })
     }
+}
+
+/// The CA of `from` as the peer CA of `to`, so `to` can check `from` when replicating
+/// from it. Only certificates travel; keys stay where they were made.
+fn peer_ca(cx: &mut Ctx<'_>, from: NodeName, to: NodeName) -> anyhow::Result<Option<Action>> {
+    let ca = format!("{}/ca.pem", layout::TLS_DIR);
+    let source = read_optional(cx.host(from), &ca)?;
+    let there = read_optional(cx.host(to), layout::PEER_CA)?;
+    if source.is_some() && there == source {
+        return Ok(None);
+    }
+    Ok(Some(Action::Copy {
+        why: format!("the {from}'s CA certificate, to check the {from} when replicating from it"),
+        from,
+        path: ca,
+        to,
+        to_path: layout::PEER_CA.into(),
+        mode: FileMode::new(0o644),
+    }))
 }
 
 pub struct Start;
@@ -125,6 +133,14 @@ impl Step for Start {
             let settings = secondary_settings(cx)?;
             let server = facts::server(cx.secondary)?;
             let restart = settings.needs_restart(&server);
+            if !server.read_only && restart.is_empty() {
+                actions.push(Action::Run {
+                    on: NodeName::Secondary,
+                    why: "make the secondary read-only now (its config says so too)".into(),
+                    cmd: super::client::command(),
+                    input: Input::Text("SET GLOBAL read_only = ON;\n".into()),
+                });
+            }
             if !restart.is_empty() {
                 actions.push(Action::Run {
                     on: NodeName::Secondary,

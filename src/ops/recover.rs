@@ -1,0 +1,84 @@
+//! `ha-setup recover promote | unfence | rejoin`: plans like init's, run on whatever
+//! nodes can be reached (an unreachable one is a fact the steps work with, not an error).
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::engine;
+use crate::error::ExitCode;
+use crate::journal::{Store, state_dir};
+use crate::nodes;
+use crate::plan::Ctx;
+use crate::prompt::NoPrompt;
+use crate::runner::{Runner, seconds};
+use crate::ui::Ui;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    Promote,
+    Unfence,
+    Rejoin,
+    /// Not a recovery but the same kind of run: `ha-setup switchover`.
+    Switchover,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RecoverOptions {
+    pub force: bool,
+    pub dry_run: bool,
+}
+
+pub fn recover(
+    config_path: &Path,
+    recovery: Recovery,
+    options: RecoverOptions,
+    ui: &Ui,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let config = super::load_config(config_path)?;
+    let engine = engine::for_config(&config)?;
+    // Recovery runs unattended at 3 a.m. as often as not: it never prompts.
+    let (mut primary, mut secondary) = nodes::connect_both_or_stand_in(&config, &NoPrompt);
+    let plan = match recovery {
+        Recovery::Promote => engine.promote_plan(options.force),
+        Recovery::Unfence => engine.unfence_plan(options.force),
+        Recovery::Rejoin => engine.rejoin_plan(),
+        Recovery::Switchover => engine.switchover_plan(),
+    };
+    let store = Store::open(state_dir(&config));
+    let mut cx = Ctx {
+        config: &config,
+        primary: primary.as_mut(),
+        secondary: secondary.as_mut(),
+        ui,
+        dry_run: options.dry_run,
+        after_pending: false,
+        findings: Vec::new(),
+    };
+    if options.dry_run {
+        ui.out(&format!("Plan for {}; nothing is changed.", plan.operation))?;
+    }
+    let outcome = Runner {
+        engine,
+        store: &store,
+    }
+    .run(&plan, &mut cx)?;
+    let took = seconds(started.elapsed());
+    let message = match (recovery, options.dry_run) {
+        (_, true) => format!("{} step(s) would run.", outcome.changed.len()),
+        (Recovery::Promote, false) => format!(
+            "recover promote: done in {took}: the new primary takes writes. Point the application at it; \
+             when the old primary is back, make it a replica with `ha-setup recover rejoin`."
+        ),
+        (Recovery::Unfence, false) => format!("recover unfence: done in {took}: the primary takes writes."),
+        (Recovery::Switchover, false) => format!(
+            "switchover: done in {took}: the roles are swapped, no transaction lost, and the link is alive. \
+             Point the application at the new primary."
+        ),
+        (Recovery::Rejoin, false) => format!(
+            "recover rejoin: done in {took}: the old primary replicates from the new one, and the link is alive."
+        ),
+    };
+    ui.out(&message)?;
+    Ok(ExitCode::Ok)
+}
