@@ -142,6 +142,9 @@ _ha__setup() {
             ha__setup__subcmd__help__subcmd__recover,promote)
                 cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__promote"
                 ;;
+            ha__setup__subcmd__help__subcmd__recover,rebuild)
+                cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__rebuild"
+                ;;
             ha__setup__subcmd__help__subcmd__recover,rejoin)
                 cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__rejoin"
                 ;;
@@ -154,6 +157,9 @@ _ha__setup() {
             ha__setup__subcmd__recover,promote)
                 cmd="ha__setup__subcmd__recover__subcmd__promote"
                 ;;
+            ha__setup__subcmd__recover,rebuild)
+                cmd="ha__setup__subcmd__recover__subcmd__rebuild"
+                ;;
             ha__setup__subcmd__recover,rejoin)
                 cmd="ha__setup__subcmd__recover__subcmd__rejoin"
                 ;;
@@ -165,6 +171,9 @@ _ha__setup() {
                 ;;
             ha__setup__subcmd__recover__subcmd__help,promote)
                 cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__promote"
+                ;;
+            ha__setup__subcmd__recover__subcmd__help,rebuild)
+                cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__rebuild"
                 ;;
             ha__setup__subcmd__recover__subcmd__help,rejoin)
                 cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__rejoin"
@@ -711,7 +720,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help__subcmd__recover)
-            opts="promote unfence rejoin"
+            opts="promote unfence rejoin rebuild"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -725,6 +734,20 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help__subcmd__recover__subcmd__promote)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__help__subcmd__recover__subcmd__rebuild)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -895,7 +918,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version promote unfence rejoin help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version promote unfence rejoin rebuild help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -917,7 +940,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover__subcmd__help)
-            opts="promote unfence rejoin help"
+            opts="promote unfence rejoin rebuild help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -945,6 +968,20 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover__subcmd__help__subcmd__promote)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__help__subcmd__rebuild)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -987,6 +1024,28 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover__subcmd__promote)
+            opts="-y -c -v -q -h -V --yes --force --dry-run --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__rebuild)
             opts="-y -c -v -q -h -V --yes --force --dry-run --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

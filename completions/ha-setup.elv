@@ -125,6 +125,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
+            cand rebuild 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;recover;promote'= {
@@ -175,10 +176,27 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'ha-setup;recover;rebuild'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -y 'Answer yes to every question; never prompt'
+            cand --yes 'Answer yes to every question; never prompt'
+            cand --force 'Go on although a safety check refused (the precondition table says what it saw)'
+            cand --dry-run 'Run the read-only checks and print what each step would run, changing nothing'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'ha-setup;recover;help'= {
             cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
+            cand rebuild 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;recover;help;promote'= {
@@ -186,6 +204,8 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;recover;help;unfence'= {
         }
         &'ha-setup;recover;help;rejoin'= {
+        }
+        &'ha-setup;recover;help;rebuild'= {
         }
         &'ha-setup;recover;help;help'= {
         }
@@ -359,12 +379,15 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
+            cand rebuild 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
         }
         &'ha-setup;help;recover;promote'= {
         }
         &'ha-setup;help;recover;unfence'= {
         }
         &'ha-setup;help;recover;rejoin'= {
+        }
+        &'ha-setup;help;recover;rebuild'= {
         }
         &'ha-setup;help;bundle'= {
             cand create 'Take a consistent snapshot of the primary and write it as a bundle file'

@@ -179,6 +179,10 @@ pub enum RecoverCommand {
     /// Make the old primary a replica of the new one; refused if its history diverged
     #[command(after_help = "Example:\n  ha-setup recover rejoin -c ha-setup.toml --yes")]
     Rejoin(RecoverArgs),
+
+    /// Re-seed the secondary from the primary with a fresh bundle (old data moved aside)
+    #[command(after_help = "Example:\n  ha-setup recover rebuild -c ha-setup.toml --yes")]
+    Rebuild(RecoverArgs),
 }
 
 #[derive(Debug, Args)]

@@ -62,6 +62,12 @@ impl Runner<'_> {
         for (index, step) in plan.steps.iter().enumerate() {
             let name = step.name();
             let header = format!("[{}/{total}] {name}: {}", index + 1, step.purpose());
+            // The spinner runs from the check on: a preflight takes seconds too.
+            let progress = (!cx.dry_run).then(|| {
+                let progress = ui.step(&header);
+                progress.status("checking");
+                progress
+            });
             cx.findings.clear();
             // A refusal is the message itself; anything else says which check failed.
             let verdict = step.check(cx).map_err(|err| {
@@ -104,7 +110,9 @@ impl Runner<'_> {
                 outcome.failed_checks += failed.len();
                 continue;
             }
-            let progress = ui.step(&header);
+            let Some(progress) = progress else {
+                unreachable!("a step has its progress line outside a dry run")
+            };
             let shown = findings_text(&findings);
             if !shown.is_empty() {
                 progress.line(shown.trim_start_matches('\n'));

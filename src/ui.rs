@@ -174,6 +174,13 @@ impl StepProgress {
         }
     }
 
+    /// A passing state, only ever on the spinner ("checking"); never a line.
+    pub fn status(&self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text.to_owned());
+        }
+    }
+
     /// A byte count going through this step (the bundle): a bar with bytes, throughput
     /// and ETA on a terminal; a line every ten seconds otherwise. `total` 0 = unknown.
     pub fn transfer(&self, total: u64) -> Transfer<'_> {

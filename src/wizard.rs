@@ -342,7 +342,13 @@ impl Wizard<'_> {
         name: NodeName,
         like: Option<Option<PathBuf>>,
     ) -> anyhow::Result<Option<PathBuf>> {
-        let found = found_keys();
+        let mut found = found_keys();
+        // The primary's key, when it is not in ~/.ssh, is still the secondary's default.
+        if let Some(Some(path)) = &like
+            && !found.contains(path)
+        {
+            found.insert(0, path.clone());
+        }
         let mut items = vec!["ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa".to_owned()];
         items.extend(found.iter().map(|p| p.display().to_string()));
         items.push("another key file…".to_owned());

@@ -212,3 +212,37 @@ fn switchover_under_writes_loses_none_and_switches_back() {
     let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(report["nodes"][1]["role"], "replica", "{report}");
 }
+
+#[test]
+#[ignore = "needs the lab"]
+fn rebuild_reseeds_a_secondary_whose_data_was_broken() {
+    let lab = lab();
+    let (config, state) = pair(&lab, "rebuild");
+    // Break the secondary: a row deleted behind replication's back, then changed on the
+    // primary, stops the SQL thread (row not found).
+    lab.sql_ok(
+        Host::Secondary,
+        "SET SESSION sql_log_bin = 0; SET GLOBAL read_only = OFF; DELETE FROM app.t WHERE id = 1; SET GLOBAL read_only = ON;",
+    );
+    lab.sql_ok(Host::Primary, "UPDATE app.t SET id = 100 WHERE id = 1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = ha(&lab, &state, &["status", "-c", &config, "--format", "json"]);
+        if status.stdout.contains("\"link\": \"broken\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the link never broke: {status:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let rebuild = ha(&lab, &state, &["recover", "rebuild", "-c", &config, "--yes"]);
+    rebuild.expect_code(0);
+    assert_eq!(
+        lab.sql_ok(Host::Secondary, "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.t"),
+        "2,3,100"
+    );
+    ha(&lab, &state, &["status", "-c", &config]).expect_code(0);
+    // Both earlier datadirs are kept, moved aside.
+    let aside = lab.exec_ok(Host::Secondary, "ls -d /var/lib/mysql.ha-setup-old-* | wc -l");
+    assert_eq!(aside.trim(), "2", "{aside}");
+}

@@ -12,6 +12,7 @@ pub fn run(config_path: &Path, command: &RecoverCommand, ui: &Ui) -> anyhow::Res
         RecoverCommand::Promote(args) => (Recovery::Promote, args),
         RecoverCommand::Unfence(args) => (Recovery::Unfence, args),
         RecoverCommand::Rejoin(args) => (Recovery::Rejoin, args),
+        RecoverCommand::Rebuild(args) => (Recovery::Rebuild, args),
     };
     recover(
         config_path,

@@ -165,6 +165,14 @@ pub struct SyncFile {
 
 impl Config {
     /// Reads and validates a config file.
+    /// The same pair with `[primary]` and `[secondary]` exchanged, for operations that
+    /// copy from whichever node is primary now.
+    pub fn swapped(&self) -> Config {
+        let mut config = self.clone();
+        std::mem::swap(&mut config.primary, &mut config.secondary);
+        config
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|err| ConfigError::unreadable(path, err))?;

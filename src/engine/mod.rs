@@ -48,6 +48,10 @@ pub trait Engine: Sync {
     /// `recover unfence`: reopen writes on the primary once no other node is primary.
     fn unfence_plan(&self, force: bool) -> Plan;
 
+    /// `recover rebuild`: re-seeds the secondary from the primary with a fresh bundle; run
+    /// with the nodes oriented so that `[primary]` is the primary now.
+    fn rebuild_plan(&self) -> Plan;
+
     /// `recover rejoin`: the old primary replicates from the new one.
     fn rejoin_plan(&self) -> Plan;
 

@@ -18,6 +18,7 @@ pub enum Recovery {
     Promote,
     Unfence,
     Rejoin,
+    Rebuild,
     /// Not a recovery but the same kind of run: `ha-setup switchover`.
     Switchover,
 }
@@ -43,13 +44,25 @@ pub fn recover(
         Recovery::Promote => engine.promote_plan(options.force),
         Recovery::Unfence => engine.unfence_plan(options.force),
         Recovery::Rejoin => engine.rejoin_plan(),
+        Recovery::Rebuild => engine.rebuild_plan(),
         Recovery::Switchover => engine.switchover_plan(),
     };
     let store = Store::open(state_dir(&config));
+    // rebuild reuses init's steps, which copy from `[primary]` to `[secondary]`: after a
+    // promotion those names are the other way round, so the nodes are swapped for it.
+    let swapped;
+    let (config_for_plan, first, second) =
+        if recovery == Recovery::Rebuild && secondary_is_primary(&config, &mut primary, &mut secondary, ui) {
+            ui.note("The [secondary] node is the primary now: rebuilding the [primary] node from it.");
+            swapped = config.swapped();
+            (&swapped, &mut secondary, &mut primary)
+        } else {
+            (&config, &mut primary, &mut secondary)
+        };
     let mut cx = Ctx {
-        config: &config,
-        primary: primary.as_mut(),
-        secondary: secondary.as_mut(),
+        config: config_for_plan,
+        primary: first.as_mut(),
+        secondary: second.as_mut(),
         ui,
         dry_run: options.dry_run,
         after_pending: false,
@@ -75,10 +88,36 @@ pub fn recover(
             "switchover: done in {took}: the roles are swapped, no transaction lost, and the link is alive. \
              Point the application at the new primary."
         ),
+        (Recovery::Rebuild, false) => format!(
+            "recover rebuild: done in {took}: the secondary holds a fresh copy and replicates; its previous data was moved aside."
+        ),
         (Recovery::Rejoin, false) => format!(
             "recover rejoin: done in {took}: the old primary replicates from the new one, and the link is alive."
         ),
     };
     ui.out(&message)?;
     Ok(ExitCode::Ok)
+}
+
+/// Whether the config's `[secondary]` takes writes while its `[primary]` does not.
+fn secondary_is_primary(
+    config: &crate::config::Config,
+    primary: &mut Box<dyn crate::host::Host>,
+    secondary: &mut Box<dyn crate::host::Host>,
+    ui: &Ui,
+) -> bool {
+    use crate::engine::mariadb::roles;
+    use crate::plan::NodeName;
+    let mut cx = Ctx {
+        config,
+        primary: primary.as_mut(),
+        secondary: secondary.as_mut(),
+        ui,
+        dry_run: true,
+        after_pending: false,
+        findings: Vec::new(),
+    };
+    let first = roles::see(&mut cx, NodeName::Primary);
+    let second = roles::see(&mut cx, NodeName::Secondary);
+    second.writable_primary() && !first.writable_primary()
 }

@@ -219,6 +219,9 @@ close $r;
 # Whoever asked may be gone (lab.sh interrupted): keep going, and keep reaping.
 $SIG{PIPE} = $SIG{INT} = $SIG{HUP} = "IGNORE";
 POSIX::setsid();
+# Services must not keep what the caller had open (a test lock taken with flock(1) would
+# stay held for as long as the daemons live).
+POSIX::close($_) for grep { $_ != fileno($w) } 3 .. 1023;
 open STDIN, "<", "/dev/null"; open STDOUT, ">>", $log; open STDERR, ">&", \*STDOUT;
 $0 = "ha-lab-reaper";
 my $nr = $prctl{(POSIX::uname())[4]};
@@ -226,6 +229,7 @@ if (!$nr || syscall($nr, 36, 1, 0, 0, 0) != 0) { warn "ha-lab-reaper: no PR_SET_
 my $child = fork // die "fork: $!";
 if (!$child) {    # services start with default signal handling, as from a real init
     $SIG{$_} = "DEFAULT" for qw(PIPE INT HUP);
+    close $w;
     exec { $cmd[0] } @cmd or die "exec $cmd[0]: $!";
 }
 waitpid($child, 0);

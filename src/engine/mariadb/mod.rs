@@ -58,6 +58,15 @@ impl Engine for MariaDb {
         }
     }
 
+    fn rebuild_plan(&self) -> Plan {
+        let mut steps = self.init_plan().steps;
+        steps.insert(1, Box::new(recover::DiscardSeed));
+        Plan {
+            operation: "recover-rebuild",
+            steps,
+        }
+    }
+
     fn rejoin_plan(&self) -> Plan {
         Plan {
             operation: "recover-rejoin",

@@ -13,7 +13,7 @@ use super::link::change_master;
 use super::primary::password;
 use super::roles::{self, Seen, other};
 use crate::error::Exit;
-use crate::host::Cmd;
+use crate::host::{Cmd, HostExt};
 use crate::plan::{Action, Ctx, Input, NodeName, Step, Verdict};
 use crate::secret::Secret;
 
@@ -410,5 +410,51 @@ mod tests {
         // Positions the old primary only replicated (another server's) are not its own.
         assert!(errant("0-2-120", 1, "0-1-98").is_empty());
         assert_eq!(errant("0-1-3", 1, ""), vec![(0, 1, 1, 3)]);
+    }
+}
+
+/// rebuild's first step: forget the replica's seed record, so package, transfer and unpack
+/// seed it afresh (its datadir is moved aside by unpack, as in init).
+pub struct DiscardSeed;
+
+impl Step for DiscardSeed {
+    fn name(&self) -> &'static str {
+        "discard-seed"
+    }
+
+    fn purpose(&self) -> &'static str {
+        "the secondary's copy is to be replaced: forget its seed record"
+    }
+
+    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
+        let (a, b) = both(cx);
+        let secondary = seen(&a, &b, NodeName::Secondary);
+        if secondary.writable_primary() {
+            return Err(Exit::refused(format!(
+                "refusing to rebuild the {}: it takes writes (it is a primary).{}",
+                secondary.label,
+                table(&a, &b)
+            ))
+            .into());
+        }
+        let record = super::layout::SEED_RECORD;
+        let present = cx
+            .secondary
+            .run(&Cmd::new(format!("test -e {}", crate::host::quote(record))).as_root())?
+            .success();
+        if !present {
+            return Ok(Verdict::Done("no seed record: the next steps seed it".into()));
+        }
+        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+        Ok(Verdict::Todo(vec![Action::Run {
+            on: NodeName::Secondary,
+            why: format!("set the seed record aside ({record}.replaced-{stamp})"),
+            cmd: Cmd::new(format!(
+                "mv -- {r} {r}.replaced-{stamp}",
+                r = crate::host::quote(record)
+            ))
+            .as_root(),
+            input: Input::None,
+        }]))
     }
 }
