@@ -183,6 +183,41 @@ pub enum RecoverCommand {
     /// Re-seed the secondary from the primary with a fresh bundle (old data moved aside)
     #[command(after_help = "Example:\n  ha-setup recover rebuild -c ha-setup.toml --yes")]
     Rebuild(RecoverArgs),
+
+    /// Make a fresh MariaDB install a primary from a bundle file (disaster recovery)
+    #[command(after_help = "Example:\n  \
+        ha-setup recover restore -c ha-setup.toml --bundle /backup/db1.zip --target secondary --yes")]
+    Restore(RestoreArgs),
+}
+
+/// A node as the config names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NodeArg {
+    Primary,
+    Secondary,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The bundle file (from `ha-setup bundle create`)
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+
+    /// The node to restore onto, as the config names it
+    #[arg(long, value_enum)]
+    pub target: NodeArg,
+
+    /// Answer yes to every question; never prompt
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Restore even onto a node that runs a writable database (its data is moved aside)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Run the read-only checks and print what each step would run, changing nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

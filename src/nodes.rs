@@ -76,7 +76,10 @@ impl Host for Unreachable {
 }
 
 /// Both nodes, an unreachable one standing in as [`Unreachable`].
-pub fn connect_both_or_stand_in(config: &Config, prompter: &dyn Prompter) -> (Box<dyn Host>, Box<dyn Host>) {
+pub fn connect_both_or_stand_in(
+    config: &Config,
+    prompter: &dyn Prompter,
+) -> (Box<dyn Host>, Box<dyn Host>) {
     let (primary, secondary) = connect_both(config, prompter);
     let stand_in = |name, node: &Node, connected: Connected| -> Box<dyn Host> {
         connected.unwrap_or_else(|err| Box::new(Unreachable::new(name, node, &err)))

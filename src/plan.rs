@@ -101,6 +101,13 @@ pub enum Action {
         to_path: String,
         mode: FileMode,
     },
+    /// Streams a local file (a bundle) into a command's stdin on a node.
+    Send {
+        why: String,
+        local: PathBuf,
+        to: NodeName,
+        receive: Cmd,
+    },
     /// Places this ha-setup binary on a host, checked by SHA-256.
     PlaceTool {
         on: NodeName,
@@ -151,6 +158,9 @@ impl Action {
                 format!("[{on}] place this ha-setup binary at {remote} (checked by SHA-256)")
             }
             Action::Relay { why, from, to, .. } => format!("[{from} → {to}] {why}"),
+            Action::Send { why, local, to, .. } => {
+                format!("[this machine → {to}] {why}: {}", local.display())
+            }
             Action::Switchover {
                 primary,
                 replica,

@@ -239,6 +239,22 @@ impl Runner<'_> {
                 ..
             } => write_with_backup(cx.host(*on), path, &contents.bytes(), mode)?,
             Action::PlaceTool { on, local, remote } => place_tool(cx.host(*on), local, remote)?,
+            Action::Send {
+                local, to, receive, ..
+            } => {
+                let mut file = std::fs::File::open(local)
+                    .with_context(|| format!("cannot read {}", local.display()))?;
+                let host = cx.host(*to);
+                let mut stdout = Vec::new();
+                let finished = host.exec(receive, &mut file, &mut stdout)?;
+                if !finished.success() {
+                    bail!(
+                        "receiving {} on the {to} failed: {}",
+                        local.display(),
+                        finished.stderr.trim()
+                    );
+                }
+            }
             Action::Copy {
                 from,
                 path,
@@ -316,7 +332,10 @@ fn hosts_of(actions: &[Action]) -> String {
     let mut names: Vec<NodeName> = Vec::new();
     for action in actions {
         let on = match action {
-            Action::Run { on, .. } | Action::Write { on, .. } | Action::PlaceTool { on, .. } => {
+            Action::Send { to: on, .. }
+            | Action::Run { on, .. }
+            | Action::Write { on, .. }
+            | Action::PlaceTool { on, .. } => {
                 vec![*on]
             }
             Action::Relay { from, to, .. } | Action::Copy { from, to, .. } => vec![*from, *to],

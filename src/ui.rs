@@ -131,7 +131,7 @@ fn clock() -> String {
 }
 
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner:.cyan} {prefix} {wide_msg:.dim} {elapsed:>4}")
+    ProgressStyle::with_template("{spinner:.cyan} {prefix} {elapsed:.dim}\n      {wide_msg:.dim}")
         .expect("a valid template")
 }
 
@@ -199,14 +199,20 @@ impl StepProgress {
         }
     }
 
-    /// Ends the step with its result, a line that stays (`done in 3.2s`).
+    /// Ends the step with its result, a line that stays: on a terminal one line for the
+    /// whole step when nothing was printed under it (`✓ [2/9] … — done in 3.2s`).
     pub fn finish(self, result: &str) {
         self.clear();
-        self.show_header();
-        if self.bar.is_some() {
-            self.ui.note(&format!("      {result}"));
-        } else {
+        if self.bar.is_none() {
             self.ui.note(&format!("{}       {result}", clock()));
+            return;
+        }
+        let mut shown = self.header_shown.lock().unwrap_or_else(|p| p.into_inner());
+        if *shown {
+            self.ui.note(&format!("      ✓ {result}"));
+        } else {
+            *shown = true;
+            self.ui.note(&format!("✓ {} — {result}", self.header));
         }
     }
 
@@ -232,7 +238,11 @@ impl Drop for StepProgress {
     fn drop(&mut self) {
         if self.bar.as_ref().is_some_and(|bar| !bar.is_finished()) {
             self.clear();
-            self.show_header();
+            let mut shown = self.header_shown.lock().unwrap_or_else(|p| p.into_inner());
+            if !*shown {
+                *shown = true;
+                self.ui.note(&format!("✗ {}", self.header));
+            }
         }
     }
 }

@@ -20,8 +20,11 @@ fn pair(lab: &Lab, name: &str) -> (String, String) {
     );
     let config = lab.write_config(name, "");
     let state = state(name);
-    lab.ha_setup_with(&[("HA_SETUP_STATE_DIR", &state)], &["init", "-c", &config, "--yes"])
-        .expect_code(0);
+    lab.ha_setup_with(
+        &[("HA_SETUP_STATE_DIR", &state)],
+        &["init", "-c", &config, "--yes"],
+    )
+    .expect_code(0);
     (config, state)
 }
 
@@ -40,8 +43,11 @@ fn kill_primary_database(lab: &Lab) {
 
 fn start_primary_database(lab: &Lab) {
     // Over SSH, so the daemon has a reaper (see tests/lab/README.md).
-    lab.ssh(Host::Primary, "rm -f /run/mysqld/mysqld.pid; service mariadb start >/dev/null 2>&1")
-        .expect_code(0);
+    lab.ssh(
+        Host::Primary,
+        "rm -f /run/mysqld/mysqld.pid; service mariadb start >/dev/null 2>&1",
+    )
+    .expect_code(0);
 }
 
 #[track_caller]
@@ -52,7 +58,10 @@ fn wait_for(lab: &Lab, host: Host, sql: &str, expected: &str) {
         if run.code == Some(0) && run.stdout.trim() == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "{sql} on {host:?} never gave {expected:?}: {run:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{sql} on {host:?} never gave {expected:?}: {run:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -64,9 +73,18 @@ fn promote_after_losing_the_primary_then_rejoin_it() {
     let (config, state) = pair(&lab, "promote");
 
     // Refused while the primary is alive and writable: exit 3, with what was seen.
-    let refused = ha(&lab, &state, &["recover", "promote", "-c", &config, "--yes"]);
+    let refused = ha(
+        &lab,
+        &state,
+        &["recover", "promote", "-c", &config, "--yes"],
+    );
     assert_eq!(refused.code, Some(3), "{refused:?}");
-    assert!(refused.stderr.contains("still answers as a writable primary"), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("still answers as a writable primary"),
+        "{refused:?}"
+    );
     assert!(refused.stderr.contains("WRITABLE"), "{refused:?}");
     assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "1");
 
@@ -74,14 +92,31 @@ fn promote_after_losing_the_primary_then_rejoin_it() {
     wait_for(&lab, Host::Secondary, "SELECT COUNT(*) FROM app.t", "4");
     kill_primary_database(&lab);
 
-    let promote = ha(&lab, &state, &["recover", "promote", "-c", &config, "--yes"]);
+    let promote = ha(
+        &lab,
+        &state,
+        &["recover", "promote", "-c", &config, "--yes"],
+    );
     promote.expect_code(0);
-    assert!(promote.stderr.contains("last transaction received from the old primary"), "{promote:?}");
+    assert!(
+        promote
+            .stderr
+            .contains("last transaction received from the old primary"),
+        "{promote:?}"
+    );
     // Every row that had replicated is there, and writes are accepted.
-    assert_eq!(lab.sql_ok(Host::Secondary, "SELECT COUNT(*) FROM app.t"), "4");
+    assert_eq!(
+        lab.sql_ok(Host::Secondary, "SELECT COUNT(*) FROM app.t"),
+        "4"
+    );
     lab.sql_ok(Host::Secondary, "INSERT INTO app.t VALUES (5)");
     // A second promote has nothing to do.
-    ha(&lab, &state, &["recover", "promote", "-c", &config, "--yes"]).expect_code(0);
+    ha(
+        &lab,
+        &state,
+        &["recover", "promote", "-c", &config, "--yes"],
+    )
+    .expect_code(0);
 
     // The crashed primary comes back read-only (fenced by its config).
     start_primary_database(&lab);
@@ -93,7 +128,11 @@ fn promote_after_losing_the_primary_then_rejoin_it() {
     assert_eq!(report["nodes"][1]["read_only"], false, "{report}");
     assert!(status.stdout.contains("recover rejoin"), "{status:?}");
     // Unfencing it would make two primaries: refused.
-    let unfence = ha(&lab, &state, &["recover", "unfence", "-c", &config, "--yes"]);
+    let unfence = ha(
+        &lab,
+        &state,
+        &["recover", "unfence", "-c", &config, "--yes"],
+    );
     assert_eq!(unfence.code, Some(3), "{unfence:?}");
 
     // Rejoin: the old primary replicates from the new one.
@@ -121,16 +160,27 @@ fn rejoin_refuses_an_old_primary_with_errant_transactions() {
     let errant = lab.sql_ok(Host::Primary, "SELECT @@gtid_binlog_pos");
     kill_primary_database(&lab);
     lab.sql_ok(Host::Secondary, "START SLAVE");
-    ha(&lab, &state, &["recover", "promote", "-c", &config, "--yes"]).expect_code(0);
+    ha(
+        &lab,
+        &state,
+        &["recover", "promote", "-c", &config, "--yes"],
+    )
+    .expect_code(0);
     start_primary_database(&lab);
 
     let rejoin = ha(&lab, &state, &["recover", "rejoin", "-c", &config, "--yes"]);
     assert_eq!(rejoin.code, Some(3), "{rejoin:?}");
     assert!(rejoin.stderr.contains("errant"), "{rejoin:?}");
-    assert!(rejoin.stderr.contains(&errant), "{errant} not named: {rejoin:?}");
+    assert!(
+        rejoin.stderr.contains(&errant),
+        "{errant} not named: {rejoin:?}"
+    );
     assert!(rejoin.stderr.contains("recover rebuild"), "{rejoin:?}");
     // Nothing was discarded: the row is still on the old primary, which replicates from nowhere.
-    assert_eq!(lab.sql_ok(Host::Primary, "SELECT COUNT(*) FROM app.t WHERE id = 99"), "1");
+    assert_eq!(
+        lab.sql_ok(Host::Primary, "SELECT COUNT(*) FROM app.t WHERE id = 99"),
+        "1"
+    );
     assert_eq!(lab.sql_ok(Host::Primary, "SHOW SLAVE STATUS"), "");
 }
 
@@ -139,16 +189,26 @@ fn rejoin_refuses_an_old_primary_with_errant_transactions() {
 fn a_restarted_primary_comes_back_fenced_and_unfence_reopens_it() {
     let lab = lab();
     let (config, state) = pair(&lab, "unfence");
-    lab.ssh(Host::Primary, "service mariadb restart >/dev/null 2>&1").expect_code(0);
+    lab.ssh(Host::Primary, "service mariadb restart >/dev/null 2>&1")
+        .expect_code(0);
     assert_eq!(lab.sql_ok(Host::Primary, "SELECT @@read_only"), "1");
     let status = ha(&lab, &state, &["status", "-c", &config]);
     assert_eq!(status.code, Some(4), "{status:?}");
     assert!(status.stdout.contains("recover unfence"), "{status:?}");
 
-    let plan = ha(&lab, &state, &["recover", "unfence", "-c", &config, "--dry-run"]);
+    let plan = ha(
+        &lab,
+        &state,
+        &["recover", "unfence", "-c", &config, "--dry-run"],
+    );
     plan.expect_code(0);
     assert_eq!(lab.sql_ok(Host::Primary, "SELECT @@read_only"), "1");
-    ha(&lab, &state, &["recover", "unfence", "-c", &config, "--yes"]).expect_code(0);
+    ha(
+        &lab,
+        &state,
+        &["recover", "unfence", "-c", &config, "--yes"],
+    )
+    .expect_code(0);
     assert_eq!(lab.sql_ok(Host::Primary, "SELECT @@read_only"), "0");
     // The replica reconnects on its own after the restart (within its 10 s retry).
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -157,7 +217,10 @@ fn a_restarted_primary_comes_back_fenced_and_unfence_reopens_it() {
         if status.code == Some(0) {
             break;
         }
-        assert!(Instant::now() < deadline, "the pair never became healthy: {status:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the pair never became healthy: {status:?}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
 }
@@ -195,14 +258,28 @@ fn switchover_under_writes_loses_none_and_switches_back() {
     let _ = writer.wait();
     switch.expect_code(0);
 
-    let accepted = lab.exec_ok(Host::Primary, "wc -l < /tmp/accepted").trim().to_owned();
-    assert!(accepted.parse::<u32>().unwrap() > 10, "the writer barely wrote: {accepted}");
+    let accepted = lab
+        .exec_ok(Host::Primary, "wc -l < /tmp/accepted")
+        .trim()
+        .to_owned();
+    assert!(
+        accepted.parse::<u32>().unwrap() > 10,
+        "the writer barely wrote: {accepted}"
+    );
     // Every write the old primary accepted is on the new one.
-    assert_eq!(lab.sql_ok(Host::Secondary, "SELECT COUNT(*) FROM app.w"), accepted);
+    assert_eq!(
+        lab.sql_ok(Host::Secondary, "SELECT COUNT(*) FROM app.w"),
+        accepted
+    );
     assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "0");
     assert_eq!(lab.sql_ok(Host::Primary, "SELECT @@read_only"), "1");
     lab.sql_ok(Host::Secondary, "INSERT INTO app.t VALUES (10)");
-    wait_for(&lab, Host::Primary, "SELECT COUNT(*) FROM app.t WHERE id = 10", "1");
+    wait_for(
+        &lab,
+        Host::Primary,
+        "SELECT COUNT(*) FROM app.t WHERE id = 10",
+        "1",
+    );
 
     // And back.
     ha(&lab, &state, &["switchover", "-c", &config, "--yes"]).expect_code(0);
@@ -231,18 +308,118 @@ fn rebuild_reseeds_a_secondary_whose_data_was_broken() {
         if status.stdout.contains("\"link\": \"broken\"") {
             break;
         }
-        assert!(Instant::now() < deadline, "the link never broke: {status:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the link never broke: {status:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    let rebuild = ha(&lab, &state, &["recover", "rebuild", "-c", &config, "--yes"]);
+    let rebuild = ha(
+        &lab,
+        &state,
+        &["recover", "rebuild", "-c", &config, "--yes"],
+    );
     rebuild.expect_code(0);
     assert_eq!(
-        lab.sql_ok(Host::Secondary, "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.t"),
+        lab.sql_ok(
+            Host::Secondary,
+            "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.t"
+        ),
         "2,3,100"
     );
     ha(&lab, &state, &["status", "-c", &config]).expect_code(0);
     // Both earlier datadirs are kept, moved aside.
-    let aside = lab.exec_ok(Host::Secondary, "ls -d /var/lib/mysql.ha-setup-old-* | wc -l");
+    let aside = lab.exec_ok(
+        Host::Secondary,
+        "ls -d /var/lib/mysql.ha-setup-old-* | wc -l",
+    );
     assert_eq!(aside.trim(), "2", "{aside}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn restore_a_bundle_file_onto_a_fresh_host() {
+    let lab = lab();
+    lab.reset();
+    lab.sql_ok(
+        Host::Primary,
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2), (3);",
+    );
+    let config = lab.write_config("restore", "");
+    let state = state("restore");
+    let bundle = format!("{}/restore-test.zip", lab.var("HA_LAB_ROOT"));
+    let _ = std::fs::remove_file(&bundle);
+    ha(
+        &lab,
+        &state,
+        &["bundle", "create", "-c", &config, "--out", &bundle],
+    )
+    .expect_code(0);
+
+    // The secondary is a fresh install: restore makes it a primary with the bundle's data.
+    let args = [
+        "recover",
+        "restore",
+        "-c",
+        &config,
+        "--bundle",
+        &bundle,
+        "--target",
+        "secondary",
+        "--yes",
+    ];
+    let restore = ha(&lab, &state, &args);
+    restore.expect_code(0);
+    assert_eq!(
+        lab.sql_ok(Host::Secondary, "SELECT COUNT(*) FROM app.t"),
+        "3"
+    );
+    assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "0");
+    lab.sql_ok(Host::Secondary, "INSERT INTO app.t VALUES (4)");
+    // Its fresh datadir was moved aside, not deleted; a second run changes nothing.
+    lab.exec(Host::Secondary, "ls -d /var/lib/mysql.ha-setup-old-*")
+        .expect_code(0);
+    ha(&lab, &state, &args).expect_code(0);
+    assert_eq!(
+        lab.sql_ok(Host::Secondary, "SELECT COUNT(*) FROM app.t"),
+        "4"
+    );
+
+    // Onto a host with data of its own: refused (exit 3) unless --force.
+    let refused = ha(
+        &lab,
+        &state,
+        &[
+            "recover", "restore", "-c", &config, "--bundle", &bundle, "--target", "primary",
+            "--yes",
+        ],
+    );
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    // A corrupted bundle is refused before anything on the target is replaced.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&bundle, &bytes).unwrap();
+    lab.reset();
+    let broken = ha(
+        &lab,
+        &state,
+        &[
+            "recover",
+            "restore",
+            "-c",
+            &config,
+            "--bundle",
+            &bundle,
+            "--target",
+            "secondary",
+            "--yes",
+        ],
+    );
+    assert_eq!(broken.code, Some(1), "{broken:?}");
+    lab.exec(Host::Secondary, "test ! -e /var/lib/mysql.ha-setup-old-*")
+        .expect_code(0);
+    assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "0");
+    let _ = std::fs::remove_file(&bundle);
 }

@@ -52,6 +52,10 @@ pub trait Engine: Sync {
     /// with the nodes oriented so that `[primary]` is the primary now.
     fn rebuild_plan(&self) -> Plan;
 
+    /// `recover restore`: a fresh install becomes a primary from a bundle file; the target
+    /// is the context's `[secondary]`.
+    fn restore_plan(&self, bundle: &std::path::Path, force: bool) -> Plan;
+
     /// `recover rejoin`: the old primary replicates from the new one.
     fn rejoin_plan(&self) -> Plan;
 
@@ -78,7 +82,6 @@ pub trait Engine: Sync {
 
     /// Reads one node for `status`; a node that cannot be read is reported, not an error.
     fn node_report(&self, name: &str, host: &mut dyn Host) -> NodeReport;
-
 }
 
 /// The engine the config names.

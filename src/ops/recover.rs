@@ -13,12 +13,17 @@ use crate::prompt::NoPrompt;
 use crate::runner::{Runner, seconds};
 use crate::ui::Ui;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recovery {
     Promote,
     Unfence,
     Rejoin,
     Rebuild,
+    /// A bundle file onto `target` (the config's node name), which becomes a primary.
+    Restore {
+        bundle: std::path::PathBuf,
+        target: crate::plan::NodeName,
+    },
     /// Not a recovery but the same kind of run: `ha-setup switchover`.
     Switchover,
 }
@@ -40,25 +45,46 @@ pub fn recover(
     let engine = engine::for_config(&config)?;
     // Recovery runs unattended at 3 a.m. as often as not: it never prompts.
     let (mut primary, mut secondary) = nodes::connect_both_or_stand_in(&config, &NoPrompt);
-    let plan = match recovery {
+    let plan = match &recovery {
         Recovery::Promote => engine.promote_plan(options.force),
         Recovery::Unfence => engine.unfence_plan(options.force),
         Recovery::Rejoin => engine.rejoin_plan(),
         Recovery::Rebuild => engine.rebuild_plan(),
+        Recovery::Restore { bundle, .. } => {
+            if !bundle.is_file() {
+                return Err(crate::error::Exit::usage(format!(
+                    "no bundle file at {}: make one with `ha-setup bundle create --out FILE`",
+                    bundle.display()
+                ))
+                .into());
+            }
+            engine.restore_plan(bundle, options.force)
+        }
         Recovery::Switchover => engine.switchover_plan(),
     };
     let store = Store::open(state_dir(&config));
     // rebuild reuses init's steps, which copy from `[primary]` to `[secondary]`: after a
     // promotion those names are the other way round, so the nodes are swapped for it.
     let swapped;
-    let (config_for_plan, first, second) =
-        if recovery == Recovery::Rebuild && secondary_is_primary(&config, &mut primary, &mut secondary, ui) {
-            ui.note("The [secondary] node is the primary now: rebuilding the [primary] node from it.");
-            swapped = config.swapped();
-            (&swapped, &mut secondary, &mut primary)
-        } else {
-            (&config, &mut primary, &mut secondary)
-        };
+    let (config_for_plan, first, second) = if recovery == Recovery::Rebuild
+        && secondary_is_primary(&config, &mut primary, &mut secondary, ui)
+        || matches!(
+            recovery,
+            Recovery::Restore {
+                target: crate::plan::NodeName::Primary,
+                ..
+            }
+        ) {
+        if recovery == Recovery::Rebuild {
+            ui.note(
+                "The [secondary] node is the primary now: rebuilding the [primary] node from it.",
+            );
+        }
+        swapped = config.swapped();
+        (&swapped, &mut secondary, &mut primary)
+    } else {
+        (&config, &mut primary, &mut secondary)
+    };
     let mut cx = Ctx {
         config: config_for_plan,
         primary: first.as_mut(),
@@ -83,10 +109,17 @@ pub fn recover(
             "recover promote: done in {took}: the new primary takes writes. Point the application at it; \
              when the old primary is back, make it a replica with `ha-setup recover rejoin`."
         ),
-        (Recovery::Unfence, false) => format!("recover unfence: done in {took}: the primary takes writes."),
+        (Recovery::Unfence, false) => {
+            format!("recover unfence: done in {took}: the primary takes writes.")
+        }
         (Recovery::Switchover, false) => format!(
             "switchover: done in {took}: the roles are swapped, no transaction lost, and the link is alive. \
              Point the application at the new primary."
+        ),
+        (Recovery::Restore { bundle, .. }, false) => format!(
+            "recover restore: done in {took}: the target runs as a primary on the data of {}, and takes writes. \
+             Give it a secondary with `ha-setup recover rebuild` once the other node is ready.",
+            bundle.display()
         ),
         (Recovery::Rebuild, false) => format!(
             "recover rebuild: done in {took}: the secondary holds a fresh copy and replicates; its previous data was moved aside."

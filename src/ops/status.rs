@@ -178,7 +178,8 @@ pub fn gather(config: &crate::config::Config, engine: &dyn Engine) -> Report {
     } else {
         if problems.is_empty() {
             problems.push(
-                "neither node replicates from the other: set the pair up with `ha-setup init`".into(),
+                "neither node replicates from the other: set the pair up with `ha-setup init`"
+                    .into(),
             );
         }
         "unknown"

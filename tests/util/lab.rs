@@ -54,10 +54,7 @@ pub fn lab() -> LabGuard {
     let lab = LAB.get_or_init(|| Mutex::new(Lab::discover()));
     // A failed lab test must not fail every later one: the lab itself is still usable.
     let guard = lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    LabGuard {
-        guard,
-        _file: file,
-    }
+    LabGuard { guard, _file: file }
 }
 
 /// The lab, held by one test of one process.

@@ -8,6 +8,7 @@ pub mod link;
 pub mod preflight;
 pub mod primary;
 pub mod recover;
+pub mod restore;
 pub mod roles;
 pub mod secondary;
 pub mod seed;
@@ -67,6 +68,24 @@ impl Engine for MariaDb {
         }
     }
 
+    fn restore_plan(&self, bundle: &std::path::Path, force: bool) -> Plan {
+        Plan {
+            operation: "recover-restore",
+            steps: vec![
+                Box::new(restore::CheckTarget {
+                    force,
+                    bundle: bundle.to_owned(),
+                }),
+                Box::new(restore::Receive {
+                    bundle: bundle.to_owned(),
+                }),
+                Box::new(seed::Unpack),
+                Box::new(restore::ConfigureRestored),
+                Box::new(restore::StartAsPrimary),
+            ],
+        }
+    }
+
     fn rejoin_plan(&self) -> Plan {
         Plan {
             operation: "recover-rejoin",
@@ -93,7 +112,14 @@ impl Engine for MariaDb {
         let secret = switchover::secret(cx)?;
         let config = cx.config;
         let (primary_host, replica_host) = cx.pair(primary);
-        switchover::switch(config, primary, primary_host, replica_host, timeout, &secret)
+        switchover::switch(
+            config,
+            primary,
+            primary_host,
+            replica_host,
+            timeout,
+            &secret,
+        )
     }
 
     fn canary(
@@ -139,7 +165,6 @@ impl Engine for MariaDb {
         }
         report
     }
-
 }
 
 #[cfg(test)]

@@ -18,7 +18,10 @@ use crate::plan::{Action, Ctx, Input, NodeName, Step, Verdict};
 use crate::secret::Secret;
 
 fn both(cx: &mut Ctx<'_>) -> (Seen, Seen) {
-    (roles::see(cx, NodeName::Primary), roles::see(cx, NodeName::Secondary))
+    (
+        roles::see(cx, NodeName::Primary),
+        roles::see(cx, NodeName::Secondary),
+    )
 }
 
 fn seen(a: &Seen, b: &Seen, name: NodeName) -> Seen {
@@ -80,7 +83,10 @@ impl Step for CheckPrimary {
             return Ok(Verdict::Done(format!("the {target} is primary already")));
         }
         if !candidate.answers() {
-            bail!("the {target} ({}) does not answer, so it cannot be promoted", candidate.label);
+            bail!(
+                "the {target} ({}) does not answer, so it cannot be promoted",
+                candidate.label
+            );
         }
         if old.writable_primary() {
             if !self.force {
@@ -98,7 +104,11 @@ impl Step for CheckPrimary {
                 old.name
             )));
         }
-        Ok(Verdict::Done(format!("the {}: {}", old.name, old.describe())))
+        Ok(Verdict::Done(format!(
+            "the {}: {}",
+            old.name,
+            old.describe()
+        )))
     }
 }
 
@@ -277,7 +287,11 @@ pub fn parse_gtids(list: &str) -> Vec<(u32, u32, u64)> {
 
 /// Transactions the old primary wrote that the new primary never applied: for each
 /// domain, the old primary's own binlog position beyond what the new one applied from it.
-pub fn errant(old_binlog: &str, old_server_id: u32, new_applied: &str) -> Vec<(u32, u32, u64, u64)> {
+pub fn errant(
+    old_binlog: &str,
+    old_server_id: u32,
+    new_applied: &str,
+) -> Vec<(u32, u32, u64, u64)> {
     let applied = parse_gtids(new_applied);
     parse_gtids(old_binlog)
         .into_iter()
@@ -338,7 +352,11 @@ impl Step for Rejoin {
             return Ok(Verdict::Done(format!("the {old} replicates already")));
         }
         let new_server = new_seen.server.clone().expect("a writable primary answers");
-        let diverged = errant(&old_server.gtid_binlog_pos, old_server.server_id, &new_server.gtid_slave_pos);
+        let diverged = errant(
+            &old_server.gtid_binlog_pos,
+            old_server.server_id,
+            &new_server.gtid_slave_pos,
+        );
         if !diverged.is_empty() {
             let list: Vec<String> = diverged
                 .iter()
@@ -346,7 +364,10 @@ impl Step for Rejoin {
                     if first == last {
                         format!("{d}-{s}-{first}")
                     } else {
-                        format!("{d}-{s}-{first} … {d}-{s}-{last} ({} transactions)", last - first + 1)
+                        format!(
+                            "{d}-{s}-{first} … {d}-{s}-{last} ({} transactions)",
+                            last - first + 1
+                        )
                     }
                 })
                 .collect();
@@ -379,7 +400,9 @@ impl Step for Rejoin {
         Ok(Verdict::Todo(vec![
             Action::Run {
                 on: old,
-                why: format!("replicate from the {new} by GTID, from where this node's own history ends"),
+                why: format!(
+                    "replicate from the {new} by GTID, from where this node's own history ends"
+                ),
                 cmd: client::command(),
                 input: Input::WithSecret(sql, secret),
             },
@@ -389,27 +412,6 @@ impl Step for Rejoin {
                 timeout: Duration::from_secs(60),
             },
         ]))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gtid_lists() {
-        assert_eq!(parse_gtids("0-1-100,1-2-7"), vec![(0, 1, 100), (1, 2, 7)]);
-        assert!(parse_gtids("").is_empty());
-    }
-
-    #[test]
-    fn errant_transactions_are_those_never_applied() {
-        // The new primary applied up to 0-1-98 from the old one; the old wrote 99 and 100.
-        assert_eq!(errant("0-1-100", 1, "0-1-98"), vec![(0, 1, 99, 100)]);
-        assert!(errant("0-1-98", 1, "0-1-98").is_empty());
-        // Positions the old primary only replicated (another server's) are not its own.
-        assert!(errant("0-2-120", 1, "0-1-98").is_empty());
-        assert_eq!(errant("0-1-3", 1, ""), vec![(0, 1, 1, 3)]);
     }
 }
 
@@ -443,9 +445,13 @@ impl Step for DiscardSeed {
             .run(&Cmd::new(format!("test -e {}", crate::host::quote(record))).as_root())?
             .success();
         if !present {
-            return Ok(Verdict::Done("no seed record: the next steps seed it".into()));
+            return Ok(Verdict::Done(
+                "no seed record: the next steps seed it".into(),
+            ));
         }
-        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
         Ok(Verdict::Todo(vec![Action::Run {
             on: NodeName::Secondary,
             why: format!("set the seed record aside ({record}.replaced-{stamp})"),
@@ -456,5 +462,26 @@ impl Step for DiscardSeed {
             .as_root(),
             input: Input::None,
         }]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gtid_lists() {
+        assert_eq!(parse_gtids("0-1-100,1-2-7"), vec![(0, 1, 100), (1, 2, 7)]);
+        assert!(parse_gtids("").is_empty());
+    }
+
+    #[test]
+    fn errant_transactions_are_those_never_applied() {
+        // The new primary applied up to 0-1-98 from the old one; the old wrote 99 and 100.
+        assert_eq!(errant("0-1-100", 1, "0-1-98"), vec![(0, 1, 99, 100)]);
+        assert!(errant("0-1-98", 1, "0-1-98").is_empty());
+        // Positions the old primary only replicated (another server's) are not its own.
+        assert!(errant("0-2-120", 1, "0-1-98").is_empty());
+        assert_eq!(errant("0-1-3", 1, ""), vec![(0, 1, 1, 3)]);
     }
 }

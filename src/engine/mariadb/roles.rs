@@ -42,8 +42,16 @@ impl Seen {
                 };
                 format!(
                     "answers; {role}; {}; GTID {}",
-                    if server.read_only { "read-only" } else { "WRITABLE" },
-                    if server.gtid_current_pos.is_empty() { "(none)" } else { &server.gtid_current_pos }
+                    if server.read_only {
+                        "read-only"
+                    } else {
+                        "WRITABLE"
+                    },
+                    if server.gtid_current_pos.is_empty() {
+                        "(none)"
+                    } else {
+                        &server.gtid_current_pos
+                    }
                 )
             }
         }

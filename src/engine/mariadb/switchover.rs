@@ -39,7 +39,11 @@ impl Step for Switch {
             .into());
         };
         let primary = other(replica);
-        let (p, r) = if a.name == primary { (&a, &b) } else { (&b, &a) };
+        let (p, r) = if a.name == primary {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
         if !p.writable_primary() {
             return Err(Exit::refused(format!(
                 "the {primary} is not a writable primary ({}): switchover swaps a healthy pair; after a loss use `ha-setup recover promote`",
@@ -76,7 +80,9 @@ pub fn switch(
     client::execute(primary, &Input::Text("SET GLOBAL read_only = ON;\n".into()))
         .context("fencing the primary")?;
     let position = facts::server(primary)?.gtid_binlog_pos;
-    report.push(format!("the {primary_name} is read-only at GTID {position}"));
+    report.push(format!(
+        "the {primary_name} is read-only at GTID {position}"
+    ));
     let waited = client::row(
         replica,
         &format!(
@@ -85,16 +91,25 @@ pub fn switch(
             timeout.as_secs()
         ),
     );
-    let caught_up = matches!(&waited, Ok(row) if row.first().cloned().flatten().as_deref() == Some("0"));
+    let caught_up =
+        matches!(&waited, Ok(row) if row.first().cloned().flatten().as_deref() == Some("0"));
     if !caught_up {
         // Undo: the old primary takes writes again, nothing else changed.
-        let undo = client::execute(primary, &Input::Text("SET GLOBAL read_only = OFF;\n".into()));
+        let undo = client::execute(
+            primary,
+            &Input::Text("SET GLOBAL read_only = OFF;\n".into()),
+        );
         let why = match waited {
-            Ok(_) => format!("the replica did not apply {position} within {}s", timeout.as_secs()),
+            Ok(_) => format!(
+                "the replica did not apply {position} within {}s",
+                timeout.as_secs()
+            ),
             Err(err) => format!("{err:#}"),
         };
         match undo {
-            Ok(()) => bail!("switchover aborted: {why}; the {primary_name} takes writes again, nothing was swapped"),
+            Ok(()) => bail!(
+                "switchover aborted: {why}; the {primary_name} takes writes again, nothing was swapped"
+            ),
             Err(err) => bail!(
                 "switchover aborted: {why}; AND reopening writes on the {primary_name} failed: {err:#}. \
                  Run `ha-setup recover unfence` now"
