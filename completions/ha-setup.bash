@@ -148,6 +148,9 @@ _ha__setup() {
             ha__setup__subcmd__help__subcmd__recover,rejoin)
                 cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__rejoin"
                 ;;
+            ha__setup__subcmd__help__subcmd__recover,restore)
+                cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__restore"
+                ;;
             ha__setup__subcmd__help__subcmd__recover,unfence)
                 cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__unfence"
                 ;;
@@ -163,6 +166,9 @@ _ha__setup() {
             ha__setup__subcmd__recover,rejoin)
                 cmd="ha__setup__subcmd__recover__subcmd__rejoin"
                 ;;
+            ha__setup__subcmd__recover,restore)
+                cmd="ha__setup__subcmd__recover__subcmd__restore"
+                ;;
             ha__setup__subcmd__recover,unfence)
                 cmd="ha__setup__subcmd__recover__subcmd__unfence"
                 ;;
@@ -177,6 +183,9 @@ _ha__setup() {
                 ;;
             ha__setup__subcmd__recover__subcmd__help,rejoin)
                 cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__rejoin"
+                ;;
+            ha__setup__subcmd__recover__subcmd__help,restore)
+                cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__restore"
                 ;;
             ha__setup__subcmd__recover__subcmd__help,unfence)
                 cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__unfence"
@@ -720,7 +729,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help__subcmd__recover)
-            opts="promote unfence rejoin rebuild"
+            opts="promote unfence rejoin rebuild restore"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -762,6 +771,20 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help__subcmd__recover__subcmd__rejoin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__help__subcmd__recover__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -896,7 +919,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__plan)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version init"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version init switchover promote unfence rejoin rebuild"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -918,7 +941,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version promote unfence rejoin rebuild help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version promote unfence rejoin rebuild restore help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -940,7 +963,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover__subcmd__help)
-            opts="promote unfence rejoin rebuild help"
+            opts="promote unfence rejoin rebuild restore help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -996,6 +1019,20 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover__subcmd__help__subcmd__rejoin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1074,6 +1111,36 @@ _ha__setup() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__restore)
+            opts="-y -c -v -q -h -V --bundle --target --yes --force --dry-run --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bundle)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -W "primary secondary" -- "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -126,6 +126,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
             cand rebuild 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
+            cand restore 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;recover;promote'= {
@@ -192,11 +193,30 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'ha-setup;recover;restore'= {
+            cand --bundle 'The bundle file (from `ha-setup bundle create`)'
+            cand --target 'The node to restore onto, as the config names it'
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -y 'Answer yes to every question; never prompt'
+            cand --yes 'Answer yes to every question; never prompt'
+            cand --force 'Restore even onto a node that runs a writable database (its data is moved aside)'
+            cand --dry-run 'Run the read-only checks and print what each step would run, changing nothing'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'ha-setup;recover;help'= {
             cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
             cand rebuild 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
+            cand restore 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;recover;help;promote'= {
@@ -206,6 +226,8 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;recover;help;rejoin'= {
         }
         &'ha-setup;recover;help;rebuild'= {
+        }
+        &'ha-setup;recover;help;restore'= {
         }
         &'ha-setup;recover;help;help'= {
         }
@@ -380,6 +402,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
             cand rebuild 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
+            cand restore 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
         }
         &'ha-setup;help;recover;promote'= {
         }
@@ -388,6 +411,8 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;help;recover;rejoin'= {
         }
         &'ha-setup;help;recover;rebuild'= {
+        }
+        &'ha-setup;help;recover;restore'= {
         }
         &'ha-setup;help;bundle'= {
             cand create 'Take a consistent snapshot of the primary and write it as a bundle file'

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::cli::{InitArgs, Operation};
+use crate::cli::InitArgs;
 use crate::error::ExitCode;
 use crate::ops::init::{InitOptions, init};
 use crate::ui::Ui;
@@ -24,17 +24,15 @@ pub fn run(config_path: &Path, args: &InitArgs, ui: &Ui) -> anyhow::Result<ExitC
     )
 }
 
-/// `plan` is a dry run: the same checks and the same actions, printed.
-pub fn plan(config_path: &Path, operation: Operation, ui: &Ui) -> anyhow::Result<ExitCode> {
-    match operation {
-        Operation::Init => init(
-            config_path,
-            InitOptions {
-                yes: true,
-                dry_run: true,
-                ..InitOptions::default()
-            },
-            ui,
-        ),
-    }
+/// `plan init` is a dry run of init: the same checks and the same actions, printed.
+pub fn plan(config_path: &Path, ui: &Ui) -> anyhow::Result<ExitCode> {
+    init(
+        config_path,
+        InitOptions {
+            yes: true,
+            dry_run: true,
+            ..InitOptions::default()
+        },
+        ui,
+    )
 }

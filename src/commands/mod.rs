@@ -22,7 +22,18 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH));
     match cli.command {
         Command::Init(args) => init::run(&config_path, &args, ui),
-        Command::Plan { operation } => init::plan(&config_path, operation, ui),
+        Command::Plan { operation } => match recovery(operation) {
+            None => init::plan(&config_path, ui),
+            Some(recovery) => crate::ops::recover::recover(
+                &config_path,
+                recovery,
+                crate::ops::recover::RecoverOptions {
+                    force: false,
+                    dry_run: true,
+                },
+                ui,
+            ),
+        },
         Command::Recover(command) => recover::run(&config_path, &command, ui),
         Command::Switchover(args) => switchover::run(&config_path, &args, ui),
         Command::Status(args) => status::run(&config_path, &args, ui),
@@ -33,5 +44,19 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<ExitCode> {
         Command::Config(ConfigCommand::Example) => config::example(ui),
         Command::Completions { shell } => completions::print(shell, ui),
         Command::Man => completions::man(ui),
+    }
+}
+
+/// The operations `plan` shows through the recovery runner (init has its own).
+fn recovery(operation: crate::cli::Operation) -> Option<crate::ops::recover::Recovery> {
+    use crate::cli::Operation;
+    use crate::ops::recover::Recovery;
+    match operation {
+        Operation::Init => None,
+        Operation::Switchover => Some(Recovery::Switchover),
+        Operation::Promote => Some(Recovery::Promote),
+        Operation::Unfence => Some(Recovery::Unfence),
+        Operation::Rejoin => Some(Recovery::Rejoin),
+        Operation::Rebuild => Some(Recovery::Rebuild),
     }
 }
