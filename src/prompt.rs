@@ -258,8 +258,7 @@ pub struct QuestionsGuard {
 /// passphrase prompt turns echo off).
 static mut SAVED_TERMIOS: Option<libc::termios> = None;
 
-const INTERRUPTED_LINE: &[u8] =
-    b"\x1b[?25h\nerror: interrupted: nothing was written, and nothing on the hosts changed\n";
+const INTERRUPTED_LINE: &[u8] = b"\x1b[?25h\nerror: interrupted: nothing on the hosts changed\n";
 
 extern "C" fn on_interrupt(_: libc::c_int) {
     // SAFETY: only async-signal-safe calls (tcsetattr, write, _exit) on values set before

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ha_setup::config::Config;
-use ha_setup::host::{Cmd, FileMode, HostError, HostExt, HostFiles, SshHost, SshTarget};
+use ha_setup::host::{Cmd, FileMode, Host as _, HostError, HostExt, HostFiles, SshHost, SshTarget};
 use ha_setup::prompt::{NoPrompt, Prompter};
 
 use crate::util::lab::{Host, Lab, lab, on_operator};
@@ -283,6 +283,20 @@ fn a_key_with_a_passphrase_is_opened_from_a_prompt() {
     let text = refused.to_string();
     assert!(text.contains("it has a passphrase"), "{text}");
     let mut host = connect(&config, &Answer("open sesame")).unwrap();
+    on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
+    // Or from the environment variable the config names, with no one to ask.
+    let from_env = self::config(
+        &lab,
+        &known,
+        &format!(
+            "identity_file = \"{}\"\nidentity_passphrase_env = \"HA_TEST_KEY_PASSPHRASE\"",
+            key.display()
+        ),
+        "",
+    );
+    // SAFETY: lab tests run one at a time (the lab lock); nothing else reads this variable.
+    unsafe { std::env::set_var("HA_TEST_KEY_PASSPHRASE", "open sesame") };
+    let mut host = connect(&from_env, &NoPrompt).unwrap();
     on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
     lab.exec_ok(
         Host::Primary,
@@ -622,4 +636,139 @@ fn a_host_cut_off_mid_transfer_is_an_error_in_bounded_time() {
         Some(1)
     );
     lab.exec_ok(Host::Primary, "rm -f /tmp/cut.bin.ha-setup-partial*");
+}
+
+/// A target for the lab's non-root login (`ha-admin`, passwordless sudo), offering no key
+/// files: what logs in is decided by the test.
+fn admin_target(lab: &Lab, dir: &Path, with_key: bool) -> SshTarget {
+    let known = known_hosts(lab, dir);
+    let key = if with_key {
+        format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY"))
+    } else {
+        String::new()
+    };
+    let config = config(
+        lab,
+        &known,
+        &format!("ssh_user = \"{}\"\n{key}", lab.var("HA_LAB_ADMIN_USER")),
+        "",
+    );
+    let mut target = SshTarget::resolve("primary", &config.primary, &config.ssh);
+    if !with_key {
+        target.identity_files.clear();
+    }
+    target
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_non_root_login_becomes_root_and_other_users_with_sudo() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let target = admin_target(&lab, dir.path(), true);
+    on_operator(move || {
+        let mut host = SshHost::connect(target, &NoPrompt).unwrap();
+        assert!(!host.login_is_root());
+        assert_eq!(host.run_ok(&Cmd::new("id -un")).unwrap().trim(), "ha-admin");
+        assert_eq!(
+            host.run_ok(&Cmd::new("id -u").as_root()).unwrap().trim(),
+            "0"
+        );
+        assert_eq!(
+            host.run_ok(&Cmd::new("id -un").as_user("postgres"))
+                .unwrap()
+                .trim(),
+            "postgres"
+        );
+        let sql = host
+            .run_ok_with_input(&Cmd::new("mariadb -N").as_root(), b"select 6 * 7;")
+            .unwrap();
+        assert_eq!(sql.trim(), "42");
+        // Root's files through sudo, written atomically with mode and owner.
+        host.write_file(
+            "/var/lib/ha-admin-test.txt",
+            b"written through sudo\n",
+            &FileMode::new(0o640).owned_by("mysql"),
+        )
+        .unwrap();
+        let stat = host
+            .run_ok(&Cmd::new("stat -c '%U %a' /var/lib/ha-admin-test.txt").as_root())
+            .unwrap();
+        assert_eq!(stat.trim(), "mysql 640");
+        host.run_ok(&Cmd::new("rm -f /var/lib/ha-admin-test.txt").as_root())
+            .unwrap();
+    });
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn logs_in_with_a_password_from_the_named_environment_variable() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let mut target = admin_target(&lab, dir.path(), false);
+    target.password_env = Some("HA_TEST_LAB_ADMIN_PASSWORD".into());
+    // SAFETY: lab tests run one at a time (the lab lock); nothing else in this process
+    // reads this variable.
+    unsafe {
+        std::env::set_var(
+            "HA_TEST_LAB_ADMIN_PASSWORD",
+            lab.var("HA_LAB_ADMIN_PASSWORD"),
+        )
+    };
+    let mut wrong = target.clone();
+    wrong.password_env = Some("HA_TEST_WRONG_PASSWORD".into());
+    // SAFETY: as above.
+    unsafe { std::env::set_var("HA_TEST_WRONG_PASSWORD", "not-the-password") };
+    on_operator(move || {
+        let mut host = SshHost::connect(target, &NoPrompt).unwrap();
+        assert_eq!(host.run_ok(&Cmd::new("id -un")).unwrap().trim(), "ha-admin");
+        let err = SshHost::connect(wrong, &NoPrompt)
+            .err()
+            .expect("a wrong password is refused");
+        let text = err.to_string();
+        assert!(text.contains("password"), "{text}");
+        assert!(
+            !text.contains("not-the-password"),
+            "the password leaked: {text}"
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn logs_in_with_a_key_held_by_ssh_agent() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    // Our own agent, in the foreground so this test ends it by its PID.
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent starts");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent made no socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg(lab.var("HA_LAB_KEY"))
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .expect("ssh-add runs");
+    assert!(added.status.success(), "{added:?}");
+    let target = admin_target(&lab, dir.path(), false);
+    // SAFETY: lab tests run one at a time (the lab lock); libssh2 reads it only while
+    // this test connects.
+    unsafe { std::env::set_var("SSH_AUTH_SOCK", &socket) };
+    let connected = on_operator(move || {
+        SshHost::connect(target, &NoPrompt).map(|mut host| host.run_ok(&Cmd::new("id -un")))
+    });
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("SSH_AUTH_SOCK") };
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(connected.unwrap().unwrap().trim(), "ha-admin");
 }

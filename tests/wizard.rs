@@ -158,7 +158,7 @@ fn a_wrong_host_is_caught_at_its_question() {
     // Asked again, with the typo as the default to correct.
     expect(&mut session, "Primary host");
     session.send(ControlCode::EndOfText).unwrap();
-    expect(&mut session, "interrupted: nothing was written");
+    expect(&mut session, "interrupted: nothing");
     let code = exit_code(&mut session);
     assert!(code.contains(", 1)") || code.contains(", 130)"), "{code}");
     assert!(!home.join("ha-setup.toml").exists());
@@ -181,10 +181,29 @@ fn an_unknown_host_key_is_shown_and_refused_on_no() {
     expect(&mut session, "not trusted: nothing was recorded");
     expect(&mut session, "Primary host");
     session.send(ControlCode::EndOfText).unwrap();
-    expect(&mut session, "interrupted: nothing was written");
+    expect(&mut session, "interrupted: nothing");
     let code = exit_code(&mut session);
     assert!(code.contains(", 1)") || code.contains(", 130)"), "{code}");
     let after = std::fs::read_to_string(home.join(".ssh/known_hosts")).unwrap();
     assert_eq!(before, after, "known_hosts changed");
     assert!(!home.join("ha-setup.toml").exists());
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn with_a_config_on_a_terminal_the_plan_is_shown_and_no_runs_nothing() {
+    let lab = lab();
+    let home = operator_home(&lab, "confirm");
+    let config = lab.write_config("wizard-confirm", "");
+    let mut session = spawn(&lab, &home, &["init", "-c", &config]);
+    // Nothing is asked but the confirmation: the hosts come from the config.
+    expect(&mut session, "Plan for init of");
+    answer(&mut session, "Run this plan now?", "n");
+    expect(&mut session, "Nothing was run");
+    let code = exit_code(&mut session);
+    assert!(code.contains(", 0)"), "{code}");
+    assert!(
+        !home.join("state/init.journal.json").exists(),
+        "a journal was written: something ran"
+    );
 }

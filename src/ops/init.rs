@@ -96,7 +96,13 @@ pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result
         }
         let go = prompter
             .confirm("Run this plan now?", true)
-            .map_err(wizard::stopped)?;
+            .map_err(|_| Exit {
+                code: ExitCode::Failed,
+                message: format!(
+                    "interrupted: nothing on the hosts changed; the config is in {}",
+                    config_path.display()
+                ),
+            })?;
         if go != Some(true) {
             ui.note(&format!(
                 "Nothing was run. When ready: `ha-setup init -c {}`.",

@@ -35,9 +35,11 @@ readonly RUN_DIR=/run/ha-lab
 readonly NSDIR=$RUN_DIR/ns
 readonly CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 readonly PG_VERSION=15
+# The lab's non-root login's password: a lab-only value, on purpose not a secret.
+readonly LAB_ADMIN_PASSWORD=lab-admin-pass
 readonly PG_CLUSTER=main
 readonly PACKAGES=(mariadb-server mariadb-backup postgresql openssh-server openssh-client
-    iproute2 jq tmux util-linux mount procps perl-base coreutils)
+    iproute2 jq tmux util-linux mount procps perl-base coreutils sudo)
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 readonly SELF
@@ -179,6 +181,7 @@ inner_env() {
     local h=$1
     printf '%s\n' "PATH=$CLEAN_PATH" HOME=/root LANG=C.UTF-8 TERM=dumb \
         "LAB_ROOT=$LAB_ROOT" "LAB_HOST=$h" "LAB_LOG=$LAB_ROOT/$h/lab.log" \
+        "LAB_ADMIN_PASSWORD=$LAB_ADMIN_PASSWORD" \
         "LAB_ROOT_MNT_NS=$(readlink /proc/self/ns/mnt)" "LAB_ROOT_UTS_NS=$(readlink /proc/self/ns/uts)" \
         "PG_VERSION=$PG_VERSION" "PG_CLUSTER=$PG_CLUSTER"
 }
@@ -564,6 +567,21 @@ in_restore_dir() {
     chmod --reference="$from" "$to"
 }
 
+# A login that is not root, with passwordless sudo (ha-setup's `sudo -n` path) and a
+# password (for password authentication): the lab's own, printed by `lab.sh env`.
+in_admin_user() {
+    local home=/var/lib/ha-admin
+    id ha-admin >/dev/null 2>&1 ||
+        useradd --home-dir "$home" --no-create-home --shell /bin/sh ha-admin >>"$LAB_LOG" 2>&1
+    printf 'ha-admin:%s\n' "$LAB_ADMIN_PASSWORD" | chpasswd
+    install -d -m 755 -o ha-admin -g ha-admin "$home"
+    install -d -m 700 -o ha-admin -g ha-admin "$home/.ssh"
+    install -m 600 -o ha-admin -g ha-admin "$LAB_ROOT/keys/authorized_keys" "$home/.ssh/authorized_keys"
+    install -d -m 755 /etc/sudoers.d
+    printf 'ha-admin ALL=(ALL:ALL) NOPASSWD: ALL\n' > /etc/sudoers.d/ha-admin
+    chmod 440 /etc/sudoers.d/ha-admin
+}
+
 in_reset_common() {
     local role=$1
     in_verify_mounts "$role"
@@ -572,6 +590,7 @@ in_reset_common() {
     in_empty_dir /root/.ssh
     if [[ $role == db ]]; then
         install -m 600 "$LAB_ROOT/keys/authorized_keys" /root/.ssh/authorized_keys
+        in_admin_user
     else
         install -m 600 "$LAB_ROOT/keys/id_ed25519" "$LAB_ROOT/keys/id_rsa" /root/.ssh/
         install -m 644 "$LAB_ROOT/keys/id_ed25519.pub" "$LAB_ROOT/keys/id_rsa.pub" \
@@ -608,7 +627,7 @@ INNER_FUNCS=(in_guard in_say in_die in_live_pid in_pidfile in_sshd_up in_mariadb
     in_check in_verify_mounts in_setup_mounts in_init_db in_start_sshd in_start_mariadb
     in_pg_pidfile in_start_pg in_together in_start_services in_wait_gone in_stop_mariadb in_stop_pg
     in_stop_sshd in_continue_all in_stop_services in_wait_debian_start in_snapshot in_empty_dir
-    in_restore_dir in_reset_common in_restore in_reset_operator)
+    in_restore_dir in_admin_user in_reset_common in_restore in_reset_operator)
 
 # ---------------------------------------------------------------------------------------
 # Lab state
@@ -858,6 +877,7 @@ start_services() {
 build_db_host() {
     local h=$1
     ns_fn "$h" in_init_db
+    ns_fn "$h" in_admin_user
     start_services "$h"
     wait_ready "$h"
     # Pristine snapshot: with the databases stopped, after one clean start (so the copy
@@ -1094,6 +1114,8 @@ cmd_env() {
         "HA_LAB_KEY=$LAB_ROOT/keys/id_ed25519" \
         "HA_LAB_RSA_KEY=$LAB_ROOT/keys/id_rsa" \
         "HA_LAB_KNOWN_HOSTS=$LAB_ROOT/known_hosts" \
+        "HA_LAB_ADMIN_USER=ha-admin" \
+        "HA_LAB_ADMIN_PASSWORD=$LAB_ADMIN_PASSWORD" \
         "HA_LAB_NSDIR=$NSDIR"
 }
 
