@@ -14,6 +14,8 @@ pub enum ExitCode {
     Refused,
     /// (status) the pair is degraded.
     Degraded,
+    /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+    Interrupted,
     /// `status --format nagios`: the monitoring-plugin convention (0 OK, 1 WARNING,
     /// 2 CRITICAL, 3 UNKNOWN) instead of the codes above.
     Plugin(PluginState),
@@ -35,6 +37,7 @@ impl ExitCode {
             ExitCode::Usage => 2,
             ExitCode::Refused => 3,
             ExitCode::Degraded => 4,
+            ExitCode::Interrupted => 130,
             ExitCode::Plugin(state) => state as u8,
         }
     }

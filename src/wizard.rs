@@ -154,10 +154,10 @@ pub fn write(path: &Path, text: &str, prompter: &dyn Prompter) -> anyhow::Result
     Ok(true)
 }
 
-/// Ctrl-C at a question: a one-line error, exit 1, nothing changed.
+/// Ctrl-C at a question: a one-line error, exit 130 (as between questions), nothing changed.
 pub fn stopped(_: Interrupted) -> anyhow::Error {
     Exit {
-        code: ExitCode::Failed,
+        code: ExitCode::Interrupted,
         message: "interrupted: nothing was written, and nothing on the hosts changed".to_owned(),
     }
     .into()

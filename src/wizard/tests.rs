@@ -149,7 +149,7 @@ fn ctrl_c_at_a_question_stops_with_one_line() {
         ("Primary host", Reply::Interrupt),
     ]);
     let err = ask_with(&Given::default(), &prompter, true, &ui(), false).unwrap_err();
-    assert_eq!(exit_code(&err), ExitCode::Failed);
+    assert_eq!(exit_code(&err), ExitCode::Interrupted);
     assert_eq!(
         format!("{err:#}"),
         "interrupted: nothing was written, and nothing on the hosts changed"
