@@ -256,7 +256,25 @@ pub struct Ctx<'a> {
     pub findings: Vec<Finding>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    pub fn new(
+        config: &'a Config,
+        primary: &'a mut dyn Host,
+        secondary: &'a mut dyn Host,
+        ui: &'a Ui,
+        dry_run: bool,
+    ) -> Self {
+        Ctx {
+            config,
+            primary,
+            secondary,
+            ui,
+            dry_run,
+            after_pending: false,
+            findings: Vec::new(),
+        }
+    }
+
     pub fn host(&mut self, name: NodeName) -> &mut dyn Host {
         match name {
             NodeName::Primary => &mut *self.primary,

@@ -29,22 +29,6 @@ fn seed_application(lab: &Lab) {
     );
 }
 
-#[track_caller]
-fn wait_for(lab: &Lab, host: Host, sql: &str, expected: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let run = lab.sql(host, sql);
-        if run.code == Some(0) && run.stdout.trim() == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sql} on {host:?} never gave {expected:?}; last: {run:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn status_json(lab: &Lab, config: &str, state: &str) -> (Option<i32>, serde_json::Value) {
     let run = lab.ha_setup_with(
         &[("HA_SETUP_STATE_DIR", state)],
@@ -106,8 +90,7 @@ fn init_sets_up_a_pair_that_replicates_and_status_follows_it() {
         "one,two,three"
     );
     lab.sql_ok(Host::Primary, "INSERT INTO app.items VALUES (4, 'four')");
-    wait_for(
-        &lab,
+    lab.wait_for_sql(
         Host::Secondary,
         "SELECT name FROM app.items WHERE id = 4",
         "four",

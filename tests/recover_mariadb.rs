@@ -50,22 +50,6 @@ fn start_primary_database(lab: &Lab) {
     .expect_code(0);
 }
 
-#[track_caller]
-fn wait_for(lab: &Lab, host: Host, sql: &str, expected: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let run = lab.sql(host, sql);
-        if run.code == Some(0) && run.stdout.trim() == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{sql} on {host:?} never gave {expected:?}: {run:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 #[ignore = "needs the lab"]
 fn promote_after_losing_the_primary_then_rejoin_it() {
@@ -89,7 +73,7 @@ fn promote_after_losing_the_primary_then_rejoin_it() {
     assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "1");
 
     lab.sql_ok(Host::Primary, "INSERT INTO app.t VALUES (4)");
-    wait_for(&lab, Host::Secondary, "SELECT COUNT(*) FROM app.t", "4");
+    lab.wait_for_sql(Host::Secondary, "SELECT COUNT(*) FROM app.t", "4");
     kill_primary_database(&lab);
 
     let promote = ha(
@@ -138,7 +122,7 @@ fn promote_after_losing_the_primary_then_rejoin_it() {
     // Rejoin: the old primary replicates from the new one.
     let rejoin = ha(&lab, &state, &["recover", "rejoin", "-c", &config, "--yes"]);
     rejoin.expect_code(0);
-    wait_for(&lab, Host::Primary, "SELECT COUNT(*) FROM app.t", "5");
+    lab.wait_for_sql(Host::Primary, "SELECT COUNT(*) FROM app.t", "5");
     let status = ha(&lab, &state, &["status", "-c", &config, "--format", "json"]);
     status.expect_code(0);
     let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
@@ -274,8 +258,7 @@ fn switchover_under_writes_loses_none_and_switches_back() {
     assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "0");
     assert_eq!(lab.sql_ok(Host::Primary, "SELECT @@read_only"), "1");
     lab.sql_ok(Host::Secondary, "INSERT INTO app.t VALUES (10)");
-    wait_for(
-        &lab,
+    lab.wait_for_sql(
         Host::Primary,
         "SELECT COUNT(*) FROM app.t WHERE id = 10",
         "1",

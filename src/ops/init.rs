@@ -81,15 +81,7 @@ pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result
     // On a terminal, the plan is shown and confirmed before anything changes.
     let confirm = asking && !options.dry_run;
     if options.dry_run || confirm {
-        let mut cx = Ctx {
-            config: &config,
-            primary: primary.as_mut(),
-            secondary: secondary.as_mut(),
-            ui,
-            dry_run: true,
-            after_pending: false,
-            findings: Vec::new(),
-        };
+        let mut cx = Ctx::new(&config, primary.as_mut(), secondary.as_mut(), ui, true);
         let code = dry_run(&runner, &plan, &mut cx, &config, ui)?;
         if !confirm || code != ExitCode::Ok {
             return Ok(code);
@@ -112,15 +104,7 @@ pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result
         }
     }
     drop(questions);
-    let mut cx = Ctx {
-        config: &config,
-        primary: primary.as_mut(),
-        secondary: secondary.as_mut(),
-        ui,
-        dry_run: false,
-        after_pending: false,
-        findings: Vec::new(),
-    };
+    let mut cx = Ctx::new(&config, primary.as_mut(), secondary.as_mut(), ui, false);
     let outcome = runner.run(&plan, &mut cx)?;
     finished(&outcome, &config, ui)
 }

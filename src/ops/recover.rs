@@ -85,15 +85,13 @@ pub fn recover(
     } else {
         (&config, &mut primary, &mut secondary)
     };
-    let mut cx = Ctx {
-        config: config_for_plan,
-        primary: first.as_mut(),
-        secondary: second.as_mut(),
+    let mut cx = Ctx::new(
+        config_for_plan,
+        first.as_mut(),
+        second.as_mut(),
         ui,
-        dry_run: options.dry_run,
-        after_pending: false,
-        findings: Vec::new(),
-    };
+        options.dry_run,
+    );
     if options.dry_run {
         ui.out(&format!("Plan for {}; nothing is changed.", plan.operation))?;
     }
@@ -141,15 +139,7 @@ fn secondary_is_primary(
 ) -> bool {
     use crate::engine::mariadb::roles;
     use crate::plan::NodeName;
-    let mut cx = Ctx {
-        config,
-        primary: primary.as_mut(),
-        secondary: secondary.as_mut(),
-        ui,
-        dry_run: true,
-        after_pending: false,
-        findings: Vec::new(),
-    };
+    let mut cx = Ctx::new(config, primary.as_mut(), secondary.as_mut(), ui, true);
     let first = roles::see(&mut cx, NodeName::Primary);
     let second = roles::see(&mut cx, NodeName::Secondary);
     second.writable_primary() && !first.writable_primary()

@@ -212,6 +212,24 @@ impl Lab {
         Run::from(command.stdin(Stdio::null()).output().expect("lab.sh runs"))
     }
 
+    /// Waits until `sql` on `host` prints `expected` (replication takes a moment); panics
+    /// with the last answer after 30 s, a guard against a hang rather than a speed test.
+    #[track_caller]
+    pub fn wait_for_sql(&self, host: Host, sql: &str, expected: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let run = self.sql(host, sql);
+            if run.code == Some(0) && run.stdout.trim() == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql} on {host:?} never gave {expected:?}: {run:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     /// Like [`Lab::sql`], but it must succeed.
     #[track_caller]
     pub fn sql_ok(&self, host: Host, sql: &str) -> String {

@@ -18,6 +18,20 @@ fn command_with_names() -> Cmd {
     Cmd::new("mariadb --batch --connect-timeout=10").as_root()
 }
 
+/// Runs SQL through `cmd`; a refusal is an error with the server's own words.
+fn run(host: &mut dyn Host, cmd: &Cmd, sql: &str) -> anyhow::Result<String> {
+    let output = host.run_with_input(cmd, sql.as_bytes())?;
+    if !output.success() {
+        bail!(
+            "MariaDB on {} refused `{}`: {}",
+            host.label(),
+            first_line(sql),
+            server_message(&output.stderr)
+        );
+    }
+    Ok(output.stdout_text())
+}
+
 /// Runs SQL whose results do not matter; fails with the server's message.
 pub fn execute(host: &mut dyn Host, sql: &Input) -> anyhow::Result<()> {
     let cmd = command();
@@ -34,16 +48,7 @@ pub fn execute(host: &mut dyn Host, sql: &Input) -> anyhow::Result<()> {
 
 /// Rows of a query, each a list of fields (`None` for NULL).
 pub fn rows(host: &mut dyn Host, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
-    let output = host.run_with_input(&command(), sql.as_bytes())?;
-    if !output.success() {
-        bail!(
-            "MariaDB on {} refused `{}`: {}",
-            host.label(),
-            first_line(sql),
-            server_message(&output.stderr)
-        );
-    }
-    Ok(parse_rows(&output.stdout_text()))
+    Ok(parse_rows(&run(host, &command(), sql)?))
 }
 
 /// The single row of a query; an error when there is none.
@@ -56,16 +61,7 @@ pub fn row(host: &mut dyn Host, sql: &str) -> anyhow::Result<Vec<Option<String>>
 
 /// Rows keyed by column name (for `SHOW SLAVE STATUS`, whose columns vary by version).
 pub fn named_rows(host: &mut dyn Host, sql: &str) -> anyhow::Result<Vec<HashMap<String, String>>> {
-    let output = host.run_with_input(&command_with_names(), sql.as_bytes())?;
-    if !output.success() {
-        bail!(
-            "MariaDB on {} refused `{}`: {}",
-            host.label(),
-            first_line(sql),
-            server_message(&output.stderr)
-        );
-    }
-    Ok(parse_named(&output.stdout_text()))
+    Ok(parse_named(&run(host, &command_with_names(), sql)?))
 }
 
 pub fn parse_rows(text: &str) -> Vec<Vec<Option<String>>> {
