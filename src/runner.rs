@@ -446,10 +446,7 @@ fn relay(
     if from == to {
         bail!("a relay needs two different nodes");
     }
-    let (sender, receiver): (&mut dyn Host, &mut dyn Host) = match from {
-        NodeName::Primary => (&mut *cx.primary, &mut *cx.secondary),
-        NodeName::Secondary => (&mut *cx.secondary, &mut *cx.primary),
-    };
+    let (sender, receiver) = cx.pair(from);
     let (pipe_out, pipe_in) = io::pipe().context("cannot create a pipe")?;
     let count = AtomicU64::new(0);
     let (sent, received) = std::thread::scope(|scope| {

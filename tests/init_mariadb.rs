@@ -29,16 +29,6 @@ fn seed_application(lab: &Lab) {
     );
 }
 
-fn status_json(lab: &Lab, config: &str, state: &str) -> (Option<i32>, serde_json::Value) {
-    let run = lab.ha_setup_with(
-        &[("HA_SETUP_STATE_DIR", state)],
-        &["status", "-c", config, "--format", "json"],
-    );
-    let value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|err| panic!("status --format json printed no JSON ({err}): {run:?}"));
-    (run.code, value)
-}
-
 #[test]
 #[ignore = "needs the lab"]
 fn init_sets_up_a_pair_that_replicates_and_status_follows_it() {
@@ -130,7 +120,7 @@ fn init_sets_up_a_pair_that_replicates_and_status_follows_it() {
         "600"
     );
 
-    let (code, status) = status_json(&lab, &config, &state);
+    let (code, status) = lab.status_json(&config, &state);
     assert_eq!(code, Some(0), "{status}");
     assert_eq!(status["link"], "alive", "{status}");
     assert!(status["canary_ms"].is_number(), "{status}");
@@ -164,7 +154,7 @@ fn init_sets_up_a_pair_that_replicates_and_status_follows_it() {
 
     // Replication stopped on the secondary: status says broken (exit 4; nagios CRITICAL).
     lab.sql_ok(Host::Secondary, "STOP SLAVE");
-    let (code, status) = status_json(&lab, &config, &state);
+    let (code, status) = lab.status_json(&config, &state);
     assert_eq!(code, Some(4), "{status}");
     assert_eq!(status["link"], "broken", "{status}");
     let nagios = lab.ha_setup_with(&env, &["status", "-c", &config, "--format", "nagios"]);

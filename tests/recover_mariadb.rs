@@ -123,9 +123,8 @@ fn promote_after_losing_the_primary_then_rejoin_it() {
     let rejoin = ha(&lab, &state, &["recover", "rejoin", "-c", &config, "--yes"]);
     rejoin.expect_code(0);
     lab.wait_for_sql(Host::Primary, "SELECT COUNT(*) FROM app.t", "5");
-    let status = ha(&lab, &state, &["status", "-c", &config, "--format", "json"]);
-    status.expect_code(0);
-    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["link"], "alive", "{report}");
     assert_eq!(report["nodes"][0]["role"], "replica", "{report}");
     // The history has the recovery.
@@ -267,9 +266,8 @@ fn switchover_under_writes_loses_none_and_switches_back() {
     // And back.
     ha(&lab, &state, &["switchover", "-c", &config, "--yes"]).expect_code(0);
     assert_eq!(lab.sql_ok(Host::Primary, "SELECT @@read_only"), "0");
-    let status = ha(&lab, &state, &["status", "-c", &config, "--format", "json"]);
-    status.expect_code(0);
-    let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["nodes"][1]["role"], "replica", "{report}");
 }
 

@@ -212,6 +212,17 @@ impl Lab {
         Run::from(command.stdin(Stdio::null()).output().expect("lab.sh runs"))
     }
 
+    /// `ha-setup status --format json` on the operator: its exit code and the report.
+    pub fn status_json(&self, config: &str, state: &str) -> (Option<i32>, serde_json::Value) {
+        let run = self.ha_setup_with(
+            &[("HA_SETUP_STATE_DIR", state)],
+            &["status", "-c", config, "--format", "json"],
+        );
+        let value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|err| panic!("status --format json printed no JSON ({err}): {run:?}"));
+        (run.code, value)
+    }
+
     /// Waits until `sql` on `host` prints `expected` (replication takes a moment); panics
     /// with the last answer after 30 s, a guard against a hang rather than a speed test.
     #[track_caller]
