@@ -38,12 +38,34 @@ fn connect(config: &Config, prompter: &dyn Prompter) -> Result<SshHost, HostErro
 }
 
 fn lab_key_config(lab: &Lab, dir: &Path) -> Config {
+    lab_key_config_over(lab, dir, Bulk::OpenSsh)
+}
+
+/// The two transports bulk streams can take; streaming tests run over both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bulk {
+    OpenSsh,
+    Libssh2,
+}
+
+const BOTH: [Bulk; 2] = [Bulk::OpenSsh, Bulk::Libssh2];
+
+impl Bulk {
+    fn name(self) -> &'static str {
+        match self {
+            Bulk::OpenSsh => "openssh",
+            Bulk::Libssh2 => "libssh2",
+        }
+    }
+}
+
+fn lab_key_config_over(lab: &Lab, dir: &Path, bulk: Bulk) -> Config {
     let known = known_hosts(lab, dir);
     config(
         lab,
         &known,
         &format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY")),
-        "",
+        &format!("bulk_via_openssh = {}", bulk == Bulk::OpenSsh),
     )
 }
 
@@ -135,34 +157,41 @@ fn a_secret_never_appears_on_a_command_line() {
 #[ignore = "needs the lab"]
 fn streams_files_in_and_out_with_their_digest() {
     let lab = lab();
-    let dir = tempfile::tempdir().unwrap();
-    let config = lab_key_config(&lab, dir.path());
-    let mut host = connect(&config, &NoPrompt).unwrap();
     let data: Vec<u8> = (0..24_000_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
         .collect();
-    let (sent, back) = on_operator(|| {
-        let mut last = 0;
-        let mode = FileMode::new(0o640).owned_by("mysql:mysql");
-        let sent = host
-            .stream_in(&mut &data[..], "/tmp/streamed.bin", &mode, &mut |n| {
-                last = n
-            })
-            .unwrap();
-        assert_eq!(last, data.len() as u64);
-        let mut back = Vec::new();
-        host.stream_out("/tmp/streamed.bin", &mut back, &mut |_| {})
-            .unwrap();
-        (sent, back)
-    });
-    assert!(back == data, "the bytes read back differ");
-    let on_host = lab.exec_ok(
-        Host::Primary,
-        "sha256sum /tmp/streamed.bin | cut -d' ' -f1; stat -c '%a %U:%G' /tmp/streamed.bin; ls /tmp/streamed.bin* | wc -l",
-    );
-    let lines: Vec<&str> = on_host.lines().collect();
-    assert_eq!(lines, [sent.sha256.as_str(), "640 mysql:mysql", "1"]);
-    lab.exec_ok(Host::Primary, "rm -f /tmp/streamed.bin");
+    for bulk in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let config = lab_key_config_over(&lab, dir.path(), bulk);
+        let mut host = connect(&config, &NoPrompt).unwrap();
+        let (sent, back, transport) = on_operator(|| {
+            let mut last = 0;
+            let mode = FileMode::new(0o640).owned_by("mysql:mysql");
+            let sent = host
+                .stream_in(&mut &data[..], "/tmp/streamed.bin", &mode, &mut |n| {
+                    last = n
+                })
+                .unwrap();
+            assert_eq!(last, data.len() as u64);
+            let mut back = Vec::new();
+            host.stream_out("/tmp/streamed.bin", &mut back, &mut |_| {})
+                .unwrap();
+            (sent, back, host.bulk_transport())
+        });
+        assert_eq!(transport, bulk.name());
+        assert!(back == data, "the bytes read back over {bulk:?} differ");
+        let on_host = lab.exec_ok(
+            Host::Primary,
+            "sha256sum /tmp/streamed.bin | cut -d' ' -f1; stat -c '%a %U:%G' /tmp/streamed.bin; ls /tmp/streamed.bin* | wc -l",
+        );
+        let lines: Vec<&str> = on_host.lines().collect();
+        assert_eq!(
+            lines,
+            [sent.sha256.as_str(), "640 mysql:mysql", "1"],
+            "over {bulk:?}"
+        );
+        lab.exec_ok(Host::Primary, "rm -f /tmp/streamed.bin");
+    }
 }
 
 #[test]
@@ -284,6 +313,8 @@ fn a_key_with_a_passphrase_is_opened_from_a_prompt() {
     assert!(text.contains("it has a passphrase"), "{text}");
     let mut host = connect(&config, &Answer("open sesame")).unwrap();
     on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
+    // OpenSSH's ssh would have to ask for the passphrase again: bulk stays on libssh2.
+    assert_eq!(on_operator(|| host.bulk_transport()), "libssh2");
     // Or from the environment variable the config names, with no one to ask.
     let from_env = self::config(
         &lab,
@@ -542,35 +573,40 @@ fn a_missing_remote_command_says_to_install_it() {
 #[ignore = "needs the lab"]
 fn a_full_disk_while_streaming_removes_the_partial_file() {
     let lab = lab();
-    let dir = tempfile::tempdir().unwrap();
-    let config = lab_key_config(&lab, dir.path());
-    lab.exec_ok(
-        Host::Primary,
-        "mkdir -p /mnt/ha-small && mount -t tmpfs -o size=1m tmpfs /mnt/ha-small",
-    );
-    let mut host = connect(&config, &NoPrompt).unwrap();
-    let data = vec![7u8; 4 << 20];
-    let err = on_operator(move || {
-        host.stream_in(
-            &mut &data[..],
-            "/mnt/ha-small/big.bin",
-            &FileMode::private(),
-            &mut |_| {},
-        )
-        .unwrap_err()
-    });
-    let left = lab.exec_ok(
-        Host::Primary,
-        "ls -A /mnt/ha-small; umount /mnt/ha-small; rmdir /mnt/ha-small",
-    );
-    let text = err.to_string();
-    assert!(
-        text.contains("writing /mnt/ha-small/big.bin failed"),
-        "{text}"
-    );
-    assert!(text.contains("No space left on device"), "{text}");
-    assert!(text.contains("partial file was removed"), "{text}");
-    assert_eq!(left.trim(), "", "files were left behind");
+    for bulk in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let config = lab_key_config_over(&lab, dir.path(), bulk);
+        lab.exec_ok(
+            Host::Primary,
+            "mkdir -p /mnt/ha-small && mount -t tmpfs -o size=1m tmpfs /mnt/ha-small",
+        );
+        let mut host = connect(&config, &NoPrompt).unwrap();
+        let data = vec![7u8; 4 << 20];
+        let err = on_operator(move || {
+            host.stream_in(
+                &mut &data[..],
+                "/mnt/ha-small/big.bin",
+                &FileMode::private(),
+                &mut |_| {},
+            )
+            .unwrap_err()
+        });
+        let left = lab.exec_ok(
+            Host::Primary,
+            "ls -A /mnt/ha-small; umount /mnt/ha-small; rmdir /mnt/ha-small",
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("writing /mnt/ha-small/big.bin failed"),
+            "{bulk:?}: {text}"
+        );
+        assert!(text.contains("No space left on device"), "{bulk:?}: {text}");
+        assert!(
+            text.contains("partial file was removed"),
+            "{bulk:?}: {text}"
+        );
+        assert_eq!(left.trim(), "", "files were left behind over {bulk:?}");
+    }
 }
 
 /// Endless data: the transfer can only end by the host being cut off.
@@ -587,8 +623,14 @@ impl std::io::Read for Endless {
 #[ignore = "needs the lab"]
 fn a_host_cut_off_mid_transfer_is_an_error_in_bounded_time() {
     let lab = lab();
+    for bulk in BOTH {
+        cut_off_mid_transfer(&lab, bulk);
+    }
+}
+
+fn cut_off_mid_transfer(lab: &Lab, bulk: Bulk) {
     let dir = tempfile::tempdir().unwrap();
-    let config = lab_key_config(&lab, dir.path());
+    let config = lab_key_config_over(lab, dir.path(), bulk);
     let mut host = connect(&config, &NoPrompt).unwrap();
     // lab.sh runs from the machine's own namespaces: the cut is made from this thread,
     // when the transfer (on the operator's thread) says it is under way.
@@ -624,16 +666,17 @@ fn a_host_cut_off_mid_transfer_is_an_error_in_bounded_time() {
         .to_string();
     assert!(
         text.contains("primary (198.51.100.11) went silent"),
-        "{text}"
+        "{bulk:?}: {text}"
     );
     assert!(
         waited < Duration::from_secs(30),
-        "noticed only after {waited:?}"
+        "noticed only after {waited:?} over {bulk:?}"
     );
     // The destination was never created; the partial file goes once sshd notices.
     assert_eq!(
         lab.exec(Host::Primary, "test -e /tmp/cut.bin").code,
-        Some(1)
+        Some(1),
+        "over {bulk:?}"
     );
     lab.exec_ok(Host::Primary, "rm -f /tmp/cut.bin.ha-setup-partial*");
 }
@@ -695,8 +738,24 @@ fn a_non_root_login_becomes_root_and_other_users_with_sudo() {
             .run_ok(&Cmd::new("stat -c '%U %a' /var/lib/ha-admin-test.txt").as_root())
             .unwrap();
         assert_eq!(stat.trim(), "mysql 640");
-        host.run_ok(&Cmd::new("rm -f /var/lib/ha-admin-test.txt").as_root())
+        // A bulk stream through OpenSSH's ssh, still becoming root with sudo.
+        assert_eq!(host.bulk_transport(), "openssh");
+        let data = vec![5u8; 3 << 20];
+        host.stream_in(
+            &mut &data[..],
+            "/var/lib/ha-admin-bulk.bin",
+            &FileMode::private(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let stat = host
+            .run_ok(&Cmd::new("stat -c '%U %s' /var/lib/ha-admin-bulk.bin").as_root())
             .unwrap();
+        assert_eq!(stat.trim(), format!("root {}", data.len()));
+        host.run_ok(
+            &Cmd::new("rm -f /var/lib/ha-admin-test.txt /var/lib/ha-admin-bulk.bin").as_root(),
+        )
+        .unwrap();
     });
 }
 
@@ -722,6 +781,20 @@ fn logs_in_with_a_password_from_the_named_environment_variable() {
     on_operator(move || {
         let mut host = SshHost::connect(target, &NoPrompt).unwrap();
         assert_eq!(host.run_ok(&Cmd::new("id -un")).unwrap().trim(), "ha-admin");
+        // OpenSSH's ssh could only ask for the password: bulk streams stay on libssh2.
+        assert_eq!(host.bulk_transport(), "libssh2");
+        let data = vec![6u8; 1 << 20];
+        let sent = host
+            .stream_in(
+                &mut &data[..],
+                "/tmp/ha-admin-pw.bin",
+                &FileMode::private(),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(sent.bytes, data.len() as u64);
+        host.run_ok(&Cmd::new("rm -f /tmp/ha-admin-pw.bin").as_root())
+            .unwrap();
         let err = SshHost::connect(wrong, &NoPrompt)
             .err()
             .expect("a wrong password is refused");
@@ -764,11 +837,17 @@ fn logs_in_with_a_key_held_by_ssh_agent() {
     // this test connects.
     unsafe { std::env::set_var("SSH_AUTH_SOCK", &socket) };
     let connected = on_operator(move || {
-        SshHost::connect(target, &NoPrompt).map(|mut host| host.run_ok(&Cmd::new("id -un")))
+        SshHost::connect(target, &NoPrompt).map(|mut host| {
+            // OpenSSH's ssh logs in with the agent's key too.
+            let transport = host.bulk_transport();
+            (host.run_ok(&Cmd::new("id -un")), transport)
+        })
     });
     // SAFETY: as above.
     unsafe { std::env::remove_var("SSH_AUTH_SOCK") };
     let _ = agent.kill();
     let _ = agent.wait();
-    assert_eq!(connected.unwrap().unwrap().trim(), "ha-admin");
+    let (user, transport) = connected.unwrap();
+    assert_eq!(user.unwrap().trim(), "ha-admin");
+    assert_eq!(transport, "openssh");
 }

@@ -103,6 +103,9 @@ pub struct Ssh {
     pub io_timeout_secs: u64,
     /// The OpenSSH client config whose Host aliases, HostName, User, Port and IdentityFile apply.
     pub config_file: PathBuf,
+    /// Bulk streams (the bundle, files) go through OpenSSH's own `ssh` when it is installed
+    /// here and logs in without asking; libssh2 encrypts far slower (docs/BENCHMARKS.md).
+    pub bulk_via_openssh: bool,
 }
 
 impl Default for Ssh {
@@ -114,6 +117,7 @@ impl Default for Ssh {
             keepalive_secs: 5,
             io_timeout_secs: 30,
             config_file: PathBuf::from("~/.ssh/config"),
+            bulk_via_openssh: true,
         }
     }
 }

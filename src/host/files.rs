@@ -111,7 +111,8 @@ pub trait HostFiles: Host {
              [ -z \"$failed\" ] || exit 1\n\
              trap - EXIT"
         ))
-        .as_root();
+        .as_root()
+        .bulk();
         let mut hashing = Hashing {
             inner: reader,
             hasher: Sha256::new(),
@@ -166,7 +167,7 @@ pub trait HostFiles: Host {
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<Transfer, HostError> {
         let source = quote(path);
-        let send = Cmd::new(format!("cat -- {source}")).as_root();
+        let send = Cmd::new(format!("cat -- {source}")).as_root().bulk();
         let mut hashing = Hashing {
             inner: writer,
             hasher: Sha256::new(),

@@ -7,6 +7,7 @@ mod error;
 mod files;
 mod known_hosts;
 mod local;
+mod openssh;
 mod quote;
 mod ssh;
 
@@ -34,6 +35,8 @@ pub enum RunAs {
 pub struct Cmd {
     pub script: String,
     pub run_as: RunAs,
+    /// Moves a lot of data: a remote host may run it over a faster transport.
+    pub bulk: bool,
 }
 
 impl Cmd {
@@ -41,11 +44,18 @@ impl Cmd {
         Cmd {
             script: script.into(),
             run_as: RunAs::Login,
+            bulk: false,
         }
     }
 
     pub fn as_root(mut self) -> Self {
         self.run_as = RunAs::Root;
+        self
+    }
+
+    /// Marks a command whose input or output is large (a bundle, a file).
+    pub fn bulk(mut self) -> Self {
+        self.bulk = true;
         self
     }
 
@@ -191,10 +201,7 @@ pub trait HostExt: Host {
         );
         let mut stdin = secret.to_vec();
         stdin.extend_from_slice(input);
-        let wrapped = Cmd {
-            script,
-            run_as: inner.run_as,
-        };
+        let wrapped = Cmd { script, ..inner };
         self.run_with_input(&wrapped, &stdin)
     }
 }

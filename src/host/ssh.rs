@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, ErrorCode, MethodType, Session};
 
+use super::openssh::{Login, OpenSsh};
 use super::{Cmd, Finished, Host, HostError, known_hosts};
 use crate::config::{HostKeyPolicy, Node, Ssh, expand_home};
 use crate::prompt::Prompter;
@@ -17,7 +18,7 @@ use crate::prompt::Prompter;
 /// Ciphers in order of preference: AES-GCM runs on the CPU's AES instructions and needs no
 /// separate MAC; chacha20-poly1305 is next best where AES-NI is missing. Measured in
 /// docs/BENCHMARKS.md.
-const CIPHERS: &str = "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr";
+pub(super) const CIPHERS: &str = "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr";
 /// A large receive window, so the far side never waits for window adjustments on a fast link.
 const WINDOW: u32 = 16 * 1024 * 1024;
 const PACKET: u32 = 32 * 1024;
@@ -42,6 +43,8 @@ pub struct SshTarget {
     pub connect_timeout: Duration,
     pub keepalive: Duration,
     pub io_timeout: Duration,
+    /// Whether bulk commands may go through OpenSSH's `ssh` (see `openssh.rs`).
+    pub bulk_via_openssh: bool,
 }
 
 impl SshTarget {
@@ -91,6 +94,7 @@ impl SshTarget {
             connect_timeout: Duration::from_secs(ssh.connect_timeout_secs),
             keepalive: Duration::from_secs(ssh.keepalive_secs),
             io_timeout: Duration::from_secs(ssh.io_timeout_secs),
+            bulk_via_openssh: ssh.bulk_via_openssh,
         }
     }
 
@@ -125,6 +129,15 @@ pub struct SshHost {
     socket: TcpStream,
     /// Set once the connection failed mid-command: libssh2 cannot continue such a session.
     broken: Option<String>,
+    login: Login,
+    /// OpenSSH for bulk commands, found out at the first one.
+    lane: Lane,
+}
+
+enum Lane {
+    Untried,
+    Ready(OpenSsh),
+    Closed,
 }
 
 impl SshHost {
@@ -159,7 +172,7 @@ impl SshHost {
             &target.known_hosts,
             target.policy,
         )?;
-        authenticate(&session, &target, &label, prompter)?;
+        let login = authenticate(&session, &target, &label, prompter)?;
         session.set_keepalive(true, target.keepalive.as_secs().max(1) as u32);
         session.set_timeout(millis(target.io_timeout));
         tracing::debug!("connected to {label} as {}", target.user);
@@ -169,11 +182,51 @@ impl SshHost {
             session,
             socket,
             broken: None,
+            login,
+            lane: Lane::Untried,
         })
     }
 
     pub fn target(&self) -> &SshTarget {
         &self.target
+    }
+
+    /// Which transport bulk commands take to this host: `"openssh"` or `"libssh2"`.
+    pub fn bulk_transport(&mut self) -> &'static str {
+        if self.lane().is_some() {
+            "openssh"
+        } else {
+            "libssh2"
+        }
+    }
+
+    /// OpenSSH for a bulk command, when this host can take it: tried once per session.
+    fn lane(&mut self) -> Option<OpenSsh> {
+        if let Lane::Untried = self.lane {
+            self.lane = match self.open_lane() {
+                Ok(lane) => {
+                    tracing::debug!("{}: bulk streams go through OpenSSH's ssh", self.label);
+                    Lane::Ready(lane)
+                }
+                Err(why) => {
+                    tracing::debug!("{}: bulk streams stay on libssh2: {why}", self.label);
+                    Lane::Closed
+                }
+            };
+        }
+        match &self.lane {
+            Lane::Ready(lane) => Some(lane.clone()),
+            _ => None,
+        }
+    }
+
+    fn open_lane(&self) -> Result<OpenSsh, String> {
+        if !self.target.bulk_via_openssh {
+            return Err("[ssh] bulk_via_openssh is false".into());
+        }
+        let lane = OpenSsh::new(&self.target, &self.login)?;
+        lane.probe()?;
+        Ok(lane)
     }
 
     fn silent(&self, during: &str) -> HostError {
@@ -363,12 +416,25 @@ impl Host for SshHost {
         }
         let during = cmd.summary();
         tracing::info!(host = %self.label, "run: {during}");
+        let command_line = cmd.command_line(self.login_is_root());
+        if cmd.bulk
+            && let Some(lane) = self.lane()
+        {
+            return lane.exec(
+                &self.target,
+                &self.label,
+                &during,
+                &command_line,
+                stdin,
+                stdout,
+            );
+        }
         self.session.set_blocking(true);
         let mut channel = match self.session.channel_open("session", WINDOW, PACKET, None) {
             Ok(channel) => channel,
             Err(err) => return Err(self.fail(&format!("opening a channel for `{during}`"), &err)),
         };
-        if let Err(err) = channel.exec(&cmd.command_line(self.login_is_root())) {
+        if let Err(err) = channel.exec(&command_line) {
             return Err(self.fail(&format!("starting `{during}`"), &err));
         }
         self.session.set_blocking(false);
@@ -437,7 +503,7 @@ fn authenticate(
     target: &SshTarget,
     label: &str,
     prompter: &dyn Prompter,
-) -> Result<(), HostError> {
+) -> Result<Login, HostError> {
     let user = target.user.as_str();
     let mut tried = Vec::new();
     let offered = session
@@ -445,7 +511,7 @@ fn authenticate(
         .map(str::to_owned)
         .map_err(|err| ssh_error(label, "asking which login methods it accepts", &err))?;
     if session.authenticated() {
-        return Ok(());
+        return Ok(Login::Asked);
     }
     let allows = |method: &str| offered.split(',').any(|m| m == method);
 
@@ -471,12 +537,13 @@ fn authenticate(
                 None => None,
             };
             match session.userauth_pubkey_file(user, None, key, passphrase.as_deref()) {
-                Ok(()) => return Ok(()),
+                Ok(()) if passphrase.is_none() => return Ok(Login::KeyFile(key.clone())),
+                Ok(()) => return Ok(Login::Asked),
                 Err(err) if passphrase.is_none() && is_locked_key(&err) => {
                     let question = format!("Passphrase for {}", key.display());
                     match prompter.secret(&question) {
                         Some(typed) => match session.userauth_pubkey_file(user, None, key, Some(&typed)) {
-                            Ok(()) => return Ok(()),
+                            Ok(()) => return Ok(Login::Asked),
                             Err(err) => tried.push(format!("key {}: {}", key.display(), err.message())),
                         },
                         None => tried.push(format!(
@@ -491,7 +558,7 @@ fn authenticate(
             }
         }
         match agent_login(session, user) {
-            Ok(true) => return Ok(()),
+            Ok(true) => return Ok(Login::Agent),
             Ok(false) => tried.push("ssh-agent: none of its keys was accepted".to_owned()),
             Err(why) => tried.push(format!("ssh-agent: {why}")),
         }
@@ -521,7 +588,7 @@ fn authenticate(
         };
         if let Some(password) = password {
             match session.userauth_password(user, &password) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(Login::Asked),
                 Err(_) => tried.push("password: refused".to_owned()),
             }
         }

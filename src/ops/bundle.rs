@@ -55,7 +55,8 @@ pub fn create(config_path: &Path, out: &Path, ui: &Ui) -> anyhow::Result<ExitCod
             quote(&server.version_text),
             quote(&config.primary.host)
         ))
-        .as_root();
+        .as_root()
+        .bulk();
         let mut count = CountingWriter {
             inner: &mut writer,
             bytes: 0,

@@ -150,7 +150,8 @@ impl Step for Receive {
                 quote(&tool),
                 quote(&incoming)
             ))
-            .as_root(),
+            .as_root()
+            .bulk(),
         });
         Ok(Verdict::Todo(actions))
     }

@@ -256,14 +256,16 @@ impl Step for Transfer {
                 quote(&server.version_text),
                 quote(&cx.config.primary.host)
             ))
-            .as_root(),
+            .as_root()
+            .bulk(),
             to: NodeName::Secondary,
             receive: Cmd::new(format!(
                 "exec {} bundle unpack --into {}",
                 quote(&secondary_tool),
                 quote(&incoming)
             ))
-            .as_root(),
+            .as_root()
+            .bulk(),
             bytes,
         });
         actions.push(Action::Run {
