@@ -46,12 +46,16 @@ run_channel() { driver HA_BENCH_RAW=1; }
 run_libssh2() { driver HA_BENCH_LANE=libssh2; }
 median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# Machine-wide busy CPU (jiffies) around each variant: on this lab both ends share the cores.
+busy() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 variants="ssh checked host channel libssh2"
 echo "streaming ${size_mib} MiB from the operator to the secondary, ${runs} runs each, alternating"
 for run in $(seq "$runs"); do
     line="run $run:"
     for variant in $variants; do
+        before=$(busy)
         "run_$variant" >> "$times/$variant"
+        echo "$(( $(busy) - before ))" >> "$times/$variant.cpu"
         line="$line $variant $(tail -1 "$times/$variant") s,"
     done
     echo "${line%,}"
@@ -59,8 +63,10 @@ done
 reference=$(median "$times/ssh")
 for variant in $variants; do
     m=$(median "$times/$variant")
-    printf '%-8s median %6.2f s  %4s MiB/s  ratio to ssh %s\n' "$variant" "$m" \
-        "$(echo "scale=0; $size_mib / $m" | bc)" "$(echo "scale=2; $m / $reference" | bc)"
+    cpu=$(median "$times/$variant.cpu")
+    printf '%-8s median %6.2f s  %4s MiB/s  CPU %5.1f s  ratio to ssh %s\n' "$variant" "$m" \
+        "$(echo "scale=0; $size_mib / $m" | bc)" "$(echo "scale=2; $cpu / $(getconf CLK_TCK)" | bc)" \
+        "$(echo "scale=2; $m / $reference" | bc)"
 done
 echo "host / checked: $(echo "scale=2; $(median "$times/host") / $(median "$times/checked")" | bc)"
 
