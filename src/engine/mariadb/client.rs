@@ -64,6 +64,11 @@ pub fn named_rows(host: &mut dyn Host, sql: &str) -> anyhow::Result<Vec<HashMap<
     Ok(parse_named(&run(host, &command_with_names(), sql)?))
 }
 
+/// A query's raw batch output with column names: for several statements in one round trip.
+pub fn text_with_names(host: &mut dyn Host, sql: &str) -> anyhow::Result<String> {
+    run(host, &command_with_names(), sql)
+}
+
 pub fn parse_rows(text: &str) -> Vec<Vec<Option<String>>> {
     text.lines()
         .map(|line| line.split('\t').map(unescape).collect())

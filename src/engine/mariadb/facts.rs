@@ -132,6 +132,28 @@ pub fn parse_server(row: &[Option<String>]) -> anyhow::Result<Server> {
     })
 }
 
+/// The server and its replica connection, read in one round trip: the roles are judged
+/// from both, on every node, at every step of a recovery, where each command to a host
+/// costs a login's worth of time.
+pub fn state(host: &mut dyn Host) -> anyhow::Result<(Server, Option<Replica>)> {
+    let text = client::text_with_names(host, &format!("{SERVER_SQL};\nSHOW SLAVE STATUS"))?;
+    parse_state(&text)
+        .with_context(|| format!("unexpected answer from MariaDB on {}", host.label()))
+}
+
+/// The server's header and row, then `SHOW SLAVE STATUS`'s header and row if it has one.
+pub fn parse_state(text: &str) -> anyhow::Result<(Server, Option<Replica>)> {
+    let mut lines = text.lines();
+    lines.next().context("no answer to the settings query")?;
+    let row = lines.next().context("no row for the settings query")?;
+    let server = parse_server(&client::parse_rows(row).concat())?;
+    let rest: Vec<&str> = lines.collect();
+    let replica = client::parse_named(&rest.join("\n"))
+        .first()
+        .map(parse_replica);
+    Ok((server, replica))
+}
+
 /// One replica connection, from `SHOW SLAVE STATUS`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Replica {
@@ -302,5 +324,22 @@ mod tests {
             replica.last_error().as_deref(),
             Some("error connecting to master")
         );
+    }
+
+    #[test]
+    fn server_and_replica_from_one_round_trip() {
+        let server = "@@version\t@@server_id\t@@log_bin\t@@log_bin_basename\t@@binlog_format\t@@log_slave_updates\t@@read_only\t@@datadir\t@@port\tIFNULL(@@bind_address, '')\t@@gtid_binlog_pos\t@@gtid_slave_pos\t@@gtid_current_pos\t@@have_ssl\n\
+            10.11.6-MariaDB-0+deb12u1-log\t2\t1\t/var/lib/mysql/mysql-bin\tROW\t1\t1\t/var/lib/mysql/\t3306\t127.0.0.1,198.51.100.12\t\t0-1-7\t0-1-7\tYES\n";
+        let (alone, none) = parse_state(server).unwrap();
+        assert_eq!((alone.server_id, none), (2, None));
+        let replica = "Slave_IO_Running\tSlave_SQL_Running\tMaster_Host\tMaster_Port\n\
+            Yes\tYes\t198.51.100.11\t3306\n";
+        let (server, replica) = parse_state(&format!("{server}{replica}")).unwrap();
+        assert!(server.read_only && server.have_ssl);
+        assert_eq!(server.gtid_current_pos, "0-1-7");
+        let replica = replica.expect("the replica connection");
+        assert!(replica.io_ok() && replica.sql_ok());
+        assert_eq!(replica.master_host, "198.51.100.11");
+        assert!(parse_state("").is_err());
     }
 }

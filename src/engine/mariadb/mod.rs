@@ -140,8 +140,8 @@ impl Engine for MariaDb {
             reachable: true,
             ..NodeReport::default()
         };
-        let server = match facts::server(host) {
-            Ok(server) => server,
+        let (server, replica) = match facts::state(host) {
+            Ok(state) => state,
             Err(err) => {
                 report.problem = Some(format!("MariaDB does not answer: {err:#}"));
                 return report;
@@ -151,8 +151,8 @@ impl Engine for MariaDb {
         report.version = Some(server.version.to_string());
         report.read_only = Some(server.read_only);
         report.position = Some(server.gtid_current_pos.clone());
-        match facts::replica(host) {
-            Ok(Some(replica)) => {
+        match replica {
+            Some(replica) => {
                 report.role = "replica".into();
                 report.io_running = Some(replica.io_ok());
                 report.sql_running = Some(replica.sql_ok());
@@ -160,8 +160,7 @@ impl Engine for MariaDb {
                 report.lag_seconds = replica.seconds_behind;
                 report.source = Some(format!("{}:{}", replica.master_host, replica.master_port));
             }
-            Ok(None) => report.role = "primary".into(),
-            Err(err) => report.problem = Some(format!("cannot read replication state: {err:#}")),
+            None => report.role = "primary".into(),
         }
         report
     }

@@ -52,8 +52,7 @@ impl Step for CheckTarget {
             .into());
         }
         if installed.running {
-            let server = facts::server(cx.secondary)?;
-            let replica = facts::replica(cx.secondary)?;
+            let (server, replica) = facts::state(cx.secondary)?;
             if !server.read_only && replica.is_none() && !self.force {
                 // A fresh install has only the system schemas; anything else is someone's data.
                 let schemas = client::row(
@@ -221,8 +220,8 @@ impl Step for StartAsPrimary {
         }
         let writable = !cx.predicting()
             && installed.running
-            && facts::server(cx.secondary).is_ok_and(|s| !s.read_only)
-            && facts::replica(cx.secondary).is_ok_and(|r| r.is_none());
+            && facts::state(cx.secondary)
+                .is_ok_and(|(server, replica)| !server.read_only && replica.is_none());
         if !writable {
             actions.push(Action::Run {
                 on: TARGET,

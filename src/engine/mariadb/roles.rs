@@ -61,9 +61,8 @@ impl Seen {
 pub fn see(cx: &mut Ctx<'_>, name: NodeName) -> Seen {
     let host = cx.host(name);
     let label = host.label().to_owned();
-    let server = facts::server(host);
-    let (server, problem) = match server {
-        Ok(server) => (Some(server), None),
+    let (server, replica, problem) = match facts::state(host) {
+        Ok((server, replica)) => (Some(server), replica, None),
         Err(err) => {
             let text = format!("{err:#}");
             let short = if text.contains("Can't connect to local server") {
@@ -71,13 +70,8 @@ pub fn see(cx: &mut Ctx<'_>, name: NodeName) -> Seen {
             } else {
                 text.chars().take(200).collect()
             };
-            (None, Some(short))
+            (None, None, Some(short))
         }
-    };
-    let replica = if server.is_some() {
-        facts::replica(cx.host(name)).ok().flatten()
-    } else {
-        None
     };
     Seen {
         name,
