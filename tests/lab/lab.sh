@@ -819,6 +819,12 @@ prepare_host_dirs() {
         chown --reference="$dir" "$r/ovl/$name/upper"
         chmod --reference="$dir" "$r/ovl/$name/upper"
     done
+    # root's shell files as a fresh Debian install has them (base-files), over whatever
+    # this machine's root keeps in its own: sshd runs every command through root's shell,
+    # which reads ~/.bashrc, and a development machine's (pyenv, cargo) would add a second
+    # or so to each command, which no real host does.
+    install -m 644 /usr/share/base-files/dot.bashrc "$r/ovl/root/upper/.bashrc"
+    install -m 644 /usr/share/base-files/dot.profile "$r/ovl/root/upper/.profile"
     install -d -m 1777 "$r/tmp"
     install -d -m 700 "$r/root-ssh"
     : >"$r/lab.log"
