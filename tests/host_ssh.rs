@@ -25,8 +25,11 @@ fn config(lab: &Lab, known_hosts: &Path, primary_extra: &str, ssh_extra: &str) -
     Config::parse(&text, Path::new("test.toml")).expect("the test config is valid")
 }
 
-/// A copy of the lab's known_hosts, so tests may change it.
+/// A copy of the lab's known_hosts, so tests may change it; in a directory whose name has
+/// a space, as a home directory's may.
 fn known_hosts(lab: &Lab, dir: &Path) -> PathBuf {
+    let dir = dir.join("ssh files");
+    std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("known_hosts");
     std::fs::copy(lab.var("HA_LAB_KNOWN_HOSTS"), &path).unwrap();
     path

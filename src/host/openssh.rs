@@ -47,7 +47,8 @@ impl OpenSsh {
         let mut options: Vec<String> = vec![
             "BatchMode=yes".into(),
             "StrictHostKeyChecking=yes".into(),
-            format!("UserKnownHostsFile={}", target.known_hosts.display()),
+            // Quoted: ssh splits this option's value at spaces into several files.
+            format!("UserKnownHostsFile=\"{}\"", target.known_hosts.display()),
             "GlobalKnownHostsFile=/dev/null".into(),
             "UpdateHostKeys=no".into(),
             format!("ConnectTimeout={}", target.connect_timeout.as_secs().max(1)),
@@ -356,7 +357,10 @@ mod tests {
         let has = |pair: [&str; 2]| args.windows(2).any(|w| w == pair);
         assert!(has(["-F", "none"]), "{args:?}");
         assert!(has(["-o", "StrictHostKeyChecking=yes"]), "{args:?}");
-        assert!(has(["-o", "UserKnownHostsFile=/home/ops/.ssh/known_hosts"]));
+        assert!(has([
+            "-o",
+            "UserKnownHostsFile=\"/home/ops/.ssh/known_hosts\""
+        ]));
         assert!(has(["-o", "BatchMode=yes"]));
         assert!(has(["-o", "IdentitiesOnly=yes"]));
         assert!(has(["-i", "/k/id_ed25519"]));
