@@ -1,7 +1,7 @@
 //! This machine as a host (`host = "local"`): the same commands, run by `sh` here.
 
-use std::io::{self, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::Command;
 
 use super::{Cmd, Finished, Host, HostError};
 
@@ -39,39 +39,12 @@ impl Host for LocalHost {
     ) -> Result<Finished, HostError> {
         let line = cmd.command_line(self.is_root);
         tracing::info!(host = %self.label, "run: {}", cmd.summary());
-        let local = |during: &str, source: io::Error| HostError::Local {
-            during: format!("{during} `{}`", cmd.summary()),
-            source,
-        };
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|err| local("starting", err))?;
-        let mut child_stdin = child.stdin.take().expect("stdin is piped");
-        let mut child_stdout = child.stdout.take().expect("stdout is piped");
-        let mut child_stderr = child.stderr.take().expect("stderr is piped");
-        let (copied, stderr) = std::thread::scope(|scope| {
-            scope.spawn(move || {
-                // The command may stop reading early (it failed); its status tells why.
-                let _ = io::copy(stdin, &mut child_stdin);
-            });
-            let stderr = scope.spawn(move || {
-                let mut text = Vec::new();
-                let _ = child_stderr.read_to_end(&mut text);
-                String::from_utf8_lossy(&text).into_owned()
-            });
-            let copied = io::copy(&mut child_stdout, stdout);
-            (copied, stderr.join().unwrap_or_default())
-        });
-        let status = child.wait().map_err(|err| local("waiting for", err))?;
-        copied.map_err(|err| local("copying the output of", err))?;
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(&line);
+        let ended = super::child::run(command, &cmd.summary(), stdin, stdout)?;
         Ok(Finished {
-            status: status.code(),
-            stderr,
+            status: ended.status.code(),
+            stderr: ended.stderr,
         })
     }
 }

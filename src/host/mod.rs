@@ -3,6 +3,7 @@
 //! shell command with a stdin source and a stdout sink; files, secrets and captured output
 //! are built on it once, in [`HostExt`], so both kinds behave the same.
 
+mod child;
 mod error;
 mod files;
 mod known_hosts;

@@ -14,9 +14,9 @@
 //! a passphrase stay on libssh2.
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use super::{Finished, HostError};
 use crate::host::ssh::{CIPHERS, SshTarget};
@@ -102,9 +102,6 @@ impl OpenSsh {
         command
             .args(&self.args)
             .arg(command_line)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             // Never a prompt on the operator's terminal, even if BatchMode were ignored.
             .env_remove("SSH_ASKPASS")
             .env_remove("DISPLAY");
@@ -145,72 +142,9 @@ impl OpenSsh {
         stdin: &mut (dyn Read + Send),
         stdout: &mut (dyn Write + Send),
     ) -> Result<Finished, HostError> {
-        let mut child = self
-            .command(command_line)
-            .spawn()
-            .map_err(|source| HostError::Local {
-                during: format!("starting {} for `{during}`", self.program.display()),
-                source,
-            })?;
-        let (Some(mut to_child), Some(mut from_child), Some(mut errors)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            end(&mut child);
-            return Err(HostError::Local {
-                during: format!("connecting to {} for `{during}`", self.program.display()),
-                source: io::Error::other("a standard stream was not piped"),
-            });
-        };
-        widen(&to_child);
-        widen(&from_child);
-        let (fed, copied, stderr) = std::thread::scope(|scope| {
-            let pid = child.id() as libc::pid_t;
-            let feeding = scope.spawn(move || {
-                let fed = feed(stdin, &mut to_child);
-                if fed.is_err() {
-                    // A cut-short input must not look complete: end `ssh` before its
-                    // input closes. The child is not reaped before this thread ends, so
-                    // the pid is still its own.
-                    // SAFETY: kill(2) on a pid this process spawned and has not waited for.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-                // Closing the pipe is the command's end of input.
-                drop(to_child);
-                fed
-            });
-            let reading_errors = scope.spawn(move || {
-                let mut text = Vec::new();
-                let _ = errors.read_to_end(&mut text);
-                text
-            });
-            let copied = copy(&mut from_child, stdout);
-            if copied.is_err() {
-                // Nobody takes the output any more: stop the command rather than let the
-                // feeding thread wait on a pipe that no longer drains.
-                let _ = child.kill();
-            }
-            drop(from_child);
-            let fed = feeding
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            let stderr = reading_errors
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            (fed, copied, String::from_utf8_lossy(&stderr).into_owned())
-        });
-        let status = child.wait().map_err(|source| HostError::Local {
-            during: format!("waiting for {} (`{during}`)", self.program.display()),
-            source,
-        })?;
-        fed.map_err(|source| HostError::Local {
-            during: format!("reading the input for `{during}`"),
-            source,
-        })?;
-        copied.map_err(|source| HostError::Local {
-            during: format!("writing the output of `{during}`"),
-            source,
-        })?;
-        match status.code() {
+        let ended = super::child::run(self.command(command_line), during, stdin, stdout)?;
+        let stderr = ended.stderr;
+        match ended.status.code() {
             // 255 is ssh's own failure, or a command that a signal ended (ssh then says
             // nothing); a command's own 255 is indistinguishable and reads as the latter.
             Some(255) => match own_complaint(&stderr) {
@@ -259,51 +193,6 @@ fn own_complaint(stderr: &str) -> Option<String> {
         .filter(|line| OWN.iter().any(|own| line.starts_with(own)))
         .collect();
     (!lines.is_empty()).then(|| lines.join("; "))
-}
-
-const CHUNK: usize = 256 * 1024;
-
-/// Feeds the command; a command that stops reading early is not an error here (its exit
-/// status says why), a failing source is.
-fn feed(source: &mut (dyn Read + Send), to_child: &mut impl Write) -> io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = match source.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        if let Err(err) = to_child.write_all(&buf[..n]) {
-            return match err.kind() {
-                io::ErrorKind::BrokenPipe => Ok(()),
-                _ => Err(err),
-            };
-        }
-    }
-}
-
-fn copy(from: &mut impl Read, to: &mut (dyn Write + Send)) -> io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) => return to.flush(),
-            Ok(n) => to.write_all(&buf[..n])?,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-}
-
-/// A pipe of 1 MiB rather than 64 KiB: fewer switches between this process and `ssh`.
-fn widen(pipe: &impl std::os::fd::AsRawFd) {
-    // SAFETY: fcntl on a descriptor the caller owns; failure leaves the default size.
-    unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
-}
-
-fn end(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn find_in_path(program: &str) -> Option<PathBuf> {

@@ -61,7 +61,7 @@ pub fn row(host: &mut dyn Host, sql: &str) -> anyhow::Result<Vec<Option<String>>
 
 /// Rows keyed by column name (for `SHOW SLAVE STATUS`, whose columns vary by version).
 pub fn named_rows(host: &mut dyn Host, sql: &str) -> anyhow::Result<Vec<HashMap<String, String>>> {
-    Ok(parse_named(&run(host, &command_with_names(), sql)?))
+    Ok(parse_named(&text_with_names(host, sql)?))
 }
 
 /// A query's raw batch output with column names: for several statements in one round trip.
