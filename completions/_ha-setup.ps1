@@ -31,7 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up primary → secondary replication: preflight, bundle, replication, link check')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up replication from the primary to every replica: preflight, bundle, replication, link check')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Print the steps an operation would take on which host, touching nothing')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show roles, replication threads, lag and an end-to-end canary')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the event history: what ran, when, on which host, and how it ended')
@@ -80,6 +80,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Repeat every SECS seconds until interrupted')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--no-canary', '--no-canary', [CompletionResultType]::ParameterName, 'Read the nodes only; write no canary (for frequent monitoring)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
@@ -105,6 +106,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;switchover' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The replica to become the primary, as the config names it [default: the only replica]')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
@@ -134,7 +136,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('promote', 'promote', [CompletionResultType]::ParameterValue, 'Promote the replica; refused while the primary still takes writes (unless --force)')
             [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
             [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
-            [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)')
+            [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -191,6 +193,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;recover;rebuild' {
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'The node to copy from, when no node is provably the primary [default: the primary now]')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
@@ -230,7 +233,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('promote', 'promote', [CompletionResultType]::ParameterValue, 'Promote the replica; refused while the primary still takes writes (unless --force)')
             [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
             [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
-            [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)')
+            [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -415,7 +418,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;help' {
-            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up primary → secondary replication: preflight, bundle, replication, link check')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up replication from the primary to every replica: preflight, bundle, replication, link check')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Print the steps an operation would take on which host, touching nothing')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show roles, replication threads, lag and an end-to-end canary')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the event history: what ran, when, on which host, and how it ended')
@@ -447,7 +450,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('promote', 'promote', [CompletionResultType]::ParameterValue, 'Promote the replica; refused while the primary still takes writes (unless --force)')
             [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
             [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
-            [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)')
+            [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)')
             break
         }

@@ -1083,12 +1083,16 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover__subcmd__rebuild)
-            opts="-y -c -v -q -h -V --yes --force --dry-run --config --verbose --quiet --help --version"
+            opts="-y -c -v -q -h -V --from --yes --force --dry-run --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1138,7 +1142,7 @@ _ha__setup() {
                     return 0
                     ;;
                 --target)
-                    COMPREPLY=($(compgen -W "primary secondary" -- "${cur}"))
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1179,7 +1183,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__status)
-            opts="-c -v -q -h -V --format --watch --config --verbose --quiet --help --version"
+            opts="-c -v -q -h -V --format --watch --no-canary --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1209,12 +1213,16 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__switchover)
-            opts="-y -c -v -q -h -V --yes --dry-run --config --verbose --quiet --help --version"
+            opts="-y -c -v -q -h -V --to --yes --dry-run --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -28,7 +28,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand init 'Set up primary → secondary replication: preflight, bundle, replication, link check'
+            cand init 'Set up replication from the primary to every replica: preflight, bundle, replication, link check'
             cand plan 'Print the steps an operation would take on which host, touching nothing'
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
@@ -74,6 +74,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand --watch 'Repeat every SECS seconds until interrupted'
             cand -c 'Config file [default: ./ha-setup.toml]'
             cand --config 'Config file [default: ./ha-setup.toml]'
+            cand --no-canary 'Read the nodes only; write no canary (for frequent monitoring)'
             cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
             cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
             cand -q 'Say only what is asked for and errors'
@@ -97,6 +98,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand --version 'Print version'
         }
         &'ha-setup;switchover'= {
+            cand --to 'The replica to become the primary, as the config names it [default: the only replica]'
             cand -c 'Config file [default: ./ha-setup.toml]'
             cand --config 'Config file [default: ./ha-setup.toml]'
             cand -y 'Answer yes to every question; never prompt'
@@ -125,7 +127,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
-            cand rebuild 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
+            cand rebuild 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
             cand restore 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -178,6 +180,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand --version 'Print version'
         }
         &'ha-setup;recover;rebuild'= {
+            cand --from 'The node to copy from, when no node is provably the primary [default: the primary now]'
             cand -c 'Config file [default: ./ha-setup.toml]'
             cand --config 'Config file [default: ./ha-setup.toml]'
             cand -y 'Answer yes to every question; never prompt'
@@ -215,7 +218,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
-            cand rebuild 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
+            cand rebuild 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
             cand restore 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -375,7 +378,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand --version 'Print version'
         }
         &'ha-setup;help'= {
-            cand init 'Set up primary → secondary replication: preflight, bundle, replication, link check'
+            cand init 'Set up replication from the primary to every replica: preflight, bundle, replication, link check'
             cand plan 'Print the steps an operation would take on which host, touching nothing'
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
@@ -401,7 +404,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
-            cand rebuild 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
+            cand rebuild 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
             cand restore 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
         }
         &'ha-setup;help;recover;promote'= {

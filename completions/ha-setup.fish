@@ -29,7 +29,7 @@ complete -c ha-setup -n "__fish_ha_setup_needs_command" -s v -l verbose -d 'Say 
 complete -c ha-setup -n "__fish_ha_setup_needs_command" -s q -l quiet -d 'Say only what is asked for and errors'
 complete -c ha-setup -n "__fish_ha_setup_needs_command" -s h -l help -d 'Print help'
 complete -c ha-setup -n "__fish_ha_setup_needs_command" -s V -l version -d 'Print version'
-complete -c ha-setup -n "__fish_ha_setup_needs_command" -f -a "init" -d 'Set up primary → secondary replication: preflight, bundle, replication, link check'
+complete -c ha-setup -n "__fish_ha_setup_needs_command" -f -a "init" -d 'Set up replication from the primary to every replica: preflight, bundle, replication, link check'
 complete -c ha-setup -n "__fish_ha_setup_needs_command" -f -a "plan" -d 'Print the steps an operation would take on which host, touching nothing'
 complete -c ha-setup -n "__fish_ha_setup_needs_command" -f -a "status" -d 'Show roles, replication threads, lag and an end-to-end canary'
 complete -c ha-setup -n "__fish_ha_setup_needs_command" -f -a "history" -d 'Show the event history: what ran, when, on which host, and how it ended'
@@ -59,6 +59,7 @@ json\t''
 nagios\t''"
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand status" -l watch -d 'Repeat every SECS seconds until interrupted' -r
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand status" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand status" -l no-canary -d 'Read the nodes only; write no canary (for frequent monitoring)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand status" -s v -l verbose -d 'Say more: -v shows what runs on which host, -vv adds debug detail'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand status" -s q -l quiet -d 'Say only what is asked for and errors'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand status" -s h -l help -d 'Print help'
@@ -70,6 +71,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand history" -s v -l verbo
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand history" -s q -l quiet -d 'Say only what is asked for and errors'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand history" -s h -l help -d 'Print help'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand history" -s V -l version -d 'Print version'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand switchover" -l to -d 'The replica to become the primary, as the config names it [default: the only replica]' -r
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand switchover" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand switchover" -s y -l yes -d 'Answer yes to every question; never prompt'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand switchover" -l dry-run -d 'Run the read-only checks and print what each step would run, changing nothing'
@@ -85,7 +87,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fis
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "promote" -d 'Promote the replica; refused while the primary still takes writes (unless --force)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "unfence" -d 'Reopen writes on the primary after a planned restart (it comes back read-only)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "rejoin" -d 'Make the old primary a replica of the new one; refused if its history diverged'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "rebuild" -d 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "rebuild" -d 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "restore" -d 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from promote" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
@@ -112,6 +114,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_se
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rejoin" -s q -l quiet -d 'Say only what is asked for and errors'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rejoin" -s h -l help -d 'Print help'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rejoin" -s V -l version -d 'Print version'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rebuild" -l from -d 'The node to copy from, when no node is provably the primary [default: the primary now]' -r
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rebuild" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rebuild" -s y -l yes -d 'Answer yes to every question; never prompt'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rebuild" -l force -d 'Go on although a safety check refused (the precondition table says what it saw)'
@@ -121,8 +124,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_se
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rebuild" -s h -l help -d 'Print help'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rebuild" -s V -l version -d 'Print version'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from restore" -l bundle -d 'The bundle file (from `ha-setup bundle create`)' -r -F
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from restore" -l target -d 'The node to restore onto, as the config names it' -r -f -a "primary\t''
-secondary\t''"
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from restore" -l target -d 'The node to restore onto, as the config names it' -r
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from restore" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from restore" -s y -l yes -d 'Answer yes to every question; never prompt'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from restore" -l force -d 'Restore even onto a node that runs a writable database (its data is moved aside)'
@@ -134,7 +136,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_se
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "promote" -d 'Promote the replica; refused while the primary still takes writes (unless --force)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "unfence" -d 'Reopen writes on the primary after a planned restart (it comes back read-only)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "rejoin" -d 'Make the old primary a replica of the new one; refused if its history diverged'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "rebuild" -d 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "rebuild" -d 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "restore" -d 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
@@ -201,7 +203,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand man" -s v -l verbose -
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand man" -s q -l quiet -d 'Say only what is asked for and errors'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand man" -s h -l help -d 'Print help'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand man" -s V -l version -d 'Print version'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and not __fish_seen_subcommand_from init plan status history switchover recover bundle config completions man help" -f -a "init" -d 'Set up primary → secondary replication: preflight, bundle, replication, link check'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and not __fish_seen_subcommand_from init plan status history switchover recover bundle config completions man help" -f -a "init" -d 'Set up replication from the primary to every replica: preflight, bundle, replication, link check'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and not __fish_seen_subcommand_from init plan status history switchover recover bundle config completions man help" -f -a "plan" -d 'Print the steps an operation would take on which host, touching nothing'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and not __fish_seen_subcommand_from init plan status history switchover recover bundle config completions man help" -f -a "status" -d 'Show roles, replication threads, lag and an end-to-end canary'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and not __fish_seen_subcommand_from init plan status history switchover recover bundle config completions man help" -f -a "history" -d 'Show the event history: what ran, when, on which host, and how it ended'
@@ -215,7 +217,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and not __fish_s
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "promote" -d 'Promote the replica; refused while the primary still takes writes (unless --force)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "unfence" -d 'Reopen writes on the primary after a planned restart (it comes back read-only)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "rejoin" -d 'Make the old primary a replica of the new one; refused if its history diverged'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "rebuild" -d 'Re-seed the secondary from the primary with a fresh bundle (old data moved aside)'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "rebuild" -d 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "restore" -d 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "create" -d 'Take a consistent snapshot of the primary and write it as a bundle file'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "inspect" -d 'Print a bundle\'s manifest: engine, version, source host, position, files'

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
-/// Sets up primary → secondary database replication over SSH, keeps it checked,
-/// and gets the operator through losing the primary.
+/// Sets up database replication between hosts over SSH (a primary and its replicas),
+/// keeps it checked, and gets the operator through losing the primary.
 #[derive(Debug, Parser)]
 #[command(name = "ha-setup", version, about, propagate_version = true)]
 #[command(after_help = "Examples:\n  \
@@ -48,9 +48,9 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Set up primary → secondary replication: preflight, bundle, replication, link check
+    /// Set up replication from the primary to every replica: preflight, bundle, replication, link check
     #[command(
-        long_about = "Set up primary → secondary replication: preflight, bundle, replication, link check.\n\n\
+        long_about = "Set up replication from the primary to every replica: preflight, bundle, replication, link check.\n\n\
         Without a config file, on a terminal, a wizard asks for the hosts (trying each over SSH \
         at its question), writes the config (0600), shows the plan and asks before running it. \
         With a config file, nothing is asked but the final confirmation; with --yes or without \
@@ -90,7 +90,8 @@ pub enum Command {
     /// Swap the roles of primary and replica, losing no transaction
     #[command(after_help = "Examples:\n  \
         ha-setup switchover -c ha-setup.toml --dry-run\n  \
-        ha-setup switchover -c ha-setup.toml --yes")]
+        ha-setup switchover -c ha-setup.toml --yes\n  \
+        ha-setup switchover --to db3 --yes          # more than one replica: name the new primary")]
     Switchover(SwitchoverArgs),
 
     /// After losing the primary: promote the replica, reopen writes, rejoin the old primary
@@ -180,9 +181,12 @@ pub enum RecoverCommand {
     #[command(after_help = "Example:\n  ha-setup recover rejoin -c ha-setup.toml --yes")]
     Rejoin(RecoverArgs),
 
-    /// Re-seed the secondary from the primary with a fresh bundle (old data moved aside)
-    #[command(after_help = "Example:\n  ha-setup recover rebuild -c ha-setup.toml --yes")]
-    Rebuild(RecoverArgs),
+    /// Re-seed a replica from the primary with a fresh bundle (old data moved aside)
+    #[command(after_help = "Examples:\n  \
+        ha-setup recover rebuild -c ha-setup.toml --yes          # two nodes: the one that is not the primary\n  \
+        ha-setup recover rebuild db3 -c ha-setup.toml --yes\n  \
+        ha-setup recover rebuild db1 --from db2 --yes           # when no node is provably the primary")]
+    Rebuild(RebuildArgs),
 
     /// Make a fresh MariaDB install a primary from a bundle file (disaster recovery)
     #[command(after_help = "Example:\n  \
@@ -190,11 +194,19 @@ pub enum RecoverCommand {
     Restore(RestoreArgs),
 }
 
-/// A node as the config names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NodeArg {
-    Primary,
-    Secondary,
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// The node to re-seed, as the config names it (with two nodes: the one that is not
+    /// the primary)
+    #[arg(value_name = "NODE")]
+    pub node: Option<String>,
+
+    /// The node to copy from, when no node is provably the primary [default: the primary now]
+    #[arg(long, value_name = "NODE")]
+    pub from: Option<String>,
+
+    #[command(flatten)]
+    pub common: RecoverArgs,
 }
 
 #[derive(Debug, Args)]
@@ -204,8 +216,8 @@ pub struct RestoreArgs {
     pub bundle: PathBuf,
 
     /// The node to restore onto, as the config names it
-    #[arg(long, value_enum)]
-    pub target: NodeArg,
+    #[arg(long, value_name = "NODE")]
+    pub target: String,
 
     /// Answer yes to every question; never prompt
     #[arg(short, long)]
@@ -222,6 +234,10 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct SwitchoverArgs {
+    /// The replica to become the primary, as the config names it [default: the only replica]
+    #[arg(long, value_name = "NODE")]
+    pub to: Option<String>,
+
     /// Answer yes to every question; never prompt
     #[arg(short, long)]
     pub yes: bool,
@@ -255,6 +271,10 @@ pub struct StatusArgs {
     /// Repeat every SECS seconds until interrupted
     #[arg(long, value_name = "SECS")]
     pub watch: Option<u64>,
+
+    /// Read the nodes only; write no canary (for frequent monitoring)
+    #[arg(long)]
+    pub no_canary: bool,
 }
 
 /// An operation that `plan` can show.

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 
-/// The state directory of the pair this config describes.
+/// The state directory of the cluster this config describes: keyed by its identity
+/// (`Config::cluster_id`), not by which node is primary. A directory an older version
+/// kept under the two hosts' names is moved to the new name the first time.
 pub fn state_dir(config: &Config) -> PathBuf {
     if let Some(dir) = std::env::var_os("HA_SETUP_STATE_DIR") {
         return PathBuf::from(dir);
@@ -26,12 +28,16 @@ pub fn state_dir(config: &Config) -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/state")))
         .unwrap_or_else(|| PathBuf::from("/var/lib"));
-    let pair = format!(
-        "{}_{}",
-        file_safe(&config.primary.host),
-        file_safe(&config.secondary.host)
-    );
-    base.join("ha-setup").join(pair)
+    let dir = base.join("ha-setup").join(file_safe(&config.cluster_id()));
+    if config.two_node_form && !dir.exists() {
+        let hosts: Vec<String> = config.nodes.values().map(|n| file_safe(&n.host)).collect();
+        let old = base.join("ha-setup").join(hosts.join("_"));
+        if old.is_dir() {
+            // Best effort: a failure leaves the old history where it was, nothing lost.
+            let _ = std::fs::rename(&old, &dir);
+        }
+    }
+    dir
 }
 
 fn file_safe(name: &str) -> String {

@@ -9,13 +9,15 @@ pub mod engine;
 pub mod error;
 pub mod host;
 pub mod journal;
-pub mod nodes;
+pub mod lock;
+pub mod node;
 pub mod ops;
 pub mod plan;
 pub mod prompt;
 pub mod runner;
 pub mod secret;
 pub mod service;
+pub mod topology;
 pub mod ui;
 pub mod wizard;
 

@@ -2,40 +2,22 @@
 //! step is done and, if not, the actions it would take. `--dry-run`/`plan` print those
 //! actions; a real run executes exactly them (runner.rs), so the plan shown is the plan run.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::config::{Config, Node};
+use crate::engine::Engine;
 use crate::host::{Cmd, FileMode, Host};
+use crate::node::Hosts;
 use crate::secret::Secret;
+use crate::topology::{Observed, Topology};
 use crate::ui::Ui;
 
-/// The two nodes as the config names them. Which one is primary *now* is a fact found on
-/// the servers; these are just names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeName {
-    Primary,
-    Secondary,
-}
-
-impl NodeName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeName::Primary => "primary",
-            NodeName::Secondary => "secondary",
-        }
-    }
-}
-
-impl fmt::Display for NodeName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::node::NodeName;
 
 /// Where in a command's input a secret goes: `SECRET_MARK` is replaced by it only when the
 /// action runs, so plans, logs and errors show the mark.
@@ -125,19 +107,35 @@ pub enum Action {
         /// Expected size, for progress; 0 when unknown.
         bytes: u64,
     },
-    /// Swaps the roles of `primary` and `replica` without losing a transaction; undone
-    /// (the primary takes writes again) when the replica does not catch up in `timeout`.
-    Switchover {
-        primary: NodeName,
-        replica: NodeName,
-        timeout: Duration,
+    /// Work the engine does itself, reading and acting in turn (a switchover must read
+    /// the primary's position after fencing it, then act on the replica with it). Returns
+    /// lines for the operator.
+    Call {
+        on: Vec<NodeName>,
+        why: String,
+        call: Call,
     },
-    /// Writes a canary on `from` (the primary) and waits for it on `to`, its replica.
-    Canary {
-        from: NodeName,
-        to: NodeName,
-        timeout: Duration,
-    },
+}
+
+/// The engine's own work for [`Action::Call`]: it gets the context and returns lines for
+/// the operator.
+pub type CallFn = dyn Fn(&mut Ctx<'_>) -> anyhow::Result<Vec<String>> + Send + Sync;
+
+#[derive(Clone)]
+pub struct Call(pub Arc<CallFn>);
+
+impl Call {
+    pub fn new(
+        call: impl Fn(&mut Ctx<'_>) -> anyhow::Result<Vec<String>> + Send + Sync + 'static,
+    ) -> Call {
+        Call(Arc::new(call))
+    }
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Call(..)")
+    }
 }
 
 impl Action {
@@ -161,18 +159,12 @@ impl Action {
             Action::Send { why, local, to, .. } => {
                 format!("[this machine → {to}] {why}: {}", local.display())
             }
-            Action::Switchover {
-                primary,
-                replica,
-                timeout,
-            } => format!(
-                "[{primary} → {replica}] fence the {primary} (read_only=ON), wait up to {}s until the {replica} has applied its last transaction \
-                 (else reopen the {primary} and stop), promote the {replica}, make the {primary} its replica",
-                timeout.as_secs()
-            ),
-            Action::Canary { from, to, timeout } => format!(
-                "[{from} → {to}] write a canary row on the {from} and wait up to {}s for it on the {to}",
-                timeout.as_secs()
+            Action::Call { on, why, .. } => format!(
+                "[{}] {why}",
+                on.iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
             ),
         };
         if verbose {
@@ -240,11 +232,39 @@ impl Finding {
     }
 }
 
-/// The hosts and settings a step works with.
+/// Who is who for an operation, resolved from the observed topology before the plan runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles {
+    /// The node whose data the others follow: the primary now (init, rebuild, rejoin,
+    /// switchover's starting point), or the node being promoted (promote), or the node
+    /// being restored.
+    pub source: NodeName,
+    /// The nodes the operation works on besides the source.
+    pub targets: Vec<NodeName>,
+    /// The primary before the operation, when it changes hands (promote, switchover).
+    pub old: Option<NodeName>,
+    /// The targets get a fresh copy of the source's data even where they replicate from
+    /// it already (rebuild).
+    pub fresh_copy: bool,
+}
+
+impl Roles {
+    pub fn new(source: NodeName, targets: Vec<NodeName>) -> Roles {
+        Roles {
+            source,
+            targets,
+            old: None,
+            fresh_copy: false,
+        }
+    }
+}
+
+/// The hosts, the roles and the settings a step works with.
 pub struct Ctx<'a> {
     pub config: &'a Config,
-    pub primary: &'a mut dyn Host,
-    pub secondary: &'a mut dyn Host,
+    pub engine: &'a dyn Engine,
+    pub hosts: &'a mut Hosts,
+    pub roles: Roles,
     pub ui: &'a Ui,
     /// A dry run: checks run, nothing changes.
     pub dry_run: bool,
@@ -254,47 +274,89 @@ pub struct Ctx<'a> {
     pub after_pending: bool,
     /// Findings of checks (preflight), gathered for the runner to print.
     pub findings: Vec<Finding>,
+    /// What each node showed, read once and kept until an action changes that node.
+    seen: HashMap<NodeName, Observed>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(
         config: &'a Config,
-        primary: &'a mut dyn Host,
-        secondary: &'a mut dyn Host,
+        engine: &'a dyn Engine,
+        hosts: &'a mut Hosts,
+        roles: Roles,
         ui: &'a Ui,
         dry_run: bool,
     ) -> Self {
         Ctx {
             config,
-            primary,
-            secondary,
+            engine,
+            hosts,
+            roles,
             ui,
             dry_run,
             after_pending: false,
             findings: Vec::new(),
+            seen: HashMap::new(),
         }
     }
 
-    pub fn host(&mut self, name: NodeName) -> &mut dyn Host {
-        match name {
-            NodeName::Primary => &mut *self.primary,
-            NodeName::Secondary => &mut *self.secondary,
-        }
+    pub fn host(&mut self, name: &NodeName) -> &mut dyn Host {
+        self.hosts.host(name)
     }
 
-    /// Both hosts at once: `first`'s, then the other's.
-    pub fn pair(&mut self, first: NodeName) -> (&mut dyn Host, &mut dyn Host) {
-        match first {
-            NodeName::Primary => (&mut *self.primary, &mut *self.secondary),
-            NodeName::Secondary => (&mut *self.secondary, &mut *self.primary),
-        }
+    /// Two different nodes' hosts at once.
+    pub fn pair(&mut self, a: &NodeName, b: &NodeName) -> (&mut dyn Host, &mut dyn Host) {
+        self.hosts.pair(a, b)
     }
 
-    pub fn node(&self, name: NodeName) -> &Node {
-        match name {
-            NodeName::Primary => &self.config.primary,
-            NodeName::Secondary => &self.config.secondary,
+    pub fn node(&self, name: &NodeName) -> &Node {
+        self.config.node(name)
+    }
+
+    /// The source's host (see [`Roles::source`]).
+    pub fn source(&mut self) -> &mut dyn Host {
+        let name = self.roles.source.clone();
+        self.hosts.host(&name)
+    }
+
+    /// What a node shows now: read once, then kept until an action changes the node.
+    pub fn observe(&mut self, name: &NodeName) -> Observed {
+        if let Some(seen) = self.seen.get(name) {
+            return seen.clone();
         }
+        let seen = crate::topology::observe_one(self.engine, self.config, self.hosts, name);
+        self.seen.insert(name.clone(), seen.clone());
+        seen
+    }
+
+    /// What a node shows right now, read again.
+    pub fn observe_fresh(&mut self, name: &NodeName) -> Observed {
+        self.forget(name);
+        self.observe(name)
+    }
+
+    /// Every node, each read once (in parallel when none is cached).
+    pub fn topology(&mut self) -> Topology {
+        if self.seen.len() < self.config.nodes.len() {
+            let all = crate::topology::observe(self.engine, self.config, self.hosts);
+            for observed in &all.nodes {
+                self.seen
+                    .entry(observed.name.clone())
+                    .or_insert_with(|| observed.clone());
+            }
+        }
+        let nodes = self
+            .config
+            .nodes
+            .keys()
+            .map(|name| self.seen[name].clone())
+            .collect();
+        Topology::new(nodes, self.config)
+    }
+
+    /// An action changed the node: what was seen of it no longer holds.
+    pub fn forget(&mut self, name: &NodeName) {
+        self.seen.remove(name);
     }
 
     /// Whether the step should describe what it would do rather than look at the hosts.
@@ -338,7 +400,7 @@ mod tests {
         );
         assert_eq!(input.bytes(), b"ALTER USER x IDENTIFIED BY 's3cr3t';");
         let action = Action::Run {
-            on: NodeName::Primary,
+            on: NodeName::new("primary"),
             why: "create the replication user".into(),
             cmd: Cmd::new("mariadb"),
             input,

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use jiff::Timestamp;
 
-use crate::engine::Engine;
 use crate::host::{FileMode, Host, HostExt, HostFiles, quote};
 use crate::journal::{Event, Journal, Store};
-use crate::plan::{Action, Ctx, Finding, NodeName, Plan, Verdict};
+use crate::node::NodeName;
+use crate::plan::{Action, Ctx, Finding, Plan, Verdict};
 use crate::ui::{StepProgress, Transfer};
 
 /// How a run ended.
@@ -25,7 +25,6 @@ pub struct Outcome {
 }
 
 pub struct Runner<'a> {
-    pub engine: &'a dyn Engine,
     pub store: &'a Store,
 }
 
@@ -149,7 +148,12 @@ impl Runner<'_> {
                             "      {}",
                             action.describe(ui.verbose() > 0).replace('\n', "\n      ")
                         ));
-                        if let Err(err) = self.apply(action, cx, &progress) {
+                        let applied = self.apply(action, cx, &progress);
+                        // Whatever happened, what was seen of these nodes no longer holds.
+                        for name in nodes_of(action) {
+                            cx.forget(&name);
+                        }
+                        if let Err(err) = applied {
                             drop(progress);
                             let err = err.context(format!("{name} failed"));
                             self.event(plan, name, &hosts, "failed", &format!("{err:#}"), false);
@@ -217,18 +221,11 @@ impl Runner<'_> {
     ) -> anyhow::Result<()> {
         match action {
             Action::Run { on, cmd, input, .. } => {
-                let host = cx.host(*on);
+                let host = cx.host(on);
                 tracing::info!("[{}] {}", host.label(), cmd.script);
-                match host.run_ok_with_input(cmd, &input.bytes()) {
-                    // What a command reports for the operator (the loss window of a
-                    // promotion) comes as `report: …` lines.
-                    Ok(stdout) => {
-                        for line in stdout.lines().filter_map(|l| l.strip_prefix("report: ")) {
-                            progress.line(&format!("      {line}"));
-                        }
-                    }
+                if let Err(err) = host.run_ok_with_input(cmd, &input.bytes()) {
                     // A server may quote its input back in an error ("near '…'").
-                    Err(err) => return Err(anyhow::anyhow!(redact(&err.to_string(), input))),
+                    return Err(anyhow::anyhow!(redact(&err.to_string(), input)));
                 }
             }
             Action::Write {
@@ -237,14 +234,14 @@ impl Runner<'_> {
                 contents,
                 mode,
                 ..
-            } => write_with_backup(cx.host(*on), path, &contents.bytes(), mode)?,
-            Action::PlaceTool { on, local, remote } => place_tool(cx.host(*on), local, remote)?,
+            } => write_with_backup(cx.host(on), path, &contents.bytes(), mode)?,
+            Action::PlaceTool { on, local, remote } => place_tool(cx.host(on), local, remote)?,
             Action::Send {
                 local, to, receive, ..
             } => {
                 let mut file = std::fs::File::open(local)
                     .with_context(|| format!("cannot read {}", local.display()))?;
-                let host = cx.host(*to);
+                let host = cx.host(to);
                 let mut stdout = Vec::new();
                 let finished = host.exec(receive, &mut file, &mut stdout)?;
                 if !finished.success() {
@@ -263,8 +260,8 @@ impl Runner<'_> {
                 mode,
                 ..
             } => {
-                let contents = cx.host(*from).read_file(path)?;
-                write_with_backup(cx.host(*to), to_path, &contents, mode)?;
+                let contents = cx.host(from).read_file(path)?;
+                write_with_backup(cx.host(to), to_path, &contents, mode)?;
             }
             Action::Relay {
                 from,
@@ -276,7 +273,7 @@ impl Runner<'_> {
             } => {
                 let started = Instant::now();
                 let transfer = progress.transfer(*bytes);
-                let sent = relay(cx, *from, send, *to, receive, &transfer)?;
+                let sent = relay(cx, from, send, to, receive, &transfer)?;
                 transfer.done();
                 let elapsed = started.elapsed().max(Duration::from_millis(1));
                 progress.line(&format!(
@@ -286,20 +283,10 @@ impl Runner<'_> {
                     human_bytes((sent as f64 / elapsed.as_secs_f64()) as u64)
                 ));
             }
-            Action::Switchover {
-                primary, timeout, ..
-            } => {
-                for line in self.engine.switch_roles(cx, *primary, *timeout)? {
+            Action::Call { call, .. } => {
+                for line in (call.0)(cx)? {
                     progress.line(&format!("      {line}"));
                 }
-            }
-            Action::Canary { from, to, timeout } => {
-                let (source, replica) = cx.pair(*from);
-                let round_trip = self.engine.canary(source, replica, *timeout)?;
-                progress.line(&format!(
-                    "      the canary arrived on the {to} in {} ms",
-                    round_trip.as_millis()
-                ));
             }
         }
         Ok(())
@@ -328,26 +315,25 @@ fn findings_text(findings: &[Finding]) -> String {
     text
 }
 
+/// The nodes an action works on.
+fn nodes_of(action: &Action) -> Vec<NodeName> {
+    match action {
+        Action::Send { to: on, .. }
+        | Action::Run { on, .. }
+        | Action::Write { on, .. }
+        | Action::PlaceTool { on, .. } => vec![on.clone()],
+        Action::Relay { from, to, .. } | Action::Copy { from, to, .. } => {
+            vec![from.clone(), to.clone()]
+        }
+        Action::Call { on, .. } => on.clone(),
+    }
+}
+
 fn hosts_of(actions: &[Action]) -> String {
     let mut names: Vec<NodeName> = Vec::new();
-    for action in actions {
-        let on = match action {
-            Action::Send { to: on, .. }
-            | Action::Run { on, .. }
-            | Action::Write { on, .. }
-            | Action::PlaceTool { on, .. } => {
-                vec![*on]
-            }
-            Action::Relay { from, to, .. } | Action::Copy { from, to, .. } => vec![*from, *to],
-            Action::Canary { from, to, .. } => vec![*from, *to],
-            Action::Switchover {
-                primary, replica, ..
-            } => vec![*primary, *replica],
-        };
-        for name in on {
-            if !names.contains(&name) {
-                names.push(name);
-            }
+    for name in actions.iter().flat_map(nodes_of) {
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
     names
@@ -437,16 +423,16 @@ impl<W: Write> Write for Counting<'_, W> {
 /// second's stdin through this machine; each on its own thread with its own session.
 fn relay(
     cx: &mut Ctx<'_>,
-    from: NodeName,
+    from: &NodeName,
     send: &crate::host::Cmd,
-    to: NodeName,
+    to: &NodeName,
     receive: &crate::host::Cmd,
     progress: &Transfer<'_>,
 ) -> anyhow::Result<u64> {
     if from == to {
         bail!("a relay needs two different nodes");
     }
-    let (sender, receiver) = cx.pair(from);
+    let (sender, receiver) = cx.pair(from, to);
     let (pipe_out, pipe_in) = io::pipe().context("cannot create a pipe")?;
     let count = AtomicU64::new(0);
     let (sent, received) = std::thread::scope(|scope| {

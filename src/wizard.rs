@@ -15,7 +15,6 @@ use crate::config::{Config, Engine, Node, Replication, Ssh, expand_home};
 use crate::engine::mariadb::facts::{self, Installed};
 use crate::error::{Exit, ExitCode};
 use crate::host::{Host, LocalHost, SshHost, SshTarget};
-use crate::plan::NodeName;
 use crate::prompt::{Interrupted, Prompter};
 use crate::ui::Ui;
 
@@ -66,8 +65,8 @@ fn ask_with(
     // any host is tried.
     if !asking {
         for (name, host) in [
-            (NodeName::Primary, &given.primary),
-            (NodeName::Secondary, &given.secondary),
+            (Slot::Primary, &given.primary),
+            (Slot::Secondary, &given.secondary),
         ] {
             if host.is_none() {
                 return Err(missing(&format!("{name}.host"), &host_how(name)));
@@ -81,17 +80,18 @@ fn ask_with(
         );
     }
     let engine = wizard.engine()?;
-    let primary = wizard.node(NodeName::Primary, given.primary.as_deref(), None)?;
-    let secondary = wizard.node(
-        NodeName::Secondary,
-        given.secondary.as_deref(),
-        Some(&primary),
-    )?;
+    let primary = wizard.node(Slot::Primary, given.primary.as_deref(), None)?;
+    let secondary = wizard.node(Slot::Secondary, given.secondary.as_deref(), Some(&primary))?;
     let replication = wizard.replication()?;
+    let mut nodes = indexmap::IndexMap::new();
+    nodes.insert(crate::node::NodeName::new("primary"), primary);
+    nodes.insert(crate::node::NodeName::new("secondary"), secondary);
     let config = Config {
         engine,
-        primary,
-        secondary,
+        topology: crate::config::Topology::PrimaryReplica,
+        cluster: None,
+        nodes,
+        two_node_form: true,
         ssh: Ssh::default(),
         replication,
         sync_files: Vec::new(),
@@ -221,12 +221,7 @@ impl Wizard<'_> {
         }
     }
 
-    fn node(
-        &self,
-        name: NodeName,
-        given: Option<&str>,
-        like: Option<&Node>,
-    ) -> anyhow::Result<Node> {
+    fn node(&self, name: Slot, given: Option<&str>, like: Option<&Node>) -> anyhow::Result<Node> {
         let key = format!("{name}.host");
         let how = host_how(name);
         let mut given = given.map(str::to_owned);
@@ -291,12 +286,7 @@ impl Wizard<'_> {
         }
     }
 
-    fn ssh_login(
-        &self,
-        name: NodeName,
-        node: &mut Node,
-        like: Option<&Node>,
-    ) -> anyhow::Result<()> {
+    fn ssh_login(&self, name: Slot, node: &mut Node, like: Option<&Node>) -> anyhow::Result<()> {
         let resolved = SshTarget::resolve(name.as_str(), node, &self.ssh);
         let user_default = like
             .and_then(|n| n.ssh_user.clone())
@@ -339,7 +329,7 @@ impl Wizard<'_> {
     /// The SSH key: one found in ~/.ssh, the agent (with the usual key files), or a path.
     fn identity(
         &self,
-        name: NodeName,
+        name: Slot,
         like: Option<Option<PathBuf>>,
     ) -> anyhow::Result<Option<PathBuf>> {
         let mut found = found_keys();
@@ -382,7 +372,7 @@ impl Wizard<'_> {
 
     /// Logs in to the host and surveys its database. False when the person should answer
     /// the host question again.
-    fn try_host(&self, name: NodeName, node: &Node) -> anyhow::Result<bool> {
+    fn try_host(&self, name: Slot, node: &Node) -> anyhow::Result<bool> {
         let mut host: Box<dyn Host> = if node.is_local() {
             Box::new(LocalHost::new(name.as_str()))
         } else {
@@ -430,7 +420,7 @@ impl Wizard<'_> {
         Ok(keep == Some(true))
     }
 
-    fn login(&self, name: NodeName, node: &Node) -> anyhow::Result<Option<Box<dyn Host>>> {
+    fn login(&self, name: Slot, node: &Node) -> anyhow::Result<Option<Box<dyn Host>>> {
         loop {
             let target = SshTarget::resolve(name.as_str(), node, &self.ssh);
             let known_hosts = target.known_hosts.clone();
@@ -541,10 +531,32 @@ impl Wizard<'_> {
     }
 }
 
-fn title(name: NodeName) -> &'static str {
+/// The wizard sets up the two-node form: these are its two tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Primary,
+    Secondary,
+}
+
+impl Slot {
+    fn as_str(self) -> &'static str {
+        match self {
+            Slot::Primary => "primary",
+            Slot::Secondary => "secondary",
+        }
+    }
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn title(name: Slot) -> &'static str {
     match name {
-        NodeName::Primary => "Primary",
-        NodeName::Secondary => "Secondary",
+        Slot::Primary => "Primary",
+        Slot::Secondary => "Secondary",
     }
 }
 
@@ -556,22 +568,23 @@ fn missing(key: &str, how: &str) -> anyhow::Error {
     .into()
 }
 
-fn host_how(name: NodeName) -> String {
+fn host_how(name: Slot) -> String {
     format!(
         "pass --{name} HOST, or write a config (`ha-setup config example > ha-setup.toml`, then `[{name}] host = \"…\"`), or run `ha-setup init` on a terminal to be asked"
     )
 }
 
-fn other(name: NodeName) -> NodeName {
+fn other(name: Slot) -> Slot {
     match name {
-        NodeName::Primary => NodeName::Secondary,
-        NodeName::Secondary => NodeName::Primary,
+        Slot::Primary => Slot::Secondary,
+        Slot::Secondary => Slot::Primary,
     }
 }
 
 fn empty_node(host: String) -> Node {
     Node {
         host,
+        role: None,
         ssh_user: None,
         ssh_port: None,
         identity_file: None,
@@ -610,10 +623,7 @@ pub fn render(config: &Config) -> String {
          engine = {}\n",
         quoted(config.engine.name())
     );
-    for (name, node) in [
-        ("primary", &config.primary),
-        ("secondary", &config.secondary),
-    ] {
+    for (name, node) in &config.nodes {
         text.push_str(&format!("\n[{name}]\nhost = {}\n", quoted(&node.host)));
         if let Some(user) = &node.ssh_user {
             text.push_str(&format!("ssh_user = {}\n", quoted(user)));

@@ -36,7 +36,7 @@ fn known_hosts(lab: &Lab, dir: &Path) -> PathBuf {
 }
 
 fn connect(config: &Config, prompter: &dyn Prompter) -> Result<SshHost, HostError> {
-    let target = SshTarget::resolve("primary", &config.primary, &config.ssh);
+    let target = SshTarget::resolve("primary", &config.nodes["primary"], &config.ssh);
     on_operator(|| SshHost::connect(target, prompter))
 }
 
@@ -252,10 +252,10 @@ fn rsa_keys_and_ssh_config_aliases_work() {
     )
     .unwrap();
     let mut config = config.clone();
-    config.primary.host = "labprimary".to_owned();
-    config.primary.identity_file = None;
+    config.nodes["primary"].host = "labprimary".to_owned();
+    config.nodes["primary"].identity_file = None;
     config.ssh.config_file = ssh_config;
-    let target = SshTarget::resolve("primary", &config.primary, &config.ssh);
+    let target = SshTarget::resolve("primary", &config.nodes["primary"], &config.ssh);
     assert_eq!(target.hostname, lab.addr(Host::Primary));
     let mut host = on_operator(|| SshHost::connect(target, &NoPrompt)).unwrap();
     on_operator(|| {
@@ -352,7 +352,7 @@ fn an_unreachable_address_times_out_with_advice() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_key_config(&lab, dir.path());
-    config.primary.host = "198.51.100.99".to_owned();
+    config.nodes["primary"].host = "198.51.100.99".to_owned();
     let (text, took) = connect_err(&config);
     assert!(
         text.contains("no answer from primary (198.51.100.99)"),
@@ -368,7 +368,7 @@ fn a_refused_port_says_no_ssh_server_listens() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_key_config(&lab, dir.path());
-    config.primary.ssh_port = Some(2222);
+    config.nodes["primary"].ssh_port = Some(2222);
     let (text, _) = connect_err(&config);
     assert!(
         text.contains("refused the SSH connection at 198.51.100.11:2222"),
@@ -382,7 +382,7 @@ fn a_wrong_user_names_the_user_host_and_methods() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_key_config(&lab, dir.path());
-    config.primary.ssh_user = Some("nosuchuser".to_owned());
+    config.nodes["primary"].ssh_user = Some("nosuchuser".to_owned());
     let (text, _) = connect_err(&config);
     assert!(
         text.contains("cannot log in to primary (198.51.100.11) as nosuchuser"),
@@ -699,7 +699,7 @@ fn admin_target(lab: &Lab, dir: &Path, with_key: bool) -> SshTarget {
         &format!("ssh_user = \"{}\"\n{key}", lab.var("HA_LAB_ADMIN_USER")),
         "",
     );
-    let mut target = SshTarget::resolve("primary", &config.primary, &config.ssh);
+    let mut target = SshTarget::resolve("primary", &config.nodes["primary"], &config.ssh);
     if !with_key {
         target.identity_files.clear();
     }

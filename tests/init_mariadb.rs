@@ -48,7 +48,7 @@ fn init_sets_up_a_pair_that_replicates_and_status_follows_it() {
         "package",
         "transfer",
         "unpack",
-        "configure-secondary",
+        "configure-replicas",
         "start",
         "enable-replication",
         "verify-link",
@@ -216,7 +216,7 @@ fn a_failed_preflight_changes_nothing() {
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
         run.stderr
-            .contains("FAIL  server_id: both nodes would use 1"),
+            .contains("FAIL  server_id: primary and secondary would both use 1"),
         "{run:?}"
     );
     assert!(run.stderr.contains("nothing was changed"), "{run:?}");

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by tests/demo.sh and tests/run-all.sh: makes a fresh Debian 12 machine ready to
 # build ha-setup (the -sys crates' build libraries, and Rust from rustup when there is no
 # cargo: Debian 12's own Rust is too old for this crate).

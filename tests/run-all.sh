@@ -17,6 +17,13 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Two cores: one build job per core, and no more test threads than that.
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 
+echo "== shellcheck (scripts the binary embeds, and the project's own)"
+if ! command -v shellcheck >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null
+fi
+find src tests .ci \( -name '*.sh' -o -path .ci/run \) -exec shellcheck {} +
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -6,6 +6,7 @@ mod util;
 
 mod bundle;
 mod cli;
+mod cluster_mariadb;
 mod error_texts;
 mod host_ssh;
 mod init_mariadb;

@@ -9,7 +9,10 @@ use super::{MANIFEST_NAME, UNPACKED_MANIFEST};
 
 /// The only format this build reads and writes. A reader that meets another refuses it
 /// instead of guessing, so a newer bundle never half-works with an older ha-setup.
-pub const FORMAT: u32 = 1;
+///
+/// 2: the start position is the engine's own table (format 1 had MariaDB's fields for every
+/// engine). A format-1 bundle is refused with the command that makes a new one.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -30,18 +33,10 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
-/// Where replication starts from, as the backup recorded it; all optional because a
-/// server without a binary log has none.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Position {
-    /// MariaDB GTID list, e.g. "0-1-42" or "0-1-42,1-2-7".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gtid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binlog_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binlog_pos: Option<u64>,
-}
+/// Where replication starts from, as the backup recorded it, in the engine's own terms
+/// (MariaDB: `gtid`, `binlog_file`, `binlog_pos`; PostgreSQL: its start LSN, timeline and
+/// system identifier). Empty when the backup recorded none (no binary log).
+pub type Position = std::collections::BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -92,9 +87,13 @@ impl Manifest {
     fn check(&self) -> anyhow::Result<()> {
         ensure!(
             self.format == FORMAT,
-            "bundle format {} is not supported by this ha-setup (it knows format {FORMAT}); \
-             use the ha-setup version that made the bundle",
-            self.format
+            "bundle format {} is not supported by this ha-setup (it knows format {FORMAT}); {}",
+            self.format,
+            if self.format < FORMAT {
+                "make a new bundle with this version: ha-setup bundle create -c FILE --out PATH"
+            } else {
+                "use the ha-setup version that made the bundle"
+            }
         );
         let mut seen = HashSet::new();
         for dir in &self.dirs {

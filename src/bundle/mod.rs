@@ -16,7 +16,6 @@
 mod hash;
 mod manifest;
 mod pack;
-mod position;
 mod target;
 mod unpack;
 
@@ -27,7 +26,6 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 pub use manifest::{FileEntry, Manifest, Position};
-pub use position::mariadb_position;
 
 pub const MANIFEST_NAME: &str = "manifest.toml";
 /// Written last into an unpacked directory, after every file was verified and fsynced: its

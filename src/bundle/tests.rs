@@ -7,7 +7,6 @@ use std::process::Command;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-use super::position::parse_binlog_info;
 use super::*;
 
 const BIG: usize = (3 << 20) + 17;
@@ -56,11 +55,14 @@ fn source() -> Source {
         engine: "mariadb".into(),
         server_version: "10.11.6-MariaDB-0+deb12u1".into(),
         source_host: "db1.example.net".into(),
-        position: Position {
-            gtid: Some("0-1-42".into()),
-            binlog_file: Some("mariadb-bin.000003".into()),
-            binlog_pos: Some(385),
-        },
+        position: [
+            ("gtid", "0-1-42"),
+            ("binlog_file", "mariadb-bin.000003"),
+            ("binlog_pos", "385"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
     }
 }
 
@@ -308,7 +310,7 @@ fn craft(manifest: &Manifest, entries: &[(&str, &[u8])]) -> Vec<u8> {
 fn manifest_of(files: &[(&str, &[u8])]) -> Manifest {
     use sha2::{Digest, Sha256};
     Manifest {
-        format: 1,
+        format: super::manifest::FORMAT,
         engine: "mariadb".into(),
         server_version: "10.11.6".into(),
         source_host: "db1".into(),
@@ -436,9 +438,14 @@ fn not_a_bundle() {
         "{err}"
     );
     let mut newer = manifest_of(&files);
-    newer.format = 2;
+    newer.format = 3;
     let err = verify_err(&craft(&newer, &files));
-    assert!(err.contains("bundle format 2 is not supported"), "{err}");
+    assert!(err.contains("bundle format 3 is not supported"), "{err}");
+    // A bundle of the first format (a single GTID position, before engines had their own).
+    let mut older = manifest_of(&files);
+    older.format = 1;
+    let err = verify_err(&craft(&older, &files));
+    assert!(err.contains("bundle format 1 is not supported"), "{err}");
 }
 
 #[test]
@@ -556,56 +563,6 @@ fn manifest_toml_round_trip() {
     assert!(
         format!("{:#}", Manifest::from_toml(&twice.to_toml()).unwrap_err())
             .contains("64 lower-case hex")
-    );
-}
-
-#[test]
-fn mariadb_position_parsing() {
-    let parse = |text: &str| parse_binlog_info(text).unwrap();
-    let with = parse("mariadb-bin.000003\t385\t0-1-42\n");
-    assert_eq!(with.gtid.as_deref(), Some("0-1-42"));
-    assert_eq!(with.binlog_file.as_deref(), Some("mariadb-bin.000003"));
-    assert_eq!(with.binlog_pos, Some(385));
-    let without = parse("mariadb-bin.000001\t4\n");
-    assert_eq!((without.gtid, without.binlog_pos), (None, Some(4)));
-    assert_eq!(parse("mariadb-bin.000001\t4\t\n").gtid, None);
-    assert_eq!(
-        parse("b.000009\t1234\t0-1-42,1-2-7\n").gtid.as_deref(),
-        Some("0-1-42,1-2-7")
-    );
-    assert_eq!(
-        parse("b.000009\t1234\t0-1-42,\n1-2-7\n").gtid.as_deref(),
-        Some("0-1-42,1-2-7")
-    );
-    assert_eq!(parse(""), Position::default());
-    assert!(parse_binlog_info("b.000009\tlots\n").is_err());
-    assert!(parse_binlog_info("b.000009\n").is_err());
-
-    let dir = tempfile::tempdir().unwrap();
-    assert_eq!(mariadb_position(dir.path()).unwrap(), Position::default());
-    fs::write(
-        dir.path().join("xtrabackup_binlog_info"),
-        "old.000001\t4\t0-1-1\n",
-    )
-    .unwrap();
-    assert_eq!(
-        mariadb_position(dir.path()).unwrap().binlog_file.as_deref(),
-        Some("old.000001")
-    );
-    fs::write(
-        dir.path().join("mariadb_backup_binlog_info"),
-        "new.000002\t8\t0-1-2\n",
-    )
-    .unwrap();
-    assert_eq!(
-        mariadb_position(dir.path()).unwrap().binlog_file.as_deref(),
-        Some("new.000002")
-    );
-    fs::write(dir.path().join("mariadb_backup_binlog_info"), "garbage").unwrap();
-    let err = format!("{:#}", mariadb_position(dir.path()).unwrap_err());
-    assert!(
-        err.contains("mariadb_backup_binlog_info is not what mariadb-backup writes"),
-        "{err}"
     );
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::bundle::{self, Manifest, Position, Source};
+use crate::bundle::{self, Manifest, Source};
 use crate::cli::{BundleCommand, Format};
 use crate::error::ExitCode;
 use crate::runner::human_bytes;
@@ -48,10 +48,7 @@ pub fn run(command: BundleCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
             server_version,
             source_host,
         } => {
-            let position = match engine.as_str() {
-                "mariadb" => bundle::mariadb_position(&dir)?,
-                _ => Position::default(),
-            };
+            let position = crate::engine::backup_position(&engine, &dir)?;
             let source = Source {
                 engine,
                 server_version,
@@ -83,18 +80,15 @@ fn open(path: &Path) -> anyhow::Result<BufReader<File>> {
 /// The manifest for people: where the bundle comes from, where replication starts, and
 /// what takes the room.
 fn describe(manifest: &Manifest) -> String {
-    let position = &manifest.position;
-    let mut start = Vec::new();
-    if let Some(gtid) = &position.gtid {
-        start.push(format!("GTID {gtid}"));
-    }
-    if let (Some(file), Some(pos)) = (&position.binlog_file, position.binlog_pos) {
-        start.push(format!("binary log {file} at {pos}"));
-    }
-    let start = if start.is_empty() {
-        "none recorded (the binary log was off)".to_owned()
+    let start = if manifest.position.is_empty() {
+        "none recorded".to_owned()
     } else {
-        start.join(", ")
+        manifest
+            .position
+            .iter()
+            .map(|(key, value)| format!("{key} {value}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let bytes = manifest.total_bytes();
     let mut text = format!(

@@ -41,13 +41,38 @@ fn summary(path: &Path, config: &Config) -> String {
             node.db_port.unwrap_or(db_port)
         )
     };
-    format!(
-        "{} is valid\n  engine     {}\n  primary    {}\n  secondary  {}\n  host keys  {} ({})",
+    let width = config
+        .nodes
+        .keys()
+        .map(|n| n.as_str().len())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let mut text = format!(
+        "{} is valid\n  {:<width$}  {}\n  {:<width$}  {}",
         path.display(),
+        "engine",
         config.engine.name(),
-        node(&config.primary),
-        node(&config.secondary),
+        "topology",
+        config.topology.name()
+    );
+    for (name, spec) in &config.nodes {
+        let start = if name == config.starting_primary() && !config.two_node_form {
+            " (role = \"primary\": init starts from it)"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "\n  {:<width$}  {}{start}",
+            name.as_str(),
+            node(spec)
+        ));
+    }
+    text.push_str(&format!(
+        "\n  {:<width$}  {} ({})",
+        "host keys",
         config.ssh.known_hosts.display(),
         config.ssh.host_key_policy.name(),
-    )
+    ));
+    text
 }

@@ -53,10 +53,13 @@ fn recovery(operation: crate::cli::Operation) -> Option<crate::ops::recover::Rec
     use crate::ops::recover::Recovery;
     match operation {
         Operation::Init => None,
-        Operation::Switchover => Some(Recovery::Switchover),
+        Operation::Switchover => Some(Recovery::Switchover { to: None }),
         Operation::Promote => Some(Recovery::Promote),
         Operation::Unfence => Some(Recovery::Unfence),
         Operation::Rejoin => Some(Recovery::Rejoin),
-        Operation::Rebuild => Some(Recovery::Rebuild),
+        Operation::Rebuild => Some(Recovery::Rebuild {
+            node: None,
+            from: None,
+        }),
     }
 }

@@ -8,38 +8,26 @@ use crate::ops::recover::{RecoverOptions, Recovery, recover};
 use crate::ui::Ui;
 
 pub fn run(config_path: &Path, command: &RecoverCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
-    if let RecoverCommand::Restore(args) = command {
-        let target = match args.target {
-            crate::cli::NodeArg::Primary => crate::plan::NodeName::Primary,
-            crate::cli::NodeArg::Secondary => crate::plan::NodeName::Secondary,
-        };
-        return recover(
-            config_path,
+    let (recovery, force, dry_run) = match command {
+        RecoverCommand::Restore(args) => (
             Recovery::Restore {
                 bundle: args.bundle.clone(),
-                target,
+                target: args.target.clone(),
             },
-            RecoverOptions {
-                force: args.force,
-                dry_run: args.dry_run,
+            args.force,
+            args.dry_run,
+        ),
+        RecoverCommand::Rebuild(args) => (
+            Recovery::Rebuild {
+                node: args.node.clone(),
+                from: args.from.clone(),
             },
-            ui,
-        );
-    }
-    let (recovery, args) = match command {
-        RecoverCommand::Promote(args) => (Recovery::Promote, args),
-        RecoverCommand::Unfence(args) => (Recovery::Unfence, args),
-        RecoverCommand::Rejoin(args) => (Recovery::Rejoin, args),
-        RecoverCommand::Rebuild(args) => (Recovery::Rebuild, args),
-        RecoverCommand::Restore(_) => unreachable!("handled above"),
+            args.common.force,
+            args.common.dry_run,
+        ),
+        RecoverCommand::Promote(args) => (Recovery::Promote, args.force, args.dry_run),
+        RecoverCommand::Unfence(args) => (Recovery::Unfence, args.force, args.dry_run),
+        RecoverCommand::Rejoin(args) => (Recovery::Rejoin, args.force, args.dry_run),
     };
-    recover(
-        config_path,
-        recovery,
-        RecoverOptions {
-            force: args.force,
-            dry_run: args.dry_run,
-        },
-        ui,
-    )
+    recover(config_path, recovery, RecoverOptions { force, dry_run }, ui)
 }

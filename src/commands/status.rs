@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::cli::{StatusArgs, StatusFormat as CliFormat};
 use crate::error::ExitCode;
-use crate::ops::status::{StatusFormat, status};
+use crate::ops::status::{StatusFormat, StatusOptions, status};
 use crate::ui::Ui;
 
 pub fn run(config_path: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
@@ -13,5 +13,13 @@ pub fn run(config_path: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<Exi
         CliFormat::Json => StatusFormat::Json,
         CliFormat::Nagios => StatusFormat::Nagios,
     };
-    status(config_path, format, args.watch, ui)
+    status(
+        config_path,
+        StatusOptions {
+            format,
+            watch: args.watch,
+            canary: !args.no_canary,
+        },
+        ui,
+    )
 }

@@ -10,7 +10,9 @@ use crate::ui::Ui;
 pub fn run(config_path: &Path, args: &SwitchoverArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     recover(
         config_path,
-        Recovery::Switchover,
+        Recovery::Switchover {
+            to: args.to.clone(),
+        },
         RecoverOptions {
             force: false,
             dry_run: args.dry_run,

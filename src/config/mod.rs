@@ -7,9 +7,12 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ConfigError, Problem};
+
+use crate::node::NodeName;
 
 /// Where the config file is looked for when neither `-c` nor `HA_SETUP_CONFIG` names one.
 pub const DEFAULT_PATH: &str = "ha-setup.toml";
@@ -20,18 +23,75 @@ pub const EXAMPLE: &str = include_str!("../../templates/ha-setup.example.toml");
 /// The `host` value that means "this machine, without SSH".
 pub const LOCAL_HOST: &str = "local";
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// The config as written: either the two-node form (`[primary]`, `[secondary]`) or
+/// `[nodes.NAME]` tables; [`Config`] is the one shape the rest of the program sees.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Written {
+    engine: Engine,
+    #[serde(default)]
+    topology: Topology,
+    cluster: Option<String>,
+    primary: Option<Node>,
+    secondary: Option<Node>,
+    #[serde(default)]
+    nodes: IndexMap<NodeName, Node>,
+    #[serde(default)]
+    ssh: Ssh,
+    #[serde(default)]
+    replication: Replication,
+    #[serde(default)]
+    sync_files: Vec<SyncFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct Config {
     pub engine: Engine,
-    pub primary: Node,
-    pub secondary: Node,
-    #[serde(default)]
+    pub topology: Topology,
+    /// The cluster's name, for the state directory; default: made from the nodes' hosts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Every node, in the order the file lists them.
+    pub nodes: IndexMap<NodeName, Node>,
+    /// The file uses `[primary]`/`[secondary]`, so keys in messages are `primary.host`
+    /// rather than `nodes.primary.host`.
+    #[serde(skip)]
+    pub two_node_form: bool,
     pub ssh: Ssh,
-    #[serde(default)]
     pub replication: Replication,
-    #[serde(default)]
     pub sync_files: Vec<SyncFile>,
+}
+
+/// How the nodes replicate (SPEC.md, `topology`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// One writable primary, every other node its replica.
+    #[default]
+    PrimaryReplica,
+    /// Two nodes, both writable, each the other's replica.
+    PrimaryPrimary,
+    /// Three or more nodes in one Galera cluster.
+    Galera,
+}
+
+impl Topology {
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::PrimaryReplica => "primary-replica",
+            Topology::PrimaryPrimary => "primary-primary",
+            Topology::Galera => "galera",
+        }
+    }
+}
+
+/// What `role` may say of a node in `[nodes.NAME]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    /// Where primary-replica starts: the node whose data the others get at the first init.
+    Primary,
+    Replica,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -64,6 +124,10 @@ impl Engine {
 pub struct Node {
     /// Where SSH reaches it; `local` means this machine, without SSH.
     pub host: String,
+    /// In `[nodes.NAME]`: `"primary"` marks where primary-replica starts. Only a start:
+    /// which node is primary later is read from the servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<NodeRole>,
     pub ssh_user: Option<String>,
     pub ssh_port: Option<u16>,
     pub identity_file: Option<PathBuf>,
@@ -169,14 +233,6 @@ pub struct SyncFile {
 
 impl Config {
     /// Reads and validates a config file.
-    /// The same pair with `[primary]` and `[secondary]` exchanged, for operations that
-    /// copy from whichever node is primary now.
-    pub fn swapped(&self) -> Config {
-        let mut config = self.clone();
-        std::mem::swap(&mut config.primary, &mut config.secondary);
-        config
-    }
-
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|err| ConfigError::unreadable(path, err))?;
@@ -185,14 +241,154 @@ impl Config {
 
     /// Parses and validates config text; `origin` only names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let config: Config =
+        let written: Written =
             toml::from_str(text).map_err(|err| ConfigError::from_toml(origin, text, &err))?;
-        let problems = validate::problems(&config);
+        let (config, mut problems) = Config::from_written(written);
+        // A file whose form is wrong gets that said once, not again as a count of nodes.
+        let form_wrong = !problems.is_empty();
+        problems.extend(
+            validate::problems(&config)
+                .into_iter()
+                .filter(|p| !(form_wrong && (p.key == "nodes" || p.key == "topology"))),
+        );
         if problems.is_empty() {
             Ok(config)
         } else {
             Err(ConfigError::from_problems(origin, text, problems))
         }
+    }
+}
+
+impl Config {
+    fn from_written(written: Written) -> (Config, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let pair = written.primary.is_some() || written.secondary.is_some();
+        let two_node_form = pair && written.nodes.is_empty();
+        let nodes = if pair && !written.nodes.is_empty() {
+            problems.push(
+                Problem::new(
+                    "nodes",
+                    "[nodes.*] tables and [primary]/[secondary] cannot be mixed: a file uses one form",
+                )
+                .help("move [primary] and [secondary] into [nodes.primary] (with role = \"primary\") and [nodes.secondary]"),
+            );
+            // Every node given, so the other checks judge them all.
+            let mut nodes = IndexMap::new();
+            for (name, node) in [
+                ("primary", written.primary),
+                ("secondary", written.secondary),
+            ] {
+                if let Some(node) = node {
+                    nodes.insert(NodeName::new(name), node);
+                }
+            }
+            nodes.extend(written.nodes);
+            nodes
+        } else if pair {
+            let mut nodes = IndexMap::new();
+            for (name, node) in [
+                ("primary", written.primary),
+                ("secondary", written.secondary),
+            ] {
+                match node {
+                    Some(node) => {
+                        nodes.insert(NodeName::new(name), node);
+                    }
+                    None => problems.push(
+                        Problem::new(name, format!("[{name}] is missing"))
+                            .help(format!("add a [{name}] table with at least `host = \"…\"`")),
+                    ),
+                }
+            }
+            nodes
+        } else {
+            if written.nodes.is_empty() {
+                problems.push(Problem::new("nodes", "the file names no nodes").help(
+                    "add [primary] and [secondary] tables, or one [nodes.NAME] table per node",
+                ));
+            }
+            written.nodes
+        };
+        let config = Config {
+            engine: written.engine,
+            topology: written.topology,
+            cluster: written.cluster,
+            nodes,
+            two_node_form,
+            ssh: written.ssh,
+            replication: written.replication,
+            sync_files: written.sync_files,
+        };
+        (config, problems)
+    }
+
+    /// The dotted key of a node's field, as the file spells it (`secondary.host`,
+    /// `nodes.db2.host`).
+    pub fn key(&self, name: &str, field: &str) -> String {
+        let table = if self.two_node_form {
+            name.to_owned()
+        } else {
+            format!("nodes.{name}")
+        };
+        if field.is_empty() {
+            table
+        } else {
+            format!("{table}.{field}")
+        }
+    }
+
+    /// A node by its name; names come from this config, so a miss is a bug.
+    pub fn node(&self, name: &NodeName) -> &Node {
+        self.nodes
+            .get(name.as_str())
+            .unwrap_or_else(|| panic!("no node {name} in the config"))
+    }
+
+    /// Where primary-replica starts: the node marked `role = "primary"`, or `[primary]`.
+    /// Only the first init uses it; later operations read the roles from the servers.
+    pub fn starting_primary(&self) -> &NodeName {
+        self.nodes
+            .iter()
+            .find(|(_, node)| node.role == Some(NodeRole::Primary))
+            .map(|(name, _)| name)
+            .or_else(|| self.nodes.keys().find(|name| name.as_str() == "primary"))
+            .or_else(|| self.nodes.keys().next())
+            .expect("a valid config has nodes")
+    }
+
+    /// A node named on the command line (`--to NODE`): an unknown name is a usage error
+    /// that lists the config's names.
+    pub fn named(&self, given: &str, flag: &str) -> Result<NodeName, crate::error::Exit> {
+        match self.nodes.get_key_value(given) {
+            Some((name, _)) => Ok(name.clone()),
+            None => Err(crate::error::Exit::usage(format!(
+                "{flag}: no node is named {given:?} in the config; its nodes are {}",
+                self.nodes
+                    .keys()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// A stable name for the cluster, for the state directory on this machine: the
+    /// `cluster` key, else made from every node's SSH address (in name order, so it does
+    /// not change when roles do).
+    pub fn cluster_id(&self) -> String {
+        if let Some(cluster) = &self.cluster {
+            return cluster.clone();
+        }
+        let mut hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|(name, node)| format!("{name}={}:{}", node.host, node.ssh_port.unwrap_or(22)))
+            .collect();
+        hosts.sort();
+        let first = self.node(self.starting_primary()).host.clone();
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(hosts.join("\n").as_bytes());
+        format!("{first}-{}", &hex::encode(digest)[..12])
     }
 }
 

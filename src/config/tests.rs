@@ -37,7 +37,10 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert_eq!(config.replication.user, "ha_repl");
     assert!(config.replication.password_env.is_none());
     assert!(config.replication.tls);
-    assert_eq!(config.primary.replication_address(), "198.51.100.11");
+    assert_eq!(
+        config.nodes["primary"].replication_address(),
+        "198.51.100.11"
+    );
     assert!(config.sync_files.is_empty());
 }
 
@@ -58,8 +61,11 @@ fn local_primary_with_a_replication_address_is_accepted() {
         "host = \"local\"\nreplication_host = \"198.51.100.11\"",
     );
     let config = parse(&text).unwrap();
-    assert!(config.primary.is_local());
-    assert_eq!(config.primary.replication_address(), "198.51.100.11");
+    assert!(config.nodes["primary"].is_local());
+    assert_eq!(
+        config.nodes["primary"].replication_address(),
+        "198.51.100.11"
+    );
 }
 
 #[test]
@@ -257,4 +263,95 @@ fn home_is_expanded() {
         );
     }
     assert_eq!(expand_home(Path::new("/etc/x")), Path::new("/etc/x"));
+}
+
+const THREE: &str = r#"
+engine = "mariadb"
+
+[nodes.db1]
+host = "198.51.100.11"
+role = "primary"
+
+[nodes.db2]
+host = "198.51.100.12"
+
+[nodes.db3]
+host = "198.51.100.13"
+"#;
+
+#[test]
+fn nodes_by_name_keep_their_order_and_start_from_the_marked_one() {
+    let config = parse(THREE).unwrap();
+    let names: Vec<&str> = config.nodes.keys().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["db1", "db2", "db3"]);
+    assert_eq!(config.starting_primary().as_str(), "db1");
+    assert!(!config.two_node_form);
+    assert_eq!(config.key("db2", "host"), "nodes.db2.host");
+    assert_eq!(config.topology, Topology::PrimaryReplica);
+    // The two-node form names its nodes after its tables.
+    let pair = parse(MINIMAL).unwrap();
+    assert_eq!(pair.starting_primary().as_str(), "primary");
+    assert_eq!(pair.key("secondary", "host"), "secondary.host");
+}
+
+#[test]
+fn the_cluster_identity_does_not_follow_roles_or_order() {
+    let config = parse(THREE).unwrap();
+    let reordered = parse(
+        &THREE
+            .replace(
+                "[nodes.db1]\nhost = \"198.51.100.11\"\nrole = \"primary\"\n",
+                "",
+            )
+            .replace(
+                "[nodes.db3]",
+                "[nodes.db1]\nhost = \"198.51.100.11\"\nrole = \"primary\"\n\n[nodes.db3]",
+            ),
+    )
+    .unwrap();
+    assert_eq!(config.cluster_id(), reordered.cluster_id());
+    assert!(config.cluster_id().starts_with("198.51.100.11-"));
+    let named = parse(&format!("cluster = \"payments\"\n{THREE}")).unwrap();
+    assert_eq!(named.cluster_id(), "payments");
+}
+
+#[test]
+fn a_flag_naming_no_node_is_a_usage_error() {
+    let config = parse(THREE).unwrap();
+    assert_eq!(config.named("db3", "--to").unwrap().as_str(), "db3");
+    let err = config.named("db9", "--to").unwrap_err();
+    assert_eq!(err.code, crate::error::ExitCode::Usage);
+    assert!(err.message.contains("db1, db2, db3"), "{}", err.message);
+}
+
+#[test]
+fn both_forms_at_once_are_refused() {
+    let text = format!("{MINIMAL}\n[nodes.db3]\nhost = \"198.51.100.13\"\n");
+    assert_eq!(error(&text).keys(), ["nodes"]);
+}
+
+#[test]
+fn two_starting_primaries_and_none_are_refused() {
+    let two = THREE.replacen(
+        "[nodes.db2]\nhost = \"198.51.100.12\"",
+        "[nodes.db2]\nhost = \"198.51.100.12\"\nrole = \"primary\"",
+        1,
+    );
+    let err = error(&two);
+    assert_eq!(err.keys(), ["nodes.db2.role"]);
+    assert!(err.to_string().contains("db1 is marked"), "{err}");
+    let none = THREE.replace("role = \"primary\"\n", "");
+    assert_eq!(error(&none).keys(), ["nodes"]);
+    let in_pair = MINIMAL.replace("[secondary]\nhost", "[secondary]\nrole = \"replica\"\nhost");
+    assert_eq!(error(&in_pair).keys(), ["secondary.role"]);
+}
+
+#[test]
+fn node_names_and_counts_are_checked() {
+    let bad = THREE.replace("[nodes.db3]", "[nodes.\"db 3\"]");
+    assert_eq!(error(&bad).keys(), ["nodes.db 3"]);
+    let galera = format!("topology = \"galera\"\n{MINIMAL}");
+    assert_eq!(error(&galera).keys(), ["topology"]);
+    let primary_primary = format!("topology = \"primary-primary\"\n{THREE}");
+    assert_eq!(error(&primary_primary).keys(), ["nodes"]);
 }

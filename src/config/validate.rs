@@ -1,18 +1,27 @@
 //! Checks that the types alone cannot express. Every problem is collected, so an operator
 //! fixes the file in one pass instead of one error per run.
 
-use super::{Config, LOCAL_HOST, Node, Problem};
+use super::{Config, LOCAL_HOST, Node, NodeRole, Problem, Topology};
 
 pub(super) fn problems(config: &Config) -> Vec<Problem> {
     let mut found = Vec::new();
     let engine_port = config.engine.default_db_port();
-    for (name, node) in [
-        ("primary", &config.primary),
-        ("secondary", &config.secondary),
-    ] {
-        node_problems(name, node, &mut found);
+    for (name, node) in &config.nodes {
+        node_problems(config, name.as_str(), node, &mut found);
     }
     pair_problems(config, engine_port, &mut found);
+    shape_problems(config, &mut found);
+    if let Some(cluster) = &config.cluster
+        && !valid_name(cluster, 64)
+    {
+        found.push(
+            Problem::new(
+                "cluster",
+                format!("{cluster:?} is not a usable cluster name"),
+            )
+            .help("use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+        );
+    }
 
     let ssh = &config.ssh;
     for (key, value, max) in [
@@ -76,8 +85,100 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     found
 }
 
-fn node_problems(name: &str, node: &Node, found: &mut Vec<Problem>) {
-    let key = |field: &str| format!("{name}.{field}");
+/// Names go into flags, messages and file names: letters, digits, '.', '_', '-'.
+fn valid_name(name: &str, max: usize) -> bool {
+    name.len() <= max
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// How many nodes the topology takes, and which node primary-replica starts from.
+fn shape_problems(config: &Config, found: &mut Vec<Problem>) {
+    let count = config.nodes.len();
+    let (least, most) = match config.topology {
+        Topology::PrimaryReplica => (2, 16),
+        Topology::PrimaryPrimary => (2, 2),
+        Topology::Galera => (3, 16),
+    };
+    // A missing table of the two-node form is reported by itself.
+    let missing_table = config.two_node_form && count < 2;
+    if !missing_table && ((1..least).contains(&count) || count > most) {
+        found.push(Problem::new(
+            if config.two_node_form {
+                "topology"
+            } else {
+                "nodes"
+            },
+            format!(
+                "topology = \"{}\" takes {} nodes; the file names {count}",
+                config.topology.name(),
+                if least == most {
+                    least.to_string()
+                } else {
+                    format!("{least} to {most}")
+                }
+            ),
+        ));
+    }
+    let marked: Vec<&str> = config
+        .nodes
+        .iter()
+        .filter(|(_, node)| node.role == Some(NodeRole::Primary))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if config.two_node_form {
+        for name in ["primary", "secondary"] {
+            if config.nodes.get(name).is_some_and(|n| n.role.is_some()) {
+                found.push(
+                    Problem::new(
+                        format!("{name}.role"),
+                        "role belongs in [nodes.NAME] tables; in the two-node form the table's name says it",
+                    )
+                    .help("remove the key"),
+                );
+            }
+        }
+    } else if config.topology == Topology::PrimaryReplica && count >= 2 {
+        match marked[..] {
+            [_] => {}
+            [] => found.push(
+                Problem::new(
+                    "nodes",
+                    "no node is marked role = \"primary\": ha-setup must know whose data the others get at the first init",
+                )
+                .help("add `role = \"primary\"` to the [nodes.NAME] table of the node that holds the data"),
+            ),
+            [first, ..] => {
+                for other in &marked[1..] {
+                    found.push(
+                        Problem::new(
+                            format!("nodes.{other}.role"),
+                            format!("{first} is marked role = \"primary\" already; only one node starts as the primary"),
+                        )
+                        .help("mark the other nodes role = \"replica\", or leave role out"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn node_problems(config: &Config, name: &str, node: &Node, found: &mut Vec<Problem>) {
+    let key = |field: &str| config.key(name, field);
+    if !config.two_node_form && !valid_name(name, 32) {
+        found.push(
+            Problem::new(
+                config.key(name, ""),
+                format!("{name:?} is not a usable node name (it appears in flags, messages and file names)"),
+            )
+            .help("use 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+        );
+    }
     if let Some(problem) = host_problem(&node.host) {
         found.push(
             Problem::new(key("host"), problem)
@@ -102,7 +203,7 @@ fn node_problems(name: &str, node: &Node, found: &mut Vec<Problem>) {
                 key("host"),
                 "\"local\" needs a replication_host: the other node cannot reach this machine's database by that name",
             )
-            .help(format!("add `replication_host = \"<this machine's address>\"` under [{name}]")),
+            .help(format!("add `replication_host = \"<this machine's address>\"` under [{}]", config.key(name, ""))),
         );
     }
     for (field, port) in [("ssh_port", node.ssh_port), ("db_port", node.db_port)] {
@@ -148,45 +249,56 @@ fn node_problems(name: &str, node: &Node, found: &mut Vec<Problem>) {
 }
 
 fn pair_problems(config: &Config, engine_port: u16, found: &mut Vec<Problem>) {
-    let (primary, secondary) = (&config.primary, &config.secondary);
-    let same_ssh_target = primary.host.eq_ignore_ascii_case(&secondary.host)
-        && primary.ssh_port.unwrap_or(22) == secondary.ssh_port.unwrap_or(22);
-    if same_ssh_target {
-        found.push(
-            Problem::new(
-                "secondary.host",
-                format!(
-                    "{:?} is the primary's host too; a pair needs two different hosts",
-                    secondary.host
-                ),
-            )
-            .help("set secondary.host to the replica's address"),
-        );
-    } else {
-        let same_database = primary
-            .replication_address()
-            .eq_ignore_ascii_case(secondary.replication_address())
-            && primary.db_port.unwrap_or(engine_port) == secondary.db_port.unwrap_or(engine_port);
-        if same_database {
-            found.push(
-                Problem::new(
-                    "secondary.replication_host",
-                    format!(
-                        "the secondary's database address {:?} is the primary's too",
-                        secondary.replication_address()
-                    ),
-                )
-                .help("each node needs its own replication address (or db_port)"),
-            );
+    let nodes: Vec<(&str, &Node)> = config
+        .nodes
+        .iter()
+        .map(|(name, node)| (name.as_str(), node))
+        .collect();
+    for (j, (name, node)) in nodes.iter().enumerate() {
+        for (earlier, first) in &nodes[..j] {
+            let same_ssh_target = first.host.eq_ignore_ascii_case(&node.host)
+                && first.ssh_port.unwrap_or(22) == node.ssh_port.unwrap_or(22);
+            if same_ssh_target {
+                found.push(
+                    Problem::new(
+                        config.key(name, "host"),
+                        format!(
+                            "{:?} is the {earlier}'s host too; every node needs its own host",
+                            node.host
+                        ),
+                    )
+                    .help(format!(
+                        "set {} to this node's address",
+                        config.key(name, "host")
+                    )),
+                );
+                continue;
+            }
+            let same_database = first
+                .replication_address()
+                .eq_ignore_ascii_case(node.replication_address())
+                && first.db_port.unwrap_or(engine_port) == node.db_port.unwrap_or(engine_port);
+            if same_database {
+                found.push(
+                    Problem::new(
+                        config.key(name, "replication_host"),
+                        format!(
+                            "the {name}'s database address {:?} is the {earlier}'s too",
+                            node.replication_address()
+                        ),
+                    )
+                    .help("each node needs its own replication address (or db_port)"),
+                );
+            }
+            if let (Some(a), Some(b)) = (first.server_id, node.server_id)
+                && a == b
+            {
+                found.push(Problem::new(
+                    config.key(name, "server_id"),
+                    format!("{b} is the {earlier}'s server_id too; they must differ"),
+                ));
+            }
         }
-    }
-    if let (Some(a), Some(b)) = (primary.server_id, secondary.server_id)
-        && a == b
-    {
-        found.push(Problem::new(
-            "secondary.server_id",
-            format!("{b} is the primary's server_id too; they must differ"),
-        ));
     }
 }
 

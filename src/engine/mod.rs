@@ -1,96 +1,133 @@
-//! The database engines behind one trait: what `init` does and what `status` reads differ
-//! per engine; the plan, runner, hosts and output do not.
+//! The database engines behind one trait: how a node is read, what each operation's steps
+//! do and how positions compare differ per engine; the topology, plans, runner, hosts and
+//! output do not. Nothing outside an engine's folder names its concepts.
 
 pub mod mariadb;
 
+use std::cmp::Ordering;
 use std::time::Duration;
-
-use serde::Serialize;
 
 use crate::config::{self, Config};
 use crate::error::Exit;
 use crate::host::Host;
-use crate::plan::{Ctx, NodeName, Plan};
+use crate::node::NodeName;
+use crate::plan::Plan;
+use crate::topology::Observed;
 
-/// One node as `status` reports it (SPEC.md, `status --format json`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct NodeReport {
-    /// `primary` / `secondary`, as in the config.
-    pub name: String,
-    pub host: String,
-    /// `primary`, `replica`, `unreachable` or `unknown`.
-    pub role: String,
-    pub reachable: bool,
-    /// Whether the database answers.
-    pub running: bool,
-    pub version: Option<String>,
-    pub read_only: Option<bool>,
-    pub io_running: Option<bool>,
-    pub sql_running: Option<bool>,
-    pub last_error: Option<String>,
-    pub lag_seconds: Option<u64>,
-    /// GTID state: what the node has applied (MariaDB gtid_current_pos).
-    pub position: Option<String>,
-    /// Where a replica replicates from.
-    pub source: Option<String>,
-    /// Why the node could not be read, when it could not.
-    pub problem: Option<String>,
+/// What an end-to-end canary found.
+#[derive(Debug)]
+pub enum Canary {
+    /// Nothing was written: the source does not take writes (fenced, or not the primary),
+    /// and a write there would be a transaction its replicas never asked for.
+    Skipped(String),
+    /// Per replica, in the order given: how long the canary took to arrive, or why it did not.
+    Arrived(Vec<Result<Duration, String>>),
 }
 
 pub trait Engine: Sync {
-    /// The steps of `init`.
+    /// The name the config and the bundle manifest use (`engine = "mariadb"`).
+    fn name(&self) -> &'static str;
+
+    /// The replication start position a backup directory records, as the bundle manifest
+    /// keeps it (run on a host by `bundle pack --engine NAME`).
+    fn backup_position(&self, dir: &std::path::Path) -> anyhow::Result<crate::bundle::Position>;
+
+    /// Reads one node in one round trip; a node that cannot be read is described, not an
+    /// error.
+    fn observe(&self, host: &mut dyn Host, name: &NodeName, config: &Config) -> Observed;
+
+    /// Orders two nodes by how much of the cluster's history they hold: `Greater` when `a`
+    /// has all that `b` has and more; None when each has something the other lacks.
+    fn compare(&self, a: &Observed, b: &Observed) -> Option<Ordering>;
+
+    /// Engine facts for status's JSON, beside the typed ones (a GTID state, a server id).
+    fn details(&self, node: &Observed) -> Vec<(&'static str, String)>;
+
+    /// What to do about a replication error, in the engine's terms.
+    fn link_hint(&self, error: &str) -> String;
+
+    /// The steps of `init`: the source (the primary now) seeds and links every target.
     fn init_plan(&self) -> Plan;
 
-    /// `recover promote`: the replica becomes the primary; refused while the primary still
-    /// takes writes, unless `force`.
-    fn promote_plan(&self, force: bool) -> Plan;
+    /// `recover promote`: the most advanced replica becomes the primary, the others follow it.
+    fn promote_plan(&self) -> Plan;
 
     /// `recover unfence`: reopen writes on the primary once no other node is primary.
-    fn unfence_plan(&self, force: bool) -> Plan;
+    fn unfence_plan(&self) -> Plan;
 
-    /// `recover rebuild`: re-seeds the secondary from the primary with a fresh bundle; run
-    /// with the nodes oriented so that `[primary]` is the primary now.
+    /// `recover rebuild`: re-seeds the targets from the source with a fresh bundle.
     fn rebuild_plan(&self) -> Plan;
 
-    /// `recover restore`: a fresh install becomes a primary from a bundle file; the target
-    /// is the context's `[secondary]`.
+    /// `recover restore`: the source (a fresh install) becomes a primary from a bundle file.
     fn restore_plan(&self, bundle: &std::path::Path, force: bool) -> Plan;
 
-    /// `recover rejoin`: the old primary replicates from the new one.
+    /// `recover rejoin`: old primaries replicate from the primary now.
     fn rejoin_plan(&self) -> Plan;
 
-    /// `switchover`: the plan of a planned role swap.
+    /// `switchover`: the roles of the primary and one replica swap, losing nothing.
     fn switchover_plan(&self) -> Plan;
 
-    /// Swaps the roles of `primary` and the other node (see [`crate::plan::Action::Switchover`]);
-    /// returns lines for the operator.
-    fn switch_roles(
+    /// `bundle create`: a snapshot of `host` (the primary now) streamed as a bundle into
+    /// `out`; nothing of it is left on the host.
+    fn bundle_to(
         &self,
-        cx: &mut Ctx<'_>,
-        primary: NodeName,
-        timeout: Duration,
-    ) -> anyhow::Result<Vec<String>>;
+        host: &mut dyn Host,
+        name: &NodeName,
+        node: &crate::config::Node,
+        out: &mut (dyn std::io::Write + Send),
+        ui: &crate::ui::Ui,
+    ) -> anyhow::Result<()>;
 
-    /// Waits for the replica's threads, writes a canary on the source and waits for it on
-    /// the replica; returns how long it took to arrive.
+    /// Writes a canary on `source` (only while it takes writes) and waits for it on each
+    /// replica, watching all at once.
     fn canary(
         &self,
         source: &mut dyn Host,
-        replica: &mut dyn Host,
+        replicas: Vec<&mut dyn Host>,
         timeout: Duration,
-    ) -> anyhow::Result<Duration>;
-
-    /// Reads one node for `status`; a node that cannot be read is reported, not an error.
-    fn node_report(&self, name: &str, host: &mut dyn Host) -> NodeReport;
+    ) -> anyhow::Result<Canary>;
 }
 
-/// The engine the config names.
-pub fn for_config(config: &Config) -> anyhow::Result<&'static dyn Engine> {
-    match config.engine {
-        config::Engine::Mariadb => Ok(&mariadb::MariaDb),
-        config::Engine::Postgresql => Err(Exit::usage(
-            "engine = \"postgresql\" is not supported by this version of ha-setup yet; only \"mariadb\" is",
-        )
-        .into()),
+/// Every engine this build has: the one place an engine is listed.
+const ENGINES: &[&dyn Engine] = &[&mariadb::MariaDb];
+
+/// The engine of that name, if this build has it.
+pub fn named(name: &str) -> Option<&'static dyn Engine> {
+    ENGINES.iter().copied().find(|engine| engine.name() == name)
+}
+
+/// The replication start position a backup directory records (`bundle pack --engine NAME`
+/// on a host); an engine this build lacks records none.
+pub fn backup_position(
+    engine: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<crate::bundle::Position> {
+    match named(engine) {
+        Some(engine) => engine.backup_position(dir),
+        None => Ok(crate::bundle::Position::default()),
     }
+}
+
+/// The engine the config names, for the topology it names.
+pub fn for_config(config: &Config) -> anyhow::Result<&'static dyn Engine> {
+    let Some(engine) = named(config.engine.name()) else {
+        return Err(Exit::usage(format!(
+            "engine = \"{}\" is not supported by this version of ha-setup yet; it supports {}",
+            config.engine.name(),
+            ENGINES
+                .iter()
+                .map(|e| format!("\"{}\"", e.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
+    };
+    if config.topology != config::Topology::PrimaryReplica {
+        return Err(Exit::usage(format!(
+            "topology = \"{}\" is not supported by this version of ha-setup yet; only \"primary-replica\" is",
+            config.topology.name()
+        ))
+        .into());
+    }
+    Ok(engine)
 }

@@ -49,6 +49,19 @@ impl Cmd {
         }
     }
 
+    /// A script kept in a file of its own (embedded with `include_str!`), given its values
+    /// as positional parameters (`$1`, `$2`, …): no value is spliced into its text.
+    pub fn script(script: &str, args: &[&str]) -> Self {
+        let mut text = String::from("set --");
+        for arg in args {
+            text.push(' ');
+            text.push_str(&quote(arg));
+        }
+        text.push('\n');
+        text.push_str(script);
+        Cmd::new(text)
+    }
+
     pub fn as_root(mut self) -> Self {
         self.run_as = RunAs::Root;
         self

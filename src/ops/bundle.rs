@@ -1,27 +1,22 @@
-//! `ha-setup bundle create`: the same bundle init streams to the secondary, written to a
-//! local file instead, for offline transfer. The snapshot is taken on the primary in a work
-//! directory of its own (removed afterwards) and packed there by ha-setup itself.
+//! `ha-setup bundle create`: the same bundle init streams to the replicas, written to a
+//! local file instead, for offline transfer, from whichever node is the primary now. The
+//! engine takes the snapshot and packs it there (`Engine::bundle_to`).
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use crate::engine::mariadb::{facts, layout, seed};
 use crate::error::{Exit, ExitCode};
-use crate::host::{Cmd, HostExt, quote};
-use crate::nodes;
-use crate::plan::{Action, NodeName};
+use crate::node::Hosts;
 use crate::prompt::NoPrompt;
-use crate::runner::{human_bytes, place_tool};
+use crate::runner::human_bytes;
 use crate::ui::Ui;
-
-const CREATE_DIR: &str = "/var/lib/ha-setup/bundle-create";
 
 pub fn create(config_path: &Path, out: &Path, ui: &Ui) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
-    crate::engine::for_config(&config)?;
+    let engine = crate::engine::for_config(&config)?;
     if out.exists() {
         return Err(Exit::usage(format!(
             "{} exists already; ha-setup does not overwrite a bundle: choose another --out or move it away",
@@ -29,55 +24,55 @@ pub fn create(config_path: &Path, out: &Path, ui: &Ui) -> anyhow::Result<ExitCod
         ))
         .into());
     }
-    let mut primary = nodes::connect(NodeName::Primary, &config.primary, &config, &NoPrompt)
-        .context("cannot reach the primary")?;
-    let server = facts::server(primary.as_mut())?;
-    let host = primary.as_mut();
-    let (tool, place) = seed::tool_on(host, &config.primary, NodeName::Primary)?;
-    if let Some(Action::PlaceTool { local, remote, .. }) = place {
-        ui.note(&format!("placing ha-setup on the primary at {remote}"));
-        place_tool(host, &local, &remote)?;
-    }
-    ui.note(&format!(
-        "taking a snapshot with mariadb-backup in {CREATE_DIR} on the primary"
-    ));
-    host.run_ok(&seed::snapshot(CREATE_DIR))?;
+    // The bundle comes from the primary now, whichever node the config calls what. The
+    // lock keeps a second run (or a rebuild) from clearing the work directory under it.
+    let mut hosts = Hosts::connect(&config, &NoPrompt);
+    let held = super::lock(&mut hosts, "bundle-create", false, ui)?;
+    let result = create_from(&config, engine, &mut hosts, out, ui);
+    super::unlock(&mut hosts, held);
+    result
+}
 
+fn create_from(
+    config: &crate::config::Config,
+    engine: &dyn crate::engine::Engine,
+    hosts: &mut Hosts,
+    out: &Path,
+    ui: &Ui,
+) -> anyhow::Result<ExitCode> {
+    let topology = crate::topology::observe(engine, config, hosts);
+    let untouched = topology.untouched();
+    let source = match topology.provable_primary() {
+        Some(primary) if topology.get(&primary).answers() => primary,
+        // Before the first init, the node the config starts from.
+        None if untouched && topology.get(config.starting_primary()).answers() => {
+            config.starting_primary().clone()
+        }
+        _ => {
+            return Err(Exit::refused(format!(
+                "no node is provably the primary that answers, so ha-setup cannot tell whose data to bundle{}",
+                topology.table()
+            ))
+            .into());
+        }
+    };
+    let node = config.node(&source).clone();
+    let host = hosts.host(&source);
     let partial = out.with_extension("partial");
     let result = (|| -> anyhow::Result<u64> {
         let file = File::create(&partial)
             .with_context(|| format!("cannot create {}", partial.display()))?;
         let mut writer = BufWriter::with_capacity(1 << 20, file);
-        let pack = Cmd::new(format!(
-            "exec {} bundle pack --dir {} --engine mariadb --server-version {} --source-host {}",
-            quote(&tool),
-            quote(CREATE_DIR),
-            quote(&server.version_text),
-            quote(&config.primary.host)
-        ))
-        .as_root()
-        .bulk();
         let mut count = CountingWriter {
             inner: &mut writer,
             bytes: 0,
         };
-        let finished = host.exec(&pack, &mut std::io::empty(), &mut count)?;
+        engine.bundle_to(host, &source, &node, &mut count, ui)?;
         let bytes = count.bytes;
-        if !finished.success() {
-            bail!("packing on the primary failed: {}", finished.stderr.trim());
-        }
         writer.flush()?;
         writer.get_ref().sync_all()?;
         Ok(bytes)
     })();
-    let cleanup = host.run_ok(
-        &Cmd::new(format!(
-            "rm -rf -- {} {}.complete",
-            quote(CREATE_DIR),
-            quote(CREATE_DIR)
-        ))
-        .as_root(),
-    );
     let bytes = match result {
         Ok(bytes) => bytes,
         Err(err) => {
@@ -87,16 +82,10 @@ pub fn create(config_path: &Path, out: &Path, ui: &Ui) -> anyhow::Result<ExitCod
     };
     fs::rename(&partial, out)
         .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?;
-    if let Err(err) = cleanup {
-        ui.warn(&format!(
-            "could not remove {CREATE_DIR} on the primary: {err}"
-        ));
-    }
     ui.out(&format!(
-        "{}: bundle of {} ({}), {}; check it with `ha-setup bundle verify {}`",
+        "{}: bundle of {source} ({}), {}; check it with `ha-setup bundle verify {}`",
         out.display(),
-        config.primary.host,
-        layout::DEFAULT_SERVICE,
+        node.host,
         human_bytes(bytes),
         out.display()
     ))?;

@@ -3,18 +3,18 @@
 
 use std::path::Path;
 
-use anyhow::Context;
-
 use crate::config::Config;
 use crate::engine;
 use crate::error::{Exit, ExitCode};
 use crate::journal::{Store, state_dir};
-use crate::nodes;
-use crate::plan::Ctx;
+use crate::node::Hosts;
+use crate::plan::{Ctx, Roles};
 use crate::prompt::{NoPrompt, Prompter, QuestionsGuard, Terminal};
 use crate::runner::{Outcome, Runner};
 use crate::ui::Ui;
 use crate::wizard::{self, Given};
+
+use super::resolve;
 
 /// What init was asked to do, free of clap.
 #[derive(Debug, Clone, Default)]
@@ -69,20 +69,20 @@ pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result
         super::load_config(config_path)?
     };
     let engine = engine::for_config(&config)?;
-    let (primary, secondary) = nodes::connect_both(&config, prompter);
-    let mut primary = primary.context("preflight: cannot reach the primary")?;
-    let mut secondary = secondary.context("preflight: cannot reach the secondary")?;
+    let mut hosts = Hosts::connect(&config, prompter).require_all("preflight")?;
     let store = Store::open(state_dir(&config));
     let plan = engine.init_plan();
-    let runner = Runner {
-        engine,
-        store: &store,
-    };
+    let runner = Runner { store: &store };
     // On a terminal, the plan is shown and confirmed before anything changes.
     let confirm = asking && !options.dry_run;
     if options.dry_run || confirm {
-        let mut cx = Ctx::new(&config, primary.as_mut(), secondary.as_mut(), ui, true);
-        let code = dry_run(&runner, &plan, &mut cx, &config, ui)?;
+        let topology = crate::topology::observe(engine, &config, &mut hosts);
+        let (roles, notes) = resolve::init(&config, &topology)?;
+        for note in &notes {
+            ui.note(note);
+        }
+        let mut cx = Ctx::new(&config, engine, &mut hosts, roles, ui, true);
+        let code = dry_run(&runner, &plan, &mut cx, ui)?;
         if !confirm || code != ExitCode::Ok {
             return Ok(code);
         }
@@ -104,9 +104,23 @@ pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result
         }
     }
     drop(questions);
-    let mut cx = Ctx::new(&config, primary.as_mut(), secondary.as_mut(), ui, false);
-    let outcome = runner.run(&plan, &mut cx)?;
-    finished(&outcome, &config, ui)
+    let held = super::lock(&mut hosts, plan.operation, false, ui)?;
+    let mut run = || -> anyhow::Result<(Outcome, Roles)> {
+        // Read again under the lock: the run acts on what the servers show now.
+        let topology = crate::topology::observe(engine, &config, &mut hosts);
+        let (roles, notes) = resolve::init(&config, &topology)?;
+        if !confirm {
+            for note in &notes {
+                ui.note(note);
+            }
+        }
+        let mut cx = Ctx::new(&config, engine, &mut hosts, roles.clone(), ui, false);
+        Ok((runner.run(&plan, &mut cx)?, roles))
+    };
+    let result = run();
+    super::unlock(&mut hosts, held);
+    let (outcome, roles) = result?;
+    finished(&outcome, &config, &roles, ui)
 }
 
 /// The plan, as `ha-setup plan` prints it: every check for real, every action per host.
@@ -114,14 +128,13 @@ fn dry_run(
     runner: &Runner<'_>,
     plan: &crate::plan::Plan,
     cx: &mut Ctx<'_>,
-    config: &Config,
     ui: &Ui,
 ) -> anyhow::Result<ExitCode> {
     ui.out(&format!(
         "Plan for init of {} → {} ({}); nothing is changed.",
-        config.primary.host,
-        config.secondary.host,
-        config.engine.name()
+        cx.roles.source,
+        crate::topology::and_list(&cx.roles.targets),
+        cx.config.engine.name()
     ))?;
     let outcome = runner.run(plan, cx)?;
     let summary = if outcome.failed_checks > 0 {
@@ -130,7 +143,7 @@ fn dry_run(
             outcome.failed_checks
         )
     } else if outcome.changed.iter().all(|step| *step == "verify-link") {
-        "Nothing to change: the pair is set up; init would only verify the link.".to_owned()
+        "Nothing to change: the cluster is set up; init would only verify the links.".to_owned()
     } else {
         format!(
             "{} step(s) would run: {}.",
@@ -146,24 +159,36 @@ fn dry_run(
     })
 }
 
-fn finished(outcome: &Outcome, config: &Config, ui: &Ui) -> anyhow::Result<ExitCode> {
+fn finished(
+    outcome: &Outcome,
+    config: &Config,
+    roles: &Roles,
+    ui: &Ui,
+) -> anyhow::Result<ExitCode> {
     let changed: Vec<&str> = outcome
         .changed
         .iter()
         .copied()
         .filter(|step| *step != "verify-link")
         .collect();
-    let pair = format!(
-        "{} ({}) → {} ({})",
-        "primary", config.primary.host, "secondary", config.secondary.host
-    );
+    let pair = std::iter::once(&roles.source)
+        .chain(&roles.targets)
+        .map(|name| format!("{name} ({})", config.node(name).host))
+        .collect::<Vec<_>>();
+    let links = if pair.len() > 2 {
+        "the links are alive"
+    } else {
+        "the link is alive"
+    };
+    let pair = format!("{} → {}", pair[0], pair[1..].join(", "));
     if changed.is_empty() {
         ui.out(&format!(
-            "init: nothing to change: {pair} was already set up, and the link is alive."
+            "init: nothing to change: {pair} was already set up, and {links}."
         ))?;
     } else {
         ui.out(&format!(
-            "init: done: {pair} replicates, and the link is alive. Check it any time with `ha-setup status`."
+            "init: done: {pair} replicate{}, and {links}. Check any time with `ha-setup status`.",
+            if roles.targets.len() == 1 { "s" } else { "" }
         ))?;
     }
     Ok(ExitCode::Ok)

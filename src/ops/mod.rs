@@ -3,12 +3,41 @@
 pub mod bundle;
 pub mod init;
 pub mod recover;
+pub mod resolve;
 pub mod status;
 
 use std::path::Path;
 
 use crate::config::Config;
 use crate::error::Exit;
+use crate::lock::Held;
+use crate::node::Hosts;
+use crate::ui::Ui;
+
+/// Takes the cluster's lock on every reachable node for a run that changes anything (none
+/// for a dry run); a run holding it elsewhere refuses this one (exit 3).
+pub fn lock(
+    hosts: &mut Hosts,
+    operation: &str,
+    dry_run: bool,
+    ui: &Ui,
+) -> anyhow::Result<Option<Held>> {
+    if dry_run {
+        return Ok(None);
+    }
+    let held = crate::lock::take(&mut hosts.reachable_mut(), operation)?;
+    for line in &held.took_over {
+        ui.warn(line);
+    }
+    Ok(Some(held))
+}
+
+/// Releases the lock where this run holds it.
+pub fn unlock(hosts: &mut Hosts, held: Option<Held>) {
+    if let Some(held) = held {
+        crate::lock::release(&mut hosts.reachable_mut(), &held);
+    }
+}
 
 /// Loads the config an operation runs on; a missing file says how to make one.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {

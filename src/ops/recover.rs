@@ -1,31 +1,42 @@
-//! `ha-setup recover promote | unfence | rejoin`: plans like init's, run on whatever
-//! nodes can be reached (an unreachable one is a fact the steps work with, not an error).
+//! `ha-setup recover promote | unfence | rejoin | rebuild | restore` and `switchover`:
+//! every node that can be reached is read, the roles are resolved from what the servers
+//! show (an unreachable node is a fact the resolution works with, not an error), the
+//! cluster is locked, and the engine's plan runs.
 
 use std::path::Path;
 use std::time::Instant;
 
 use crate::engine;
-use crate::error::ExitCode;
+use crate::error::{Exit, ExitCode};
 use crate::journal::{Store, state_dir};
-use crate::nodes;
+use crate::node::{Hosts, NodeName};
 use crate::plan::Ctx;
 use crate::prompt::NoPrompt;
 use crate::runner::{Runner, seconds};
 use crate::ui::Ui;
+
+use super::resolve;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recovery {
     Promote,
     Unfence,
     Rejoin,
-    Rebuild,
-    /// A bundle file onto `target` (the config's node name), which becomes a primary.
+    /// Re-seed `node` (or the only node that is not the primary) from `from` (or the
+    /// primary now).
+    Rebuild {
+        node: Option<String>,
+        from: Option<String>,
+    },
+    /// A bundle file onto `target` (a node of the config), which becomes a primary.
     Restore {
         bundle: std::path::PathBuf,
-        target: crate::plan::NodeName,
+        target: String,
     },
-    /// Not a recovery but the same kind of run: `ha-setup switchover`.
-    Switchover,
+    /// Not a recovery but the same kind of run: `ha-setup switchover [--to NODE]`.
+    Switchover {
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,104 +54,126 @@ pub fn recover(
     let started = Instant::now();
     let config = super::load_config(config_path)?;
     let engine = engine::for_config(&config)?;
-    // Recovery runs unattended at 3 a.m. as often as not: it never prompts.
-    let (mut primary, mut secondary) = nodes::connect_both_or_stand_in(&config, &NoPrompt);
-    let plan = match &recovery {
-        Recovery::Promote => engine.promote_plan(options.force),
-        Recovery::Unfence => engine.unfence_plan(options.force),
-        Recovery::Rejoin => engine.rejoin_plan(),
-        Recovery::Rebuild => engine.rebuild_plan(),
-        Recovery::Restore { bundle, .. } => {
+    // Names given as flags are checked before any host is tried.
+    let named = |given: &Option<String>, flag: &str| -> anyhow::Result<Option<NodeName>> {
+        given
+            .as_deref()
+            .map(|name| config.named(name, flag))
+            .transpose()
+            .map_err(Into::into)
+    };
+    let (to, rebuild_node, rebuild_from, restore_target) = match &recovery {
+        Recovery::Switchover { to } => (named(to, "--to")?, None, None, None),
+        Recovery::Rebuild { node, from } => (
+            None,
+            named(node, "recover rebuild NODE")?,
+            named(from, "--from")?,
+            None,
+        ),
+        Recovery::Restore { bundle, target } => {
             if !bundle.is_file() {
-                return Err(crate::error::Exit::usage(format!(
+                return Err(Exit::usage(format!(
                     "no bundle file at {}: make one with `ha-setup bundle create --out FILE`",
                     bundle.display()
                 ))
                 .into());
             }
-            engine.restore_plan(bundle, options.force)
+            (None, None, None, Some(config.named(target, "--target")?))
         }
-        Recovery::Switchover => engine.switchover_plan(),
+        _ => (None, None, None, None),
     };
+    // Recovery runs unattended at 3 a.m. as often as not: it never prompts.
+    let mut hosts = Hosts::connect(&config, &NoPrompt);
     let store = Store::open(state_dir(&config));
-    // rebuild reuses init's steps, which copy from `[primary]` to `[secondary]`: after a
-    // promotion those names are the other way round, so the nodes are swapped for it.
-    let swapped;
-    let (config_for_plan, first, second) = if recovery == Recovery::Rebuild
-        && secondary_is_primary(&config, &mut primary, &mut secondary, ui)
-        || matches!(
-            recovery,
-            Recovery::Restore {
-                target: crate::plan::NodeName::Primary,
-                ..
-            }
-        ) {
-        if recovery == Recovery::Rebuild {
-            ui.note(
-                "The [secondary] node is the primary now: rebuilding the [primary] node from it.",
-            );
-        }
-        swapped = config.swapped();
-        (&swapped, &mut secondary, &mut primary)
-    } else {
-        (&config, &mut primary, &mut secondary)
+    let operation = match &recovery {
+        Recovery::Promote => "recover-promote",
+        Recovery::Unfence => "recover-unfence",
+        Recovery::Rejoin => "recover-rejoin",
+        Recovery::Rebuild { .. } => "recover-rebuild",
+        Recovery::Restore { .. } => "recover-restore",
+        Recovery::Switchover { .. } => "switchover",
     };
-    let mut cx = Ctx::new(
-        config_for_plan,
-        first.as_mut(),
-        second.as_mut(),
-        ui,
-        options.dry_run,
-    );
-    if options.dry_run {
-        ui.out(&format!("Plan for {}; nothing is changed.", plan.operation))?;
-    }
-    let outcome = Runner {
-        engine,
-        store: &store,
-    }
-    .run(&plan, &mut cx)?;
+    // The lock comes before the servers are read, so what this run decides from is not
+    // changed under it by another run.
+    let held = super::lock(&mut hosts, operation, options.dry_run, ui)?;
+    let run = || -> anyhow::Result<(crate::runner::Outcome, crate::plan::Roles)> {
+        let topology = crate::topology::observe(engine, &config, &mut hosts);
+        let (plan, roles) = match &recovery {
+            Recovery::Promote => (
+                engine.promote_plan(),
+                resolve::promote(engine, &topology, options.force)?,
+            ),
+            Recovery::Unfence => (
+                engine.unfence_plan(),
+                resolve::unfence(&topology, options.force)?,
+            ),
+            Recovery::Rejoin => (engine.rejoin_plan(), resolve::rejoin(&topology)?),
+            Recovery::Rebuild { .. } => (
+                engine.rebuild_plan(),
+                resolve::rebuild(&config, &topology, rebuild_node, rebuild_from)?,
+            ),
+            Recovery::Restore { bundle, .. } => {
+                let target = restore_target.expect("resolved above");
+                if hosts.unreachable(&target).is_some() {
+                    return Err(Exit::refused(format!(
+                        "cannot restore onto {target}: it cannot be reached{}",
+                        topology.table()
+                    ))
+                    .into());
+                }
+                let roles = crate::plan::Roles::new(target.clone(), vec![target]);
+                (engine.restore_plan(bundle, options.force), roles)
+            }
+            Recovery::Switchover { .. } => (
+                engine.switchover_plan(),
+                resolve::switchover(&topology, to)?,
+            ),
+        };
+        if options.dry_run {
+            ui.out(&format!("Plan for {}; nothing is changed.", plan.operation))?;
+        }
+        let mut cx = Ctx::new(
+            &config,
+            engine,
+            &mut hosts,
+            roles.clone(),
+            ui,
+            options.dry_run,
+        );
+        let outcome = Runner { store: &store }.run(&plan, &mut cx)?;
+        Ok((outcome, roles))
+    };
+    let result = run();
+    super::unlock(&mut hosts, held);
+    let (outcome, roles) = result?;
     let took = seconds(started.elapsed());
+    let source = &roles.source;
     let message = match (recovery, options.dry_run) {
         (_, true) => format!("{} step(s) would run.", outcome.changed.len()),
         (Recovery::Promote, false) => format!(
-            "recover promote: done in {took}: the new primary takes writes. Point the application at it; \
+            "recover promote: done in {took}: {source} is the primary and takes writes. Point the application at it; \
              when the old primary is back, make it a replica with `ha-setup recover rejoin`."
         ),
         (Recovery::Unfence, false) => {
-            format!("recover unfence: done in {took}: the primary takes writes.")
+            format!("recover unfence: done in {took}: {source} takes writes.")
         }
-        (Recovery::Switchover, false) => format!(
-            "switchover: done in {took}: the roles are swapped, no transaction lost, and the link is alive. \
-             Point the application at the new primary."
+        (Recovery::Switchover { .. }, false) => format!(
+            "switchover: done in {took}: {source} is the primary, no transaction lost, and the links are alive. \
+             Point the application at it."
         ),
         (Recovery::Restore { bundle, .. }, false) => format!(
-            "recover restore: done in {took}: the target runs as a primary on the data of {}, and takes writes. \
-             Give it a secondary with `ha-setup recover rebuild` once the other node is ready.",
+            "recover restore: done in {took}: {source} runs as a primary on the data of {}, and takes writes. \
+             Give it replicas with `ha-setup recover rebuild NODE` once the other nodes are ready.",
             bundle.display()
         ),
-        (Recovery::Rebuild, false) => format!(
-            "recover rebuild: done in {took}: the secondary holds a fresh copy and replicates; its previous data was moved aside."
+        (Recovery::Rebuild { .. }, false) => format!(
+            "recover rebuild: done in {took}: {} holds a fresh copy of {source}'s data and replicates from it; its previous data was moved aside.",
+            crate::topology::and_list(&roles.targets)
         ),
         (Recovery::Rejoin, false) => format!(
-            "recover rejoin: done in {took}: the old primary replicates from the new one, and the link is alive."
+            "recover rejoin: done in {took}: every other node replicates from {source}, and the links are alive."
         ),
     };
     ui.out(&message)?;
     Ok(ExitCode::Ok)
-}
-
-/// Whether the config's `[secondary]` takes writes while its `[primary]` does not.
-fn secondary_is_primary(
-    config: &crate::config::Config,
-    primary: &mut Box<dyn crate::host::Host>,
-    secondary: &mut Box<dyn crate::host::Host>,
-    ui: &Ui,
-) -> bool {
-    use crate::engine::mariadb::roles;
-    use crate::plan::NodeName;
-    let mut cx = Ctx::new(config, primary.as_mut(), secondary.as_mut(), ui, true);
-    let first = roles::see(&mut cx, NodeName::Primary);
-    let second = roles::see(&mut cx, NodeName::Secondary);
-    second.writable_primary() && !first.writable_primary()
 }

@@ -1,5 +1,6 @@
-//! `ha-setup status`: both nodes read, the link judged, and an end-to-end canary; as text
-//! for people, JSON for scripts (SPEC.md), or one line in the monitoring-plugin format.
+//! `ha-setup status`: every node read, each replica's link judged, and an end-to-end
+//! canary from the primary; as text for people, JSON for scripts (SPEC.md), or one line in
+//! the monitoring-plugin format. It takes no lock and writes nothing but the canary.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,12 +8,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::engine::{self, Engine, NodeReport};
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::engine::{self, Canary, Engine};
 use crate::error::{ExitCode, PluginState};
-use crate::host::Host;
 use crate::journal::{Event, Store, state_dir};
-use crate::nodes;
+use crate::node::{Hosts, NodeName};
 use crate::prompt::NoPrompt;
+use crate::topology::{LinkState, Observed, Role};
 use crate::ui::Ui;
 
 /// Lag beyond which the link is `lagging` (a warning), and beyond which it is critical.
@@ -30,10 +34,13 @@ pub enum StatusFormat {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub engine: String,
+    pub topology: String,
     pub checked_at: Timestamp,
-    /// `alive`, `lagging`, `broken`, `down` or `unknown`.
+    /// `alive`, `lagging`, `broken`, `down` or `unknown`: the worst of every replica's link.
     pub link: String,
+    /// The largest lag of any replica.
     pub lag_seconds: Option<u64>,
+    /// The slowest canary of any replica.
     pub canary_ms: Option<u64>,
     pub nodes: Vec<NodeReport>,
     /// What is wrong, each with what to do.
@@ -42,153 +49,239 @@ pub struct Report {
     pub recent_events: Vec<Event>,
 }
 
-pub fn status(
-    config_path: &Path,
-    format: StatusFormat,
-    watch: Option<u64>,
-    ui: &Ui,
-) -> anyhow::Result<ExitCode> {
+/// One node as `status` reports it (SPEC.md, `status --format json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeReport {
+    /// The config's name for the node.
+    pub name: String,
+    pub host: String,
+    pub role: Role,
+    pub reachable: bool,
+    /// Whether the database answers.
+    pub running: bool,
+    /// Set up by ha-setup.
+    pub member: bool,
+    pub version: Option<String>,
+    pub read_only: Option<bool>,
+    /// Replica only: receiving from its source (MariaDB's IO thread).
+    pub io_running: Option<bool>,
+    /// Replica only: applying what it received (MariaDB's SQL thread).
+    pub sql_running: Option<bool>,
+    pub receiving: Option<LinkState>,
+    pub applying: Option<LinkState>,
+    pub last_error: Option<String>,
+    pub lag_seconds: Option<u64>,
+    /// Replica only: how long this status's canary took to arrive here.
+    pub canary_ms: Option<u64>,
+    /// The node's position in the engine's terms (MariaDB: its GTID state).
+    pub position: Option<String>,
+    /// Where a replica replicates from: a node's name, or the address when it is none.
+    pub source: Option<String>,
+    /// Why the node could not be read, when it could not.
+    pub problem: Option<String>,
+    /// Engine facts beside the typed ones.
+    pub details: BTreeMap<String, String>,
+}
+
+pub struct StatusOptions {
+    pub format: StatusFormat,
+    pub watch: Option<u64>,
+    /// Frequent monitoring: read the nodes, write nothing.
+    pub canary: bool,
+}
+
+pub fn status(config_path: &Path, options: StatusOptions, ui: &Ui) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
     let engine = engine::for_config(&config)?;
     loop {
-        let report = gather(&config, engine);
-        let code = print(&report, format, watch.is_some(), ui)?;
-        match watch {
+        let report = gather(&config, engine, options.canary);
+        let code = print(&report, options.format, options.watch.is_some(), ui)?;
+        match options.watch {
             None => return Ok(code),
             Some(secs) => std::thread::sleep(Duration::from_secs(secs.max(1))),
         }
     }
 }
 
-/// Reads both nodes; never fails: what cannot be read is reported as such.
-pub fn gather(config: &crate::config::Config, engine: &dyn Engine) -> Report {
-    let (primary, secondary) = nodes::connect_both(config, &NoPrompt);
+fn node_report(engine: &dyn Engine, config: &Config, observed: &Observed) -> NodeReport {
+    let db = observed.db.as_ref();
+    let up = observed.upstream();
+    NodeReport {
+        name: observed.name.to_string(),
+        host: config.node(&observed.name).host.clone(),
+        role: observed.role(),
+        reachable: observed.unreachable.is_none(),
+        running: db.is_some(),
+        member: observed.member,
+        version: db.map(|d| d.version.clone()),
+        read_only: db.map(|d| !d.writable),
+        io_running: up.map(|u| u.receiving == LinkState::Running),
+        sql_running: up.map(|u| u.applying == LinkState::Running),
+        receiving: up.map(|u| u.receiving),
+        applying: up.map(|u| u.applying),
+        last_error: up.and_then(|u| u.error.clone()),
+        lag_seconds: up.and_then(|u| u.lag_seconds),
+        canary_ms: None,
+        position: db.map(|d| d.position.clone()),
+        source: up.map(|u| {
+            u.node
+                .as_ref()
+                .map_or_else(|| format!("{}:{}", u.address, u.port), |n| n.to_string())
+        }),
+        problem: observed.unreachable.clone().or(observed.problem.clone()),
+        details: engine
+            .details(observed)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    }
+}
+
+/// Reads every node; never fails: what cannot be read is reported as such. Writes nothing
+/// but the canary, and that only on a node that takes writes (the engine checks in the
+/// same statement).
+pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
+    let mut hosts = Hosts::connect(config, &NoPrompt);
+    let topology = crate::topology::observe(engine, config, &mut hosts);
+    let mut nodes: Vec<NodeReport> = topology
+        .nodes
+        .iter()
+        .map(|o| node_report(engine, config, o))
+        .collect();
     let mut problems = Vec::new();
-    let mut read = |name: &str, host: &str, connected: Result<Box<dyn Host>, _>| match connected {
-        Ok(mut handle) => {
-            let report = engine.node_report(name, handle.as_mut());
-            (Some(handle), report)
-        }
-        Err(err) => {
-            let err: crate::host::HostError = err;
-            problems.push(format!("{name}: {err}"));
-            (
-                None,
-                NodeReport {
-                    name: name.to_owned(),
-                    host: host.to_owned(),
-                    role: "unreachable".into(),
-                    problem: Some(err.to_string()),
-                    ..NodeReport::default()
-                },
-            )
-        }
-    };
-    let (mut primary_host, primary_report) = read("primary", &config.primary.host, primary);
-    let (mut secondary_host, secondary_report) =
-        read("secondary", &config.secondary.host, secondary);
-    let mut nodes = vec![primary_report, secondary_report];
-    for node in &nodes {
-        if node.reachable && !node.running {
+    for observed in &topology.nodes {
+        if let Some(why) = &observed.unreachable {
+            problems.push(format!(
+                "{}: cannot be reached from here: {why}",
+                observed.name
+            ));
+        } else if observed.db.is_none() {
             problems.push(format!(
                 "{}: {}",
-                node.name,
-                node.problem
+                observed.name,
+                observed
+                    .problem
                     .clone()
                     .unwrap_or_else(|| "the database is down".into())
             ));
         }
     }
+    problems.extend(topology.problems());
+    let primary = topology.primary();
+    for observed in &topology.nodes {
+        if !observed.fenced() || !observed.member {
+            continue;
+        }
+        let name = &observed.name;
+        let followed = !topology.replicas_of(name).is_empty();
+        problems.push(match &primary {
+            Some(primary) if primary != name => format!(
+                "{name}: fenced (read-only) and replicates from nowhere while {primary} takes writes: it was the primary before a promotion or a switchover that did not finish. \
+                 Make it {primary}'s replica: ha-setup recover rejoin"
+            ),
+            _ if followed || topology.provable_primary().as_ref() == Some(name) => format!(
+                "{name}: the primary is read-only (fenced, as every node is after a restart), so the application cannot write. \
+                 If it is the rightful primary, reopen writes: ha-setup recover unfence"
+            ),
+            _ => format!(
+                "{name}: read-only and replicates from nowhere, and no node is provably the primary. \
+                 Reopen writes on the node whose data is right (ha-setup recover unfence), then make the others its replicas (ha-setup recover rejoin)"
+            ),
+        });
+    }
 
-    let writable: Vec<String> = nodes
-        .iter()
-        .filter(|n| n.role == "primary" && n.read_only == Some(false))
-        .map(|n| n.name.clone())
-        .collect();
-    for node in &nodes {
-        if node.role == "primary" && node.read_only == Some(true) {
-            problems.push(match writable.first() {
-                Some(other) => format!(
-                    "{}: fenced (read-only) while the {other} takes writes: it was the primary before a promotion. \
-                     Make it the {other}'s replica: ha-setup recover rejoin",
-                    node.name
-                ),
-                None => format!(
-                    "{}: the primary is read-only (fenced, as every node is after a restart), so the application cannot write. \
-                     If it is the rightful primary, reopen writes: ha-setup recover unfence",
-                    node.name
-                ),
-            });
+    let replicas: Vec<NodeName> = topology.replicas();
+    let mut lag_seconds = None;
+    let mut canary_ms: Option<u64> = None;
+    let mut states = Vec::new();
+    let mut running = Vec::new();
+    for name in &replicas {
+        let up = topology.get(name).upstream().expect("a replica");
+        lag_seconds = lag_seconds.max(up.lag_seconds);
+        if up.receiving == LinkState::Running && up.applying == LinkState::Running {
+            if up.lag_seconds.is_some_and(|lag| lag > LAG_WARN_SECS) {
+                problems.push(format!(
+                    "{name}: {} s behind its primary",
+                    up.lag_seconds.unwrap_or_default()
+                ));
+                states.push("lagging");
+            } else {
+                states.push("alive");
+            }
+            running.push(name.clone());
+        } else {
+            let error = up.error.clone().unwrap_or_default();
+            problems.push(format!(
+                "{name}: replication is stopped (receiving: {}, applying: {}): {}. Next: {}",
+                up.receiving.as_str(),
+                up.applying.as_str(),
+                if error.is_empty() {
+                    "no error reported"
+                } else {
+                    &error
+                },
+                engine.link_hint(&error)
+            ));
+            states.push("broken");
         }
     }
-    if writable.len() > 1 {
-        problems.push(
-            "both nodes take writes (split brain): fence one now (SET GLOBAL read_only = ON), then rebuild it".into(),
-        );
-    }
-    let replica_index = nodes.iter().position(|n| n.role == "replica");
-    let mut lag_seconds = None;
-    let mut canary_ms = None;
-    let link = if nodes.iter().any(|n| !n.reachable || !n.running) {
-        "down"
-    } else if let Some(index) = replica_index {
-        let replica = &nodes[index];
-        lag_seconds = replica.lag_seconds;
-        if replica.io_running == Some(true) && replica.sql_running == Some(true) {
-            let (source, target) = if index == 1 {
-                (&mut primary_host, &mut secondary_host)
-            } else {
-                (&mut secondary_host, &mut primary_host)
-            };
-            let (Some(source), Some(target)) = (source.as_mut(), target.as_mut()) else {
-                unreachable!("both nodes answered")
-            };
-            match engine.canary(source.as_mut(), target.as_mut(), CANARY_TIMEOUT) {
-                Ok(took) => {
-                    canary_ms = Some(took.as_millis() as u64);
-                    if lag_seconds.is_some_and(|lag| lag > LAG_WARN_SECS) {
-                        problems.push(format!(
-                            "{}: {} s behind its primary",
-                            replica.name,
-                            lag_seconds.unwrap_or_default()
-                        ));
-                        "lagging"
-                    } else {
-                        "alive"
+    // The canary runs only from the one node that takes writes, to its running replicas.
+    if let (true, Some(source)) = (canary, &primary) {
+        let targets: Vec<NodeName> = running
+            .iter()
+            .filter(|n| topology.source_of(n) == Some(source))
+            .cloned()
+            .collect();
+        if !targets.is_empty() {
+            let (source_host, replica_hosts) = hosts.one_and_many(source, &targets);
+            match engine.canary(source_host, replica_hosts, CANARY_TIMEOUT) {
+                Ok(Canary::Arrived(results)) => {
+                    for (name, result) in targets.iter().zip(results) {
+                        match result {
+                            Ok(took) => {
+                                let ms = took.as_millis() as u64;
+                                canary_ms = Some(canary_ms.map_or(ms, |c| c.max(ms)));
+                                if let Some(node) =
+                                    nodes.iter_mut().find(|n| n.name == name.as_str())
+                                {
+                                    node.canary_ms = Some(ms);
+                                }
+                            }
+                            Err(why) => {
+                                problems.push(format!("canary: {why}"));
+                                states.push("broken");
+                            }
+                        }
                     }
                 }
+                Ok(Canary::Skipped(why)) => problems.push(format!("canary not written: {why}")),
                 Err(err) => {
                     problems.push(format!("canary: {err:#}"));
-                    "broken"
+                    states.push("broken");
                 }
             }
-        } else {
-            let error = replica
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "no error reported".into());
-            problems.push(format!(
-                "{}: replication is stopped (IO thread {}, SQL thread {}): {error}. Next: `ha-setup init` restarts it if its settings are right; otherwise see `ha-setup status --format json` and the MariaDB error log",
-                replica.name,
-                yes_no(replica.io_running),
-                yes_no(replica.sql_running)
-            ));
-            "broken"
         }
-    } else {
+    }
+    let link = if topology
+        .nodes
+        .iter()
+        .any(|n| n.unreachable.is_some() || n.db.is_none())
+    {
+        "down"
+    } else if replicas.is_empty() {
         if problems.is_empty() {
             problems.push(
-                "neither node replicates from the other: set the pair up with `ha-setup init`"
-                    .into(),
+                "no node replicates from another: set the cluster up with `ha-setup init`".into(),
             );
         }
         "unknown"
+    } else if states.contains(&"broken") {
+        "broken"
+    } else if states.contains(&"lagging") {
+        "lagging"
+    } else {
+        "alive"
     };
-    for node in &mut nodes {
-        if node.role == "unknown" && node.reachable && node.running {
-            node.role = "unknown".into();
-        }
-    }
     let recent_events = Store::open(state_dir(config))
         .events()
         .map(|events| {
@@ -198,6 +291,7 @@ pub fn gather(config: &crate::config::Config, engine: &dyn Engine) -> Report {
         .unwrap_or_default();
     Report {
         engine: config.engine.name().to_owned(),
+        topology: config.topology.name().to_owned(),
         checked_at: Timestamp::now(),
         link: link.to_owned(),
         lag_seconds,
@@ -205,14 +299,6 @@ pub fn gather(config: &crate::config::Config, engine: &dyn Engine) -> Report {
         nodes,
         problems,
         recent_events,
-    }
-}
-
-fn yes_no(value: Option<bool>) -> &'static str {
-    match value {
-        Some(true) => "running",
-        Some(false) => "stopped",
-        None => "unknown",
     }
 }
 
@@ -270,7 +356,7 @@ pub fn text(report: &Report) -> String {
             "{:<10} {:<28} {:<12} {:<9} {:<9} {:<7} {:<7} {}\n",
             node.name,
             node.host,
-            node.role,
+            node.role.as_str(),
             node.version.as_deref().unwrap_or("-"),
             flag(node.read_only),
             flag(node.io_running),
@@ -348,6 +434,7 @@ mod tests {
     fn report(link: &str, lag: Option<u64>, canary: Option<u64>) -> Report {
         Report {
             engine: "mariadb".into(),
+            topology: "primary-replica".into(),
             checked_at: Timestamp::UNIX_EPOCH,
             link: link.into(),
             lag_seconds: lag,

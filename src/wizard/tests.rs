@@ -51,9 +51,9 @@ fn every_answer_lands_in_the_config_and_the_secondary_defaults_to_the_primarys()
     assert!(prompter.finished(), "{:?}", prompter.transcript());
     insta::assert_snapshot!(answers.text);
     let config = answers.config;
-    assert_eq!(config.secondary.ssh_user.as_deref(), Some("admin"));
-    assert_eq!(config.secondary.ssh_port, Some(2222));
-    assert_eq!(config.secondary.replication_host, None);
+    assert_eq!(config.nodes["secondary"].ssh_user.as_deref(), Some("admin"));
+    assert_eq!(config.nodes["secondary"].ssh_port, Some(2222));
+    assert_eq!(config.nodes["secondary"].replication_host, None);
     assert_eq!(
         config.replication.password_env.as_deref(),
         Some(PASSWORD_ENV)
@@ -78,7 +78,7 @@ fn a_value_given_by_flag_is_never_asked() {
         "{:?}",
         prompter.transcript()
     );
-    assert_eq!(answers.config.primary.host, "db1.example.com");
+    assert_eq!(answers.config.nodes["primary"].host, "db1.example.com");
 }
 
 #[test]
@@ -90,8 +90,8 @@ fn with_nothing_to_ask_the_defaults_are_taken() {
     let answers = ask_with(&given, &NoPrompt, false, &ui(), false).unwrap();
     let config = answers.config;
     assert_eq!(config.engine, Engine::Mariadb);
-    assert_eq!(config.primary.ssh_port, None);
-    assert_eq!(config.primary.replication_host, None);
+    assert_eq!(config.nodes["primary"].ssh_port, None);
+    assert_eq!(config.nodes["primary"].replication_host, None);
     assert_eq!(config.replication.user, "ha_repl");
     assert_eq!(config.replication.password_env, None);
     assert!(config.replication.tls);
@@ -125,7 +125,7 @@ fn a_bad_answer_is_refused_and_asked_again() {
         transcript.contains("✗ \"99999\" is not a port number"),
         "{transcript}"
     );
-    assert_eq!(answers.config.primary.ssh_port, Some(2222));
+    assert_eq!(answers.config.nodes["primary"].ssh_port, Some(2222));
 }
 
 #[test]

@@ -34,6 +34,7 @@ fresh_pair_with_dead_primary() {
     lab reset >/dev/null
     rm -rf "$state"
     lab exec operator env HA_SETUP_STATE_DIR="$state" "$bin" init -c "$config" --yes >/dev/null 2>&1
+    # shellcheck disable=SC2016 # expanded by the host's shell
     lab exec primary sh -c 'p=$(cat /run/mysqld/mysqld.pid); pp=$(ps -o ppid= -p $p | tr -d " "); kill -9 $pp $p; while kill -0 $p 2>/dev/null; do sleep 0.1; done'
 }
 ha_setup_promote() {

@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
         var("HA_LAB_KNOWN_HOSTS")?,
     );
     let config = Config::parse(&text, Path::new("bench.toml"))?;
-    let target = SshTarget::resolve("secondary", &config.secondary, &config.ssh);
+    let target = SshTarget::resolve("secondary", &config.nodes["secondary"], &config.ssh);
     let mut host = SshHost::connect(target, &NoPrompt)?;
     // Log in over the bulk lane before the clock starts, as a run would have by then.
     ha_setup::host::HostExt::run(&mut host, &Cmd::new("true").bulk())?;

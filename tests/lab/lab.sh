@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/lab/lab.sh: the ha-setup test lab on one Debian 12 machine (root, no systemd needed).
 #
-# Two database hosts (primary, secondary) and an operator, each in its own network, mount
-# and UTS namespaces, joined by a bridge in a fourth network namespace (ha-lab-switch).
+# Three database hosts (primary, secondary, tertiary) and an operator, each in its own
+# network, mount and UTS namespaces, joined by a bridge in a fifth network namespace
+# (ha-lab-switch).
 # The hosts run real sshd, MariaDB 10.11 and PostgreSQL 15 with Debian's default paths.
 # Usage: see usage() below or tests/lab/README.md.
 #
@@ -24,10 +25,11 @@ set -euo pipefail
 # Constants
 # ---------------------------------------------------------------------------------------
 
-readonly DB_HOSTS=(primary secondary)
-readonly HOSTS=(operator primary secondary)
+readonly DB_HOSTS=(primary secondary tertiary)
+readonly HOSTS=(operator "${DB_HOSTS[@]}")
 readonly SWITCH=switch
-declare -rA ADDR=([operator]=198.51.100.10 [primary]=198.51.100.11 [secondary]=198.51.100.12)
+declare -rA ADDR=([operator]=198.51.100.10 [primary]=198.51.100.11 [secondary]=198.51.100.12
+    [tertiary]=198.51.100.13)
 readonly PREFIX_LEN=24
 
 LAB_ROOT=${HA_LAB_ROOT:-/var/tmp/ha-lab}
@@ -57,11 +59,14 @@ usage: lab.sh COMMAND [ARGS]   (as root)
 
   up                  create the lab (or check it and restart what is down); idempotent
   down                remove every namespace, process, mount and file of the lab; idempotent
-  reset [HOST...]     return hosts to pristine (default: primary secondary); also heals links
+  reset [HOST...]     return hosts to pristine (default: primary secondary tertiary); also
+                      heals links
   cut HOST            take HOST off the network (switch port down: packets silently dropped)
   heal HOST           put HOST back on the network
   ssh HOST [CMD...]   run CMD on HOST with the real OpenSSH client, from the operator
-  exec HOST CMD...    run CMD directly in HOST's namespaces (HOST: primary|secondary|operator)
+                      (HOST: primary|secondary|tertiary)
+  exec HOST CMD...    run CMD directly in HOST's namespaces
+                      (HOST: primary|secondary|tertiary|operator)
   addr HOST           print HOST's lab address
   env                 print KEY=value lines describing the lab
   status              one line per host; exit 0 only if everything is up
@@ -79,7 +84,11 @@ is_host() {
     return 1
 }
 
-is_db_host() { [[ $1 == primary || $1 == secondary ]]; }
+is_db_host() {
+    local h
+    for h in "${DB_HOSTS[@]}"; do [[ $1 == "$h" ]] && return 0; done
+    return 1
+}
 
 # Is PATH a mount point in *our* (the machine's) mount namespace? Works for files too
 # (the persistent namespace files are bind mounts onto plain files).
@@ -466,7 +475,7 @@ in_stop_mariadb() {
     # Debian's init script stops the server with `mariadb-admin --defaults-file=debian.cnf
     # shutdown`, i.e. as root over unix_socket. If that login no longer works, it prints
     # "failed!" and leaves the server running (its `killall mariadbd` fallback, which would
-    # also hit the other host's server as there is no PID namespace, is never reached:
+    # also hit the other hosts' servers as there is no PID namespace, is never reached:
     # `set -e` ends the script at `log_end_msg 1`). So use `service mariadb stop` only when
     # mariadb-admin can log in, and otherwise signal this host's mariadbd by PID (SIGTERM
     # is a normal shutdown for mariadbd).
@@ -896,7 +905,8 @@ build_db_host() {
     log "$h: up"
 }
 
-# Runs FUNC HOST for each host in parallel (two cores, two database hosts); fails if any did.
+# Runs FUNC HOST for each host in parallel; fails if any did. (Three database hosts on two
+# cores still gain: much of a build or reset is waiting, for init scripts and pg_ctlcluster.)
 run_parallel() {
     local fn=$1 h rc=0
     shift
@@ -1116,6 +1126,7 @@ cmd_env() {
         "HA_LAB_ROOT=$LAB_ROOT" \
         "HA_LAB_PRIMARY_ADDR=${ADDR[primary]}" \
         "HA_LAB_SECONDARY_ADDR=${ADDR[secondary]}" \
+        "HA_LAB_TERTIARY_ADDR=${ADDR[tertiary]}" \
         "HA_LAB_OPERATOR_ADDR=${ADDR[operator]}" \
         "HA_LAB_KEY=$LAB_ROOT/keys/id_ed25519" \
         "HA_LAB_RSA_KEY=$LAB_ROOT/keys/id_rsa" \

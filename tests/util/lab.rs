@@ -1,4 +1,4 @@
-//! The lab of tests/lab/lab.sh, as the tests use it: two database hosts and an operator,
+//! The lab of tests/lab/lab.sh, as the tests use it: three database hosts and an operator,
 //! each in its own network and mount namespaces, with real sshd, MariaDB and PostgreSQL.
 //! Lab tests take the lab's lock, so they never interfere with each other.
 
@@ -14,6 +14,7 @@ use super::{Run, binary, repo_root};
 pub enum Host {
     Primary,
     Secondary,
+    Tertiary,
     Operator,
 }
 
@@ -22,6 +23,7 @@ impl Host {
         match self {
             Host::Primary => "primary",
             Host::Secondary => "secondary",
+            Host::Tertiary => "tertiary",
             Host::Operator => "operator",
         }
     }
@@ -106,6 +108,7 @@ impl Lab {
         self.var(match host {
             Host::Primary => "HA_LAB_PRIMARY_ADDR",
             Host::Secondary => "HA_LAB_SECONDARY_ADDR",
+            Host::Tertiary => "HA_LAB_TERTIARY_ADDR",
             Host::Operator => "HA_LAB_OPERATOR_ADDR",
         })
     }
@@ -148,7 +151,7 @@ impl Lab {
         self.script(&["heal", host.name()]).expect_code(0);
     }
 
-    /// Returns both database hosts to pristine: fresh datadirs, no replication config.
+    /// Returns all three database hosts to pristine: fresh datadirs, no replication config.
     pub fn reset(&self) {
         self.script(&["reset"]).expect_code(0);
     }

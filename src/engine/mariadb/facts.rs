@@ -132,11 +132,24 @@ pub fn parse_server(row: &[Option<String>]) -> anyhow::Result<Server> {
     })
 }
 
+/// A node's server and its replica connection, as one reading: the engine's detail in
+/// [`crate::topology::Observed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    pub server: Server,
+    pub replica: Option<Replica>,
+}
+
+/// The SQL that reads a node's settings and replica connection in one go.
+pub fn state_sql() -> String {
+    format!("{SERVER_SQL};\nSHOW SLAVE STATUS")
+}
+
 /// The server and its replica connection, read in one round trip: the roles are judged
 /// from both, on every node, at every step of a recovery, where each command to a host
 /// costs a login's worth of time.
 pub fn state(host: &mut dyn Host) -> anyhow::Result<(Server, Option<Replica>)> {
-    let text = client::text_with_names(host, &format!("{SERVER_SQL};\nSHOW SLAVE STATUS"))?;
+    let text = client::text_with_names(host, &state_sql())?;
     parse_state(&text)
         .with_context(|| format!("unexpected answer from MariaDB on {}", host.label()))
 }

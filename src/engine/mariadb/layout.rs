@@ -6,9 +6,13 @@ use std::net::IpAddr;
 use anyhow::Context;
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use super::facts::{Server, Version};
+use super::observe;
 use crate::config::{Config, Node};
-use crate::plan::NodeName;
+use crate::node::NodeName;
+use crate::topology::Topology;
 
 /// The tool's own directory on a host: its binary, the bundle work directory, the seed record.
 pub const TOOL_DIR: &str = "/var/lib/ha-setup";
@@ -20,7 +24,7 @@ pub const TLS_DIR: &str = "/etc/mysql/ha-setup-tls";
 pub const PEER_CA: &str = "/etc/mysql/ha-setup-tls/peer-ca.pem";
 /// The primary's bundle work directory (removed once the bundle has been sent).
 pub const WORK_DIR: &str = "/var/lib/ha-setup/backup";
-/// What the secondary received: the bundle's manifest summary and where its old data went.
+/// What a replica received: the bundle's manifest summary and where its old data went.
 pub const SEED_RECORD: &str = "/var/lib/ha-setup/seed.json";
 pub const CNF_NAME: &str = "90-ha-setup.cnf";
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/mysql/mariadb.conf.d";
@@ -58,34 +62,50 @@ pub fn datadir(node: &Node, server: Option<&Server>) -> String {
         .unwrap_or_else(|| DEFAULT_DATADIR.to_owned())
 }
 
-/// Where the secondary receives the bundle: beside its datadir, so that putting the data
+/// Where a replica receives the bundle: beside its datadir, so that putting the data
 /// in place is a rename on one filesystem.
 pub fn incoming_dir(datadir: &str) -> String {
     format!("{datadir}.ha-setup-incoming")
 }
 
-/// Where the secondary's previous datadir is moved: never deleted.
+/// Where a replica's previous datadir is moved: never deleted.
 pub fn moved_aside_dir(datadir: &str, stamp: &str) -> String {
     format!("{datadir}.ha-setup-old-{stamp}")
 }
 
-/// The server ids of the pair: the config's, else the primary keeps a non-zero id it
-/// already has and the secondary takes the next one.
-pub fn server_ids(config: &Config, primary: Option<&Server>) -> (u32, u32) {
-    let primary_id = config
-        .primary
-        .server_id
-        .or(primary.map(|s| s.server_id).filter(|id| *id != 0))
-        .unwrap_or(1);
-    let secondary_id = config
-        .secondary
-        .server_id
-        .unwrap_or(if primary_id == u32::MAX {
-            1
-        } else {
-            primary_id + 1
-        });
-    (primary_id, secondary_id)
+/// Every node's server_id: the config's; else the one it runs with, when ha-setup set it
+/// up or it is the source (whose id its binary log already carries); else the smallest id
+/// no other node has. Read from one topology, so every step of a run agrees.
+pub fn server_ids(
+    config: &Config,
+    topology: &Topology,
+    source: &NodeName,
+) -> BTreeMap<NodeName, u32> {
+    let mut ids: BTreeMap<NodeName, u32> = BTreeMap::new();
+    for (name, node) in &config.nodes {
+        let running = topology
+            .nodes
+            .iter()
+            .find(|o| &o.name == name)
+            .filter(|o| o.member || &o.name == source)
+            .and_then(observe::state)
+            .map(|s| s.server.server_id)
+            .filter(|id| *id != 0);
+        if let Some(id) = node.server_id.or(running) {
+            ids.insert(name.clone(), id);
+        }
+    }
+    let mut next = 1u32;
+    for name in config.nodes.keys() {
+        if ids.contains_key(name) {
+            continue;
+        }
+        while ids.values().any(|id| *id == next) {
+            next = next.wrapping_add(1).max(1);
+        }
+        ids.insert(name.clone(), next);
+    }
+    ids
 }
 
 /// Addresses a node's server listens on: loopback (local clients and tools) plus the
@@ -102,34 +122,29 @@ pub fn bind_address(node: &Node, version: Option<Version>) -> String {
 /// The settings of the tool's cnf snippet for one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeSettings {
-    pub role: &'static str,
     pub server_id: u32,
     pub log_bin: String,
     pub bind_address: String,
-    pub replica: bool,
     pub relay_log: String,
     pub tls: bool,
 }
 
 impl NodeSettings {
+    /// The same settings whatever the node's role, so that a role change (promote,
+    /// switchover) never rewrites the file or needs a restart.
     pub fn new(
         config: &Config,
-        name: NodeName,
+        name: &NodeName,
         server_id: u32,
         server: Option<&Server>,
     ) -> NodeSettings {
-        let node = match name {
-            NodeName::Primary => &config.primary,
-            NodeName::Secondary => &config.secondary,
-        };
-        let replica = name == NodeName::Secondary;
+        let node = config.node(name);
         NodeSettings {
-            role: if replica { "secondary" } else { "primary" },
             server_id,
-            // A binary log the primary already writes keeps its name, so nothing reading
-            // it (backups, other replicas) loses track.
+            // A binary log the node already writes keeps its name, so nothing reading it
+            // (backups, other replicas) loses track.
             log_bin: server
-                .filter(|s| s.log_bin && !replica)
+                .filter(|s| s.log_bin)
                 .and_then(|s| s.log_bin_basename.clone())
                 .filter(|base| {
                     *base
@@ -140,9 +155,8 @@ impl NodeSettings {
                 })
                 .unwrap_or_else(|| DEFAULT_LOG_BIN.to_owned()),
             bind_address: bind_address(node, server.map(|s| s.version)),
-            replica,
             relay_log: "mariadb-relay-bin".to_owned(),
-            // Both serve TLS, each with its own CA, so either can be the primary.
+            // Every node serves TLS with its own CA, so any can be the primary.
             tls: config.replication.tls,
         }
     }
@@ -163,8 +177,7 @@ impl NodeSettings {
             .get_template("node.cnf")?
             .render(minijinja::context! {
                 tool_version => env!("CARGO_PKG_VERSION"),
-                primary => &config.primary.host,
-                secondary => &config.secondary.host,
+                nodes => config.nodes.keys().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
                 tls_dir => TLS_DIR,
                 ..minijinja::Value::from(minijinja::value::Serde(self))
             })
@@ -222,31 +235,31 @@ mod tests {
     }
 
     #[test]
-    fn server_ids_default_to_one_and_two() {
+    fn server_ids_keep_the_sources_and_number_the_rest() {
         let config = config();
-        assert_eq!(server_ids(&config, None), (1, 2));
+        let none = Topology { nodes: vec![] };
+        let ids = server_ids(&config, &none, &NodeName::new("primary"));
+        assert_eq!(ids.values().copied().collect::<Vec<_>>(), [1, 2]);
     }
 
     #[test]
     fn listens_on_loopback_and_the_replication_address() {
         let config = config();
+        let primary = config.node(&NodeName::new("primary"));
         assert_eq!(
-            bind_address(&config.primary, Some(Version(10, 11, 6))),
+            bind_address(primary, Some(Version(10, 11, 6))),
             "127.0.0.1,198.51.100.11"
         );
-        assert_eq!(
-            bind_address(&config.primary, Some(Version(10, 6, 1))),
-            "0.0.0.0"
-        );
+        assert_eq!(bind_address(primary, Some(Version(10, 6, 1))), "0.0.0.0");
     }
 
     #[test]
     fn primary_and_secondary_snippets() {
         let config = config();
-        let primary = NodeSettings::new(&config, NodeName::Primary, 1, None);
+        let primary = NodeSettings::new(&config, &NodeName::new("primary"), 1, None);
         let text = primary.render(&config).unwrap();
         insta::assert_snapshot!("primary_cnf", text);
-        let secondary = NodeSettings::new(&config, NodeName::Secondary, 2, None);
+        let secondary = NodeSettings::new(&config, &NodeName::new("secondary"), 2, None);
         insta::assert_snapshot!("secondary_cnf", secondary.render(&config).unwrap());
     }
 }

@@ -1,10 +1,10 @@
-//! enable-replication and verify-link: the secondary replicates from the primary by GTID,
+//! enable-replication and verify-link: each replica replicates from the primary by GTID,
 //! starting right after the snapshot's position, and a canary row written on the primary
-//! shows up on the secondary.
+//! shows up on every replica.
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use super::client::{self, literal};
 use super::facts::{self, Replica};
@@ -12,18 +12,28 @@ use super::layout;
 use super::primary::password;
 use super::seed::seeded;
 use crate::config::Config;
+use crate::engine::Canary;
 use crate::host::{Cmd, Host, HostExt};
-use crate::plan::{Action, Ctx, Input, NodeName, SECRET_MARK, Step, Verdict};
+use crate::node::NodeName;
+use crate::plan::{Action, Call, Ctx, Input, SECRET_MARK, Step, Verdict};
 use crate::secret::Secret;
 
 pub struct EnableReplication;
 
-/// Whether the secondary's replica connection is the one this config describes.
-fn is_ours(replica: &Replica, cx: &Ctx<'_>, port: u16) -> bool {
-    replica.master_host == cx.config.primary.replication_address()
+/// Whether a replica connection is the one this config describes for `source`.
+fn is_ours(replica: &Replica, config: &Config, source: &NodeName, port: u16) -> bool {
+    replica.master_host == config.node(source).replication_address()
         && replica.master_port == port
-        && replica.master_user == cx.config.replication.user
+        && replica.master_user == config.replication.user
         && replica.using_gtid.eq_ignore_ascii_case("Slave_Pos")
+}
+
+/// The source's database port: the config's, else what the server says.
+pub fn source_port(cx: &mut Ctx<'_>, source: &NodeName) -> anyhow::Result<u16> {
+    match cx.node(source).db_port {
+        Some(port) => Ok(port),
+        None => Ok(facts::server(cx.host(source))?.port),
+    }
 }
 
 impl Step for EnableReplication {
@@ -32,70 +42,78 @@ impl Step for EnableReplication {
     }
 
     fn purpose(&self) -> &'static str {
-        "the secondary replicates from the primary by GTID, from the snapshot's position"
+        "each replica replicates from the primary by GTID, from the snapshot's position"
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let port = match cx.config.primary.db_port {
-            Some(port) => port,
-            None => facts::server(cx.primary)?.port,
-        };
-        let mut gtid = "<the GTID position in the bundle>".to_owned();
-        if !cx.predicting() {
-            if let Some(replica) = facts::replica(cx.secondary)?.filter(|r| is_ours(r, cx, port)) {
-                if replica.io_ok() && replica.sql_ok() {
-                    return Ok(Verdict::Done(format!(
-                        "replicating from {}:{port} by GTID",
-                        replica.master_host
-                    )));
-                }
-                // Configured already: its position is the replica's own now, so only start.
-                return Ok(Verdict::Todo(vec![Action::Run {
-                    on: NodeName::Secondary,
-                    why: "start the replica threads".into(),
-                    cmd: client::command(),
-                    input: Input::Text("START SLAVE;\n".into()),
-                }]));
-            }
-            match seeded(cx)? {
-                Some(record) => gtid = record.gtid,
-                None if cx.dry_run => {}
-                None => bail!(
-                    "the secondary holds no copy placed by ha-setup ({} is missing); run `ha-setup init` again",
-                    layout::SEED_RECORD
-                ),
-            }
-        }
+        let source = cx.roles.source.clone();
+        let port = source_port(cx, &source)?;
+        let mut actions = Vec::new();
+        let mut done = Vec::new();
         let (secret, _) = password(cx)?;
         let secret = Secret::new(client::escape(secret.expose()));
-        let sql = format!(
-            "STOP SLAVE;\n\
-             RESET SLAVE ALL;\n\
-             SET GLOBAL gtid_slave_pos = {gtid};\n\
-             {change}\n\
-             START SLAVE;\n",
-            gtid = literal(&gtid),
-            change = change_master(cx.config, NodeName::Primary, port),
-        );
-        Ok(Verdict::Todo(vec![Action::Run {
-            on: NodeName::Secondary,
-            why: format!(
-                "replicate from {}:{port} by GTID, after the snapshot's position",
-                cx.config.primary.replication_address()
-            ),
-            cmd: client::command(),
-            input: Input::WithSecret(sql, secret),
-        }]))
+        for target in cx.roles.targets.clone() {
+            let mut gtid = "<the GTID position in the bundle>".to_owned();
+            if !cx.predicting() {
+                let replica = facts::replica(cx.host(&target))?;
+                if let Some(replica) = replica.filter(|r| is_ours(r, cx.config, &source, port)) {
+                    if replica.io_ok() && replica.sql_ok() {
+                        done.push(format!(
+                            "{target} replicates from {}:{port} by GTID",
+                            replica.master_host
+                        ));
+                        continue;
+                    }
+                    // Configured already: its position is the replica's own now, so only start.
+                    actions.push(Action::Run {
+                        on: target.clone(),
+                        why: "start the replica threads".into(),
+                        cmd: client::command(),
+                        input: Input::Text("START SLAVE;\n".into()),
+                    });
+                    continue;
+                }
+                match seeded(cx.host(&target))? {
+                    Some(record) => gtid = record.gtid,
+                    None if cx.dry_run => {}
+                    None => bail!(
+                        "{target} holds no copy placed by ha-setup ({} is missing) and does not replicate from {source}; \
+                         run `ha-setup recover rebuild {target}` to give it one",
+                        layout::SEED_RECORD
+                    ),
+                }
+            }
+            let sql = format!(
+                "STOP SLAVE;\n\
+                 RESET SLAVE ALL;\n\
+                 SET GLOBAL gtid_slave_pos = {gtid};\n\
+                 {change}\n\
+                 START SLAVE;\n",
+                gtid = literal(&gtid),
+                change = change_master(cx.config, &source, port),
+            );
+            actions.push(Action::Run {
+                on: target.clone(),
+                why: format!(
+                    "replicate from {source} ({}:{port}) by GTID, after the snapshot's position",
+                    cx.node(&source).replication_address()
+                ),
+                cmd: client::command(),
+                input: Input::WithSecret(sql, secret.clone()),
+            });
+        }
+        Ok(if actions.is_empty() {
+            Verdict::Done(done.join("; "))
+        } else {
+            Verdict::Todo(actions)
+        })
     }
 }
 
 /// `CHANGE MASTER TO` the `source` node, by GTID from `gtid_slave_pos`, over TLS checked
-/// against the source's CA when TLS is on; the password is [`SECRET_MARK`].
-pub fn change_master(config: &Config, source: NodeName, port: u16) -> String {
-    let node = match source {
-        NodeName::Primary => &config.primary,
-        NodeName::Secondary => &config.secondary,
-    };
+/// against the other nodes' CAs when TLS is on; the password is [`SECRET_MARK`].
+pub fn change_master(config: &Config, source: &NodeName, port: u16) -> String {
+    let node = config.node(source);
     let tls = if config.replication.tls {
         format!(
             ",\n  MASTER_SSL = 1, MASTER_SSL_CA = {}, MASTER_SSL_VERIFY_SERVER_CERT = 1",
@@ -113,6 +131,9 @@ pub fn change_master(config: &Config, source: NodeName, port: u16) -> String {
     )
 }
 
+/// verify-link: a canary written on the primary arrives on every replica. In a
+/// switchover or promote the source is the new primary; the targets (and the old primary)
+/// its replicas.
 pub struct VerifyLink;
 
 impl Step for VerifyLink {
@@ -121,26 +142,76 @@ impl Step for VerifyLink {
     }
 
     fn purpose(&self) -> &'static str {
-        "both replica threads running, no error, and a canary row arrives"
+        "every replica's threads running, no error, and a canary row arrives"
     }
 
-    fn check(&self, _cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        Ok(Verdict::Todo(vec![Action::Canary {
-            from: NodeName::Primary,
-            to: NodeName::Secondary,
-            timeout: Duration::from_secs(60),
+    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
+        let source = cx.roles.source.clone();
+        let mut replicas: Vec<NodeName> = cx.roles.old.iter().cloned().collect();
+        replicas.extend(cx.roles.targets.iter().cloned());
+        if replicas.is_empty() {
+            return Ok(Verdict::Done("no replica to check".into()));
+        }
+        let mut on = vec![source.clone()];
+        on.extend(replicas.iter().cloned());
+        Ok(Verdict::Todo(vec![Action::Call {
+            on,
+            why: format!(
+                "write a canary row on {source} and wait up to {}s for it on {}",
+                VERIFY_TIMEOUT.as_secs(),
+                crate::topology::and_list(&replicas)
+            ),
+            call: Call::new(move |cx| verify(cx, &source, &replicas, VERIFY_TIMEOUT)),
         }]))
     }
 }
 
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits for every replica's threads, then a canary from the source arriving on each.
+pub fn verify(
+    cx: &mut Ctx<'_>,
+    source: &NodeName,
+    replicas: &[NodeName],
+    timeout: Duration,
+) -> anyhow::Result<Vec<String>> {
+    for replica in replicas {
+        wait_for_threads(cx.host(replica), timeout)
+            .with_context(|| format!("the link {source} → {replica}"))?;
+    }
+    let (source_host, replica_hosts) = cx.hosts.one_and_many(source, replicas);
+    match canary(source_host, replica_hosts, timeout)? {
+        // A fenced primary (a rebuild from it) takes no canary: the threads run, and the
+        // canary proves the link once writes are open.
+        Canary::Skipped(why) => Ok(vec![format!(
+            "the replica threads run on {}; no canary: {why} (reopen writes with `ha-setup recover unfence`, then `ha-setup status` proves the link)",
+            crate::topology::and_list(replicas)
+        )]),
+        Canary::Arrived(results) => {
+            let mut lines = Vec::new();
+            for (replica, result) in replicas.iter().zip(results) {
+                match result {
+                    Ok(took) => lines.push(format!(
+                        "the canary arrived on {replica} in {} ms",
+                        took.as_millis()
+                    )),
+                    Err(why) => bail!("the link {source} → {replica}: {why}"),
+                }
+            }
+            Ok(lines)
+        }
+    }
+}
+
 /// Waits until both replica threads run; fails with the server's error and what to do.
-pub fn wait_for_threads(secondary: &mut dyn Host, timeout: Duration) -> anyhow::Result<Replica> {
+pub fn wait_for_threads(replica_host: &mut dyn Host, timeout: Duration) -> anyhow::Result<Replica> {
     let deadline = Instant::now() + timeout;
     loop {
-        let replica = facts::replica(secondary)?;
+        let replica = facts::replica(replica_host)?;
         let Some(replica) = replica else {
             bail!(
-                "the secondary does not replicate from anywhere; run `ha-setup init` to set it up"
+                "{} does not replicate from anywhere; run `ha-setup init` to set it up",
+                replica_host.label()
             );
         };
         if replica.io_ok() && replica.sql_ok() {
@@ -160,44 +231,76 @@ pub fn broken_link_message(replica: &Replica) -> String {
     let error = replica
         .last_error()
         .unwrap_or_else(|| "no error reported".into());
-    let hint = if error.contains("Access denied") {
-        "the replication user's password on the primary differs from the secondary's: run `ha-setup init` again, which resets both from the kept password"
+    format!(
+        "the replication link is not running (IO thread: {}, SQL thread: {}): {error}. Next: {}.",
+        or_unknown(&replica.io_running),
+        or_unknown(&replica.sql_running),
+        hint(&error)
+    )
+}
+
+/// The likely fix for a replica's error.
+pub fn hint(error: &str) -> &'static str {
+    if error.contains("Access denied") {
+        "the replication user's password on the primary differs from the replica's: run `ha-setup init` again, which resets both from the kept password"
     } else if error.contains("connecting to master") || error.contains("Can't connect") {
-        "the secondary cannot connect to the primary's database: check the primary is running, listens on its replication address (ss -ltn there), and no firewall blocks the port"
+        "the replica cannot connect to the primary's database: check the primary is running, listens on its replication address (ss -ltn there), and no firewall blocks the port"
     } else if error.contains("SSL") || error.contains("TLS") || error.contains("certificate") {
         "the TLS handshake failed: check the primary's certificate in /etc/mysql/ha-setup-tls matches its replication address, or set [replication] tls = false"
     } else if error.contains("Duplicate entry") || error.contains("Could not execute") {
-        "the secondary's data differs from the primary's (it was written to, or the copy is stale): re-seed it with `ha-setup recover rebuild`"
+        "the replica's data differs from the primary's (it was written to, or the copy is stale): re-seed it from the primary with `ha-setup recover rebuild NODE`"
+    } else if error.is_empty() || error == "no error reported" {
+        "start it again with `ha-setup init`, which repairs the replicas of the live primary"
     } else {
-        "see the secondary's MariaDB error log (/var/log/mysql/error.log or journalctl -u mariadb)"
-    };
-    format!(
-        "the replication link is not running (IO thread: {}, SQL thread: {}): {error}. Next: {hint}.",
-        or_unknown(&replica.io_running),
-        or_unknown(&replica.sql_running)
-    )
+        "see the replica's MariaDB error log (/var/log/mysql/error.log or journalctl -u mariadb)"
+    }
 }
 
 fn or_unknown(state: &str) -> &str {
     if state.is_empty() { "unknown" } else { state }
 }
 
-/// Writes a fresh token on the primary (in the tool's own schema) and waits for it on the
-/// secondary; returns how long it took to arrive, from the commit on the primary to the
-/// read on the secondary, by the hosts' clocks. The secondary watches from a loop of its
+/// Writes a fresh token on the source (in the tool's own schema) and waits for it on every
+/// replica; returns how long it took to arrive on each, from the commit on the source to
+/// the read on the replica, by the hosts' clocks. Each replica watches from a loop of its
 /// own, started before the write: one SSH command per poll would add more than it measures.
+///
+/// The write is one statement that writes only while the source takes writes: its
+/// `WHERE @@global.read_only = 0` is read after the statement holds its locks, so a fence
+/// that lands first makes it write nothing, and one that lands later waits for it. A
+/// canary is never a transaction on a node that is fenced or a replica.
 pub fn canary(
-    primary: &mut dyn Host,
-    secondary: &mut dyn Host,
+    source: &mut dyn Host,
+    replicas: Vec<&mut dyn Host>,
     timeout: Duration,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Canary> {
     let token = Secret::generate().expose().to_owned();
     let schema = layout::SCHEMA;
-    let ensure = format!(
-        "CREATE DATABASE IF NOT EXISTS {schema};\n\
-         CREATE TABLE IF NOT EXISTS {schema}.canary (id TINYINT UNSIGNED PRIMARY KEY, token CHAR(32) NOT NULL, written_at DATETIME(6) NOT NULL) ENGINE=InnoDB;\n"
-    );
-    client::execute(primary, &Input::Text(ensure))?;
+    let ready = client::row(
+        source,
+        &format!(
+            "SELECT @@global.read_only, (SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = '{schema}' AND table_name = 'canary')"
+        ),
+    )?;
+    let field = |i: usize| ready.get(i).cloned().flatten().unwrap_or_default();
+    if field(0) != "0" {
+        return Ok(Canary::Skipped(format!(
+            "{} is read-only (fenced, or not the primary)",
+            source.label()
+        )));
+    }
+    if field(1) == "0" {
+        // The first canary of a cluster (init): the table is made while the source takes
+        // writes, checked the line before.
+        client::execute(
+            source,
+            &Input::Text(format!(
+                "CREATE DATABASE IF NOT EXISTS {schema};\n\
+                 CREATE TABLE IF NOT EXISTS {schema}.canary (id TINYINT UNSIGNED PRIMARY KEY, token CHAR(32) NOT NULL, written_at DATETIME(6) NOT NULL) ENGINE=InnoDB;\n"
+            )),
+        )?;
+    }
     let watch = Cmd::new(format!(
         "end=$(( $(date +%s) + {secs} ))\n\
          while :; do\n\
@@ -209,26 +312,56 @@ pub fn canary(
         secs = timeout.as_secs().max(1)
     ))
     .as_root();
-    let write = Input::Text(format!(
-        "REPLACE INTO {schema}.canary VALUES (1, '{token}', NOW(6));\n"
-    ));
+    let write = format!(
+        "REPLACE INTO {schema}.canary SELECT 1, '{token}', NOW(6) FROM DUAL WHERE @@global.read_only = 0;\n\
+         SELECT ROW_COUNT();\n"
+    );
     let (watched, written) = std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| secondary.run(&watch));
-        // Let the watcher start before the write, so it sees the row as soon as it lands.
+        let watchers: Vec<_> = replicas
+            .into_iter()
+            .map(|replica| {
+                let watch = &watch;
+                scope.spawn(move || {
+                    let result = replica.run(watch);
+                    (result, replica)
+                })
+            })
+            .collect();
+        // Let the watchers start before the write, so each sees the row as soon as it lands.
         std::thread::sleep(Duration::from_millis(300));
-        let written = client::execute(primary, &write);
-        let watched = watcher
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let written = client::rows(source, &write);
+        let watched: Vec<_> = watchers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
         (watched, written)
     });
-    written?;
-    let watched = watched?;
-    if watched.success() {
-        let micros: i64 = watched.stdout_text().trim().parse().unwrap_or(0);
-        return Ok(Duration::from_micros(micros.max(0) as u64));
+    let wrote = written?
+        .first()
+        .and_then(|row| row.first().cloned().flatten())
+        .is_some_and(|count| count != "0");
+    if !wrote {
+        return Ok(Canary::Skipped(format!(
+            "{} was fenced while the canary was written",
+            source.label()
+        )));
     }
-    let state = facts::replica(secondary)
+    let mut results = Vec::new();
+    for (result, replica) in watched {
+        results.push(match result {
+            Ok(output) if output.success() => {
+                let micros: i64 = output.stdout_text().trim().parse().unwrap_or(0);
+                Ok(Duration::from_micros(micros.max(0) as u64))
+            }
+            Ok(_) => Err(lost_canary(replica, timeout)),
+            Err(err) => Err(format!("cannot watch for the canary: {err}")),
+        });
+    }
+    Ok(Canary::Arrived(results))
+}
+
+fn lost_canary(replica: &mut dyn Host, timeout: Duration) -> String {
+    let state = facts::replica(replica)
         .ok()
         .flatten()
         .map(|r| {
@@ -242,9 +375,10 @@ pub fn canary(
                 broken_link_message(&r)
             }
         })
-        .unwrap_or_else(|| "the secondary does not replicate".into());
-    bail!(
-        "the canary written on the primary did not arrive on the secondary within {}s; {state}",
+        .unwrap_or_else(|| format!("{} does not replicate", replica.label()));
+    format!(
+        "the canary did not arrive on {} within {}s; {state}",
+        replica.label(),
         timeout.as_secs()
     )
 }

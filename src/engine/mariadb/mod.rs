@@ -5,24 +5,64 @@ pub mod client;
 pub mod facts;
 pub mod layout;
 pub mod link;
+pub mod observe;
+pub mod position;
 pub mod preflight;
 pub mod primary;
 pub mod recover;
+pub mod replica;
 pub mod restore;
-pub mod roles;
-pub mod secondary;
 pub mod seed;
 pub mod switchover;
 
+use std::cmp::Ordering;
 use std::time::Duration;
 
-use super::{Engine, NodeReport};
+use super::{Canary, Engine};
+use crate::config::Config;
 use crate::host::Host;
-use crate::plan::{Ctx, NodeName, Plan};
+use crate::node::NodeName;
+use crate::plan::Plan;
+use crate::topology::Observed;
 
 pub struct MariaDb;
 
 impl Engine for MariaDb {
+    fn name(&self) -> &'static str {
+        "mariadb"
+    }
+
+    fn backup_position(&self, dir: &std::path::Path) -> anyhow::Result<crate::bundle::Position> {
+        position::backup_position(dir)
+    }
+
+    fn observe(&self, host: &mut dyn Host, name: &NodeName, config: &Config) -> Observed {
+        observe::observe(host, name, config)
+    }
+
+    fn compare(&self, a: &Observed, b: &Observed) -> Option<Ordering> {
+        observe::compare(a, b)
+    }
+
+    fn details(&self, node: &Observed) -> Vec<(&'static str, String)> {
+        let Some(state) = observe::state(node) else {
+            return Vec::new();
+        };
+        let mut details = vec![
+            ("server_id", state.server.server_id.to_string()),
+            ("gtid_binlog_pos", state.server.gtid_binlog_pos.clone()),
+            ("gtid_slave_pos", state.server.gtid_slave_pos.clone()),
+        ];
+        if let Some(replica) = &state.replica {
+            details.push(("gtid_io_pos", replica.gtid_io_pos.clone()));
+        }
+        details
+    }
+
+    fn link_hint(&self, error: &str) -> String {
+        link::hint(error).to_owned()
+    }
+
     fn init_plan(&self) -> Plan {
         Plan {
             operation: "init",
@@ -32,30 +72,31 @@ impl Engine for MariaDb {
                 Box::new(seed::Package),
                 Box::new(seed::Transfer),
                 Box::new(seed::Unpack),
-                Box::new(secondary::ConfigureSecondary),
-                Box::new(secondary::Start),
+                Box::new(replica::ConfigureReplicas),
+                Box::new(replica::Start),
                 Box::new(link::EnableReplication),
                 Box::new(link::VerifyLink),
             ],
         }
     }
 
-    fn promote_plan(&self, force: bool) -> Plan {
+    fn promote_plan(&self) -> Plan {
         Plan {
             operation: "recover-promote",
             steps: vec![
-                Box::new(recover::CheckPrimary { force }),
+                Box::new(recover::CheckPrimary),
                 Box::new(recover::Fence),
                 Box::new(recover::Promote),
+                Box::new(recover::Repoint),
                 Box::new(recover::FirstWrite),
             ],
         }
     }
 
-    fn unfence_plan(&self, force: bool) -> Plan {
+    fn unfence_plan(&self) -> Plan {
         Plan {
             operation: "recover-unfence",
-            steps: vec![Box::new(recover::Unfence { force })],
+            steps: vec![Box::new(recover::Unfence)],
         }
     }
 
@@ -89,80 +130,35 @@ impl Engine for MariaDb {
     fn rejoin_plan(&self) -> Plan {
         Plan {
             operation: "recover-rejoin",
-            steps: vec![Box::new(recover::Rejoin)],
+            steps: vec![Box::new(recover::Rejoin), Box::new(link::VerifyLink)],
         }
     }
 
     fn switchover_plan(&self) -> Plan {
         Plan {
             operation: "switchover",
-            steps: vec![
-                Box::new(switchover::Switch),
-                Box::new(switchover::VerifySwapped),
-            ],
+            steps: vec![Box::new(switchover::Switch), Box::new(link::VerifyLink)],
         }
     }
 
-    fn switch_roles(
+    fn bundle_to(
         &self,
-        cx: &mut Ctx<'_>,
-        primary: NodeName,
-        timeout: Duration,
-    ) -> anyhow::Result<Vec<String>> {
-        let secret = switchover::secret(cx)?;
-        let config = cx.config;
-        let (primary_host, replica_host) = cx.pair(primary);
-        switchover::switch(
-            config,
-            primary,
-            primary_host,
-            replica_host,
-            timeout,
-            &secret,
-        )
+        host: &mut dyn Host,
+        name: &NodeName,
+        node: &crate::config::Node,
+        out: &mut (dyn std::io::Write + Send),
+        ui: &crate::ui::Ui,
+    ) -> anyhow::Result<()> {
+        seed::bundle_to(host, name, node, out, ui)
     }
 
     fn canary(
         &self,
         source: &mut dyn Host,
-        replica: &mut dyn Host,
+        replicas: Vec<&mut dyn Host>,
         timeout: Duration,
-    ) -> anyhow::Result<Duration> {
-        link::wait_for_threads(replica, timeout)?;
-        link::canary(source, replica, timeout)
-    }
-
-    fn node_report(&self, name: &str, host: &mut dyn Host) -> NodeReport {
-        let mut report = NodeReport {
-            name: name.to_owned(),
-            host: host.label().to_owned(),
-            role: "unknown".into(),
-            reachable: true,
-            ..NodeReport::default()
-        };
-        let (server, replica) = match facts::state(host) {
-            Ok(state) => state,
-            Err(err) => {
-                report.problem = Some(format!("MariaDB does not answer: {err:#}"));
-                return report;
-            }
-        };
-        report.running = true;
-        report.version = Some(server.version.to_string());
-        report.read_only = Some(server.read_only);
-        report.position = Some(server.gtid_current_pos.clone());
-        match replica {
-            Some(replica) => {
-                report.role = "replica".into();
-                report.io_running = Some(replica.io_ok());
-                report.sql_running = Some(replica.sql_ok());
-                report.last_error = replica.last_error();
-                report.lag_seconds = replica.seconds_behind;
-                report.source = Some(format!("{}:{}", replica.master_host, replica.master_port));
-            }
-            None => report.role = "primary".into(),
-        }
-        report
+    ) -> anyhow::Result<Canary> {
+        link::canary(source, replicas, timeout)
     }
 }
 
@@ -182,7 +178,7 @@ mod tests {
                 "package",
                 "transfer",
                 "unpack",
-                "configure-secondary",
+                "configure-replicas",
                 "start",
                 "enable-replication",
                 "verify-link"

@@ -1,4 +1,4 @@
-//! preflight: everything init needs, checked on both hosts before anything changes. Each
+//! preflight: everything init needs, checked on every node before anything changes. Each
 //! check is one line with its verdict (like `repmgr --dry-run`); one failure stops the run.
 
 use anyhow::Context;
@@ -7,6 +7,7 @@ use super::facts::{self, Installed, Server};
 use super::layout;
 use super::seed;
 use crate::host::{Cmd, Host, HostExt, quote};
+use crate::node::NodeName;
 use crate::plan::{Ctx, Finding, Step, Verdict};
 use crate::runner::human_bytes;
 
@@ -21,51 +22,47 @@ impl Step for Preflight {
     }
 
     fn purpose(&self) -> &'static str {
-        "check both hosts before anything changes"
+        "check every node before anything changes"
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let primary_label = cx.primary.label().to_owned();
-        let secondary_label = cx.secondary.label().to_owned();
+        let source = cx.roles.source.clone();
+        let targets = cx.roles.targets.clone();
+        let mut everyone = vec![source.clone()];
+        everyone.extend(targets.iter().cloned());
         let mut out = Vec::new();
-        out.push(Finding::ok(format!(
-            "{primary_label}: reached, as {}",
-            login(cx.primary)
-        )));
-        out.push(Finding::ok(format!(
-            "{secondary_label}: reached, as {}",
-            login(cx.secondary)
-        )));
-
-        let on_primary = survey(cx.primary, &mut out);
-        let on_secondary = survey(cx.secondary, &mut out);
-        let (Some(on_primary), Some(on_secondary)) = (on_primary, on_secondary) else {
+        let mut surveyed = Vec::new();
+        for name in &everyone {
+            let host = cx.host(name);
+            let label = host.label().to_owned();
+            out.push(Finding::ok(format!("{label}: reached, as {}", login(host))));
+            surveyed.push(survey(host, &mut out));
+        }
+        let Some(surveyed) = surveyed.into_iter().collect::<Option<Vec<Installed>>>() else {
             cx.findings = out;
             return Ok(Verdict::Done("stopped early".into()));
         };
-
-        let server = primary_server(cx, &on_primary, &mut out);
-        installed_on_secondary(&secondary_label, &on_secondary, &mut out);
-        if let (Some(server), Some(secondary)) = (&server, on_secondary.server) {
-            let (p, s) = (server.version, secondary);
-            if (s.0, s.1) >= (p.0, p.1) {
-                out.push(Finding::ok(format!(
-                    "versions: secondary {s} can replicate from primary {p}"
-                )));
-            } else {
-                out.push(Finding::failed(
-                    format!("versions: secondary {s} is older than primary {p}"),
-                    format!(
-                        "upgrade MariaDB on the secondary to {}.{} or newer",
-                        p.0, p.1
-                    ),
-                ));
+        let on_source = &surveyed[0];
+        let server = source_server(cx, on_source, &mut out);
+        for (target, installed) in targets.iter().zip(&surveyed[1..]) {
+            let label = cx.host(target).label().to_owned();
+            installed_on_replica(&label, installed, &mut out);
+            if let (Some(server), Some(replica)) = (&server, installed.server) {
+                let p = server.version;
+                if (replica.0, replica.1) >= (p.0, p.1) {
+                    out.push(Finding::ok(format!(
+                        "versions: {target} {replica} can replicate from {source} {p}"
+                    )));
+                } else {
+                    out.push(Finding::failed(
+                        format!("versions: {target} {replica} is older than {source} {p}"),
+                        format!("upgrade MariaDB on {target} to {}.{} or newer", p.0, p.1),
+                    ));
+                }
             }
         }
-        for (label, installed) in [
-            (&primary_label, &on_primary),
-            (&secondary_label, &on_secondary),
-        ] {
+        for (name, installed) in everyone.iter().zip(&surveyed) {
+            let label = cx.host(name).label().to_owned();
             match &installed.backup_tool {
                 Some(path) => out.push(Finding::ok(format!("{label}: mariadb-backup at {path}"))),
                 None => out.push(Finding::failed(
@@ -74,19 +71,38 @@ impl Step for Preflight {
                 )),
             }
         }
-        let (primary_id, secondary_id) = layout::server_ids(cx.config, server.as_ref());
-        if primary_id == secondary_id {
-            out.push(Finding::failed(
-                format!("server_id: both nodes would use {primary_id}"),
-                "give each node its own server_id in the config ([primary] server_id = 1, [secondary] server_id = 2)",
-            ));
-        } else {
+        let topology = cx.topology();
+        let ids = layout::server_ids(cx.config, &topology, &source);
+        let mut seen: Vec<(u32, &NodeName)> = Vec::new();
+        let mut clash = false;
+        for name in &everyone {
+            let id = ids[name];
+            if let Some((_, other)) = seen.iter().find(|(i, _)| *i == id) {
+                clash = true;
+                out.push(Finding::failed(
+                    format!("server_id: {other} and {name} would both use {id}"),
+                    format!(
+                        "give each node its own server_id in the config ({} = …)",
+                        cx.config.key(name.as_str(), "server_id")
+                    ),
+                ));
+            }
+            seen.push((id, name));
+        }
+        if !clash {
             out.push(Finding::ok(format!(
-                "server_id: primary {primary_id}, secondary {secondary_id}"
+                "server_id: {}",
+                everyone
+                    .iter()
+                    .map(|n| format!("{n} {}", ids[n]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if let Some(server) = &server {
-            reachability(cx, server, &mut out);
+            for target in &targets {
+                reachability(cx, server, target, &mut out);
+            }
             space(cx, server, &mut out)?;
         }
         let failed = out.iter().filter(|f| !f.ok).count();
@@ -126,12 +142,14 @@ fn survey(host: &mut dyn Host, out: &mut Vec<Finding>) -> Option<Installed> {
     }
 }
 
-fn primary_server(
+fn source_server(
     cx: &mut Ctx<'_>,
     installed: &Installed,
     out: &mut Vec<Finding>,
 ) -> Option<Server> {
-    let label = cx.primary.label().to_owned();
+    let source = cx.roles.source.clone();
+    let label = cx.host(&source).label().to_owned();
+    let service = layout::service(cx.node(&source)).to_owned();
     if installed.server.is_none() {
         out.push(Finding::failed(
             format!("{label}: MariaDB server is not installed"),
@@ -142,15 +160,11 @@ fn primary_server(
     if !installed.running {
         out.push(Finding::failed(
             format!("{label}: MariaDB is installed but not running"),
-            format!(
-                "start it: systemctl start {} (or service {} start)",
-                layout::service(&cx.config.primary),
-                layout::service(&cx.config.primary)
-            ),
+            format!("start it: systemctl start {service} (or service {service} start)"),
         ));
         return None;
     }
-    match facts::server(cx.primary) {
+    match facts::server(cx.host(&source)) {
         Ok(server) => {
             out.push(Finding::ok(format!(
                 "{label}: MariaDB {} running, data in {}",
@@ -168,7 +182,7 @@ fn primary_server(
     }
 }
 
-fn installed_on_secondary(label: &str, installed: &Installed, out: &mut Vec<Finding>) {
+fn installed_on_replica(label: &str, installed: &Installed, out: &mut Vec<Finding>) {
     match installed.server {
         Some(version) => out.push(Finding::ok(format!(
             "{label}: MariaDB {version} installed ({})",
@@ -185,36 +199,37 @@ fn installed_on_secondary(label: &str, installed: &Installed, out: &mut Vec<Find
     }
 }
 
-/// The secondary must reach the primary's database port at its replication address. When
-/// the primary's server does not listen there yet (Debian binds 127.0.0.1), a short-lived
-/// listener on the primary takes its place for the test, so firewalls show up now.
-fn reachability(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) {
-    let address = cx.config.primary.replication_address().to_owned();
-    let port = cx.config.primary.db_port.unwrap_or(server.port);
-    let what = format!("the secondary reaches the primary's database at {address}:{port}");
+/// Each replica must reach the source's database port at its replication address. When
+/// the source's server does not listen there yet (Debian binds 127.0.0.1), a short-lived
+/// listener on the source takes its place for the test, so firewalls show up now.
+fn reachability(cx: &mut Ctx<'_>, server: &Server, target: &NodeName, out: &mut Vec<Finding>) {
+    let source = cx.roles.source.clone();
+    let address = cx.node(&source).replication_address().to_owned();
+    let port = cx.node(&source).db_port.unwrap_or(server.port);
+    let what = format!("{target} reaches {source}'s database at {address}:{port}");
     let listening = server.bind_address.is_empty()
         || server
             .bind_address
             .split(',')
             .any(|a| matches!(a.trim(), "0.0.0.0" | "*" | "::") || a.trim() == address);
-    let target = format!("{} {port}", quote(&address));
+    let endpoint = format!("{} {port}", quote(&address));
     let probe = Cmd::new(format!(
-        "exec perl -MIO::Socket::INET -e 'for (1..20) {{ exit 0 if IO::Socket::INET->new(PeerAddr => $ARGV[0], PeerPort => $ARGV[1], Proto => \"tcp\", Timeout => 3); select(undef, undef, undef, 0.25) }} exit 1' {target}"
+        "exec perl -MIO::Socket::INET -e 'for (1..20) {{ exit 0 if IO::Socket::INET->new(PeerAddr => $ARGV[0], PeerPort => $ARGV[1], Proto => \"tcp\", Timeout => 3); select(undef, undef, undef, 0.25) }} exit 1' {endpoint}"
     ));
     let result = if listening {
-        cx.secondary
+        cx.host(target)
             .run(&probe)
             .map(|o| (o.success(), String::new()))
     } else {
         let listen = Cmd::new(format!(
-            "exec perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => $ARGV[0], LocalPort => $ARGV[1], Listen => 1, ReuseAddr => 1, Proto => \"tcp\") or do {{ print STDERR \"cannot listen: $!\\n\"; exit 3 }}; $SIG{{ALRM}} = sub {{ exit 2 }}; alarm 8; exit($s->accept ? 0 : 1)' {target}"
+            "exec perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => $ARGV[0], LocalPort => $ARGV[1], Listen => 1, ReuseAddr => 1, Proto => \"tcp\") or do {{ print STDERR \"cannot listen: $!\\n\"; exit 3 }}; $SIG{{ALRM}} = sub {{ exit 2 }}; alarm 8; exit($s->accept ? 0 : 1)' {endpoint}"
         ))
         .as_root();
-        let (primary, secondary) = (&mut *cx.primary, &mut *cx.secondary);
+        let (primary, replica) = cx.pair(&source, target);
         std::thread::scope(|scope| {
             let listener = scope.spawn(|| primary.run(&listen));
             std::thread::sleep(std::time::Duration::from_millis(300));
-            let probed = secondary.run(&probe);
+            let probed = replica.run(&probe);
             let listened = listener
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -228,12 +243,13 @@ fn reachability(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) {
     match result {
         Ok((true, note)) => out.push(Finding::ok(format!("{what}{note}"))),
         Ok((false, note)) if note == "untestable" => out.push(Finding::ok(format!(
-            "{what}: not tested ({address} is not an address of the primary itself; a NAT or proxy in between?)"
+            "{what}: not tested ({address} is not an address of {source} itself; a NAT or proxy in between?)"
         ))),
         Ok((false, _)) => out.push(Finding::failed(
             format!("{what}: no connection"),
             format!(
-                "open TCP port {port} from the secondary to {address} (firewall, security group), or set [primary] replication_host to an address the secondary can reach"
+                "open TCP port {port} from {target} to {address} (firewall, security group), or set {} to an address {target} can reach",
+                cx.config.key(source.as_str(), "replication_host")
             ),
         )),
         Err(err) => out.push(Finding::failed(
@@ -243,26 +259,32 @@ fn reachability(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) {
     }
 }
 
-/// Room for the data: in the primary's work directory for the snapshot, and beside the
-/// secondary's datadir for the copy (its old datadir stays, moved aside).
+/// Room for the data: in the source's work directory for the snapshot, and beside each
+/// replica's datadir for its copy (its old datadir stays, moved aside).
 fn space(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) -> anyhow::Result<()> {
-    if seed::seeded(cx)?.is_some() {
-        out.push(Finding::ok(
-            "disk space: the secondary already holds its copy of the data",
-        ));
+    let source = cx.roles.source.clone();
+    let mut places = Vec::new();
+    for target in cx.roles.targets.clone() {
+        if let Some(why) = seed::has_copy(cx, &target)?.filter(|_| !cx.roles.fresh_copy) {
+            out.push(Finding::ok(format!("disk space: {why}")));
+            continue;
+        }
+        let datadir = layout::datadir(cx.node(&target), None);
+        places.push((target, layout::incoming_dir(&datadir), "the copy"));
+    }
+    if places.is_empty() {
         return Ok(());
     }
-    let datadir = layout::datadir(&cx.config.primary, Some(server));
-    let data = facts::used_bytes(cx.primary, &datadir)
-        .with_context(|| format!("measuring {datadir} on the primary"))?;
+    places.insert(
+        0,
+        (source.clone(), layout::WORK_DIR.to_owned(), "the snapshot"),
+    );
+    let datadir = layout::datadir(cx.node(&source), Some(server));
+    let data = facts::used_bytes(cx.host(&source), &datadir)
+        .with_context(|| format!("measuring {datadir} on {source}"))?;
     let needed = data + data / 10 + MARGIN_BYTES;
-    let secondary_datadir = layout::datadir(&cx.config.secondary, None);
-    let places = [
-        (true, layout::WORK_DIR.to_owned(), "the snapshot"),
-        (false, layout::incoming_dir(&secondary_datadir), "the copy"),
-    ];
-    for (on_primary, path, what) in places {
-        let host: &mut dyn Host = if on_primary { cx.primary } else { cx.secondary };
+    for (name, path, what) in places {
+        let host = cx.host(&name);
         let free = facts::free_bytes(host, &path)?;
         let line = format!(
             "{}: {} free for {what} at {path}; the data takes {}",

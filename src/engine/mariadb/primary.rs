@@ -1,5 +1,5 @@
 //! prepare-primary: the tool's settings snippet on the primary (server_id, binary log,
-//! ROW format, log_slave_updates, listening where the secondary connects, TLS), applied
+//! ROW format, log_slave_updates, listening where the replicas connect, TLS), applied
 //! at run time where MariaDB allows it and by a restart (announced) where it does not;
 //! and the replication user with only the replication privilege.
 
@@ -10,7 +10,8 @@ use super::facts::{self, Server};
 use super::layout::{self, NodeSettings};
 use super::seed::start_and_wait;
 use crate::host::{Cmd, FileMode, Host, HostExt, quote};
-use crate::plan::{Action, Ctx, Input, NodeName, SECRET_MARK, Step, Verdict};
+use crate::node::NodeName;
+use crate::plan::{Action, Ctx, Input, SECRET_MARK, Step, Verdict};
 use crate::secret::Secret;
 use crate::service::Verb;
 
@@ -26,49 +27,50 @@ impl Step for PreparePrimary {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let server = facts::server(cx.primary)?;
-        let installed = facts::survey(cx.primary)?;
-        let (server_id, _) = layout::server_ids(cx.config, Some(&server));
-        let settings = NodeSettings::new(cx.config, NodeName::Primary, server_id, Some(&server));
+        let source = cx.roles.source.clone();
+        let topology = cx.topology();
+        let member = topology.get(&source).member;
+        let server_id = layout::server_ids(cx.config, &topology, &source)[&source];
+        let host = cx.host(&source);
+        let server = facts::server(host)?;
+        let installed = facts::survey(host)?;
+        let settings = NodeSettings::new(cx.config, &source, server_id, Some(&server));
         let mut actions = Vec::new();
 
-        let path = layout::cnf_path(&cx.config.primary);
-        let wanted = settings.render(cx.config)?;
-        if read_optional(cx.primary, &path)?.as_deref() != Some(wanted.as_bytes()) {
-            actions.push(Action::Write {
-                on: NodeName::Primary,
-                why: "the tool's MariaDB settings".into(),
-                path,
-                contents: Input::Text(wanted),
-                mode: FileMode::new(0o644),
-            });
-        }
+        let node = cx.config.node(&source);
+        actions.extend(settings_file(
+            cx.config,
+            cx.hosts.host(&source),
+            &source,
+            &settings,
+        )?);
         if settings.tls {
-            let address = cx.config.primary.replication_address().to_owned();
-            actions.extend(certificates(cx.primary, NodeName::Primary, &address)?);
+            let address = node.replication_address().to_owned();
+            actions.extend(certificates(cx.host(&source), &source, &address)?);
         }
+        // Writes open here only on a node that takes them now, or on its first set-up: a
+        // fenced primary stays fenced until `recover unfence` says otherwise.
+        let open = !server.read_only || !member;
         let restart = settings.needs_restart(&server);
         if restart.is_empty() {
-            actions.extend(runtime_settings(&server, &settings));
-            if server.read_only {
-                actions.push(open_writes(NodeName::Primary));
+            actions.extend(runtime_settings(&source, &server, &settings));
+            if server.read_only && open {
+                actions.push(open_writes(&source));
             }
         } else {
             actions.push(Action::Run {
-                on: NodeName::Primary,
+                on: source.clone(),
                 why: format!(
                     "RESTART MariaDB, a few seconds without the database, because {}",
                     restart.join(", ")
                 ),
-                cmd: start_and_wait(
-                    layout::service(&cx.config.primary),
-                    installed.systemd,
-                    Verb::Restart,
-                ),
+                cmd: start_and_wait(layout::service(node), installed.systemd, Verb::Restart),
                 input: Input::None,
             });
             // It comes back read-only, as every node does (fencing).
-            actions.push(open_writes(NodeName::Primary));
+            if open {
+                actions.push(open_writes(&source));
+            }
         }
         actions.extend(replication_user(cx)?);
         Ok(if actions.is_empty() {
@@ -82,6 +84,27 @@ impl Step for PreparePrimary {
     }
 }
 
+/// Writes the node's settings snippet unless it holds them already.
+pub fn settings_file(
+    config: &crate::config::Config,
+    host: &mut dyn Host,
+    on: &NodeName,
+    settings: &NodeSettings,
+) -> anyhow::Result<Option<Action>> {
+    let path = layout::cnf_path(config.node(on));
+    let wanted = settings.render(config)?;
+    if read_optional(host, &path)?.as_deref() == Some(wanted.as_bytes()) {
+        return Ok(None);
+    }
+    Ok(Some(Action::Write {
+        on: on.clone(),
+        why: "the tool's MariaDB settings".into(),
+        path,
+        contents: Input::Text(wanted),
+        mode: FileMode::new(0o644),
+    }))
+}
+
 /// A file's contents, or None when it does not exist.
 pub fn read_optional(host: &mut dyn Host, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
     let output = host.run(&Cmd::new(format!("cat -- {} 2>/dev/null", quote(path))).as_root())?;
@@ -89,7 +112,7 @@ pub fn read_optional(host: &mut dyn Host, path: &str) -> anyhow::Result<Option<V
 }
 
 /// Settings MariaDB takes at run time, applied with SET GLOBAL when they differ.
-fn runtime_settings(server: &Server, settings: &NodeSettings) -> Option<Action> {
+fn runtime_settings(on: &NodeName, server: &Server, settings: &NodeSettings) -> Option<Action> {
     let mut sql = String::new();
     if server.server_id != settings.server_id {
         sql.push_str(&format!("SET GLOBAL server_id = {};\n", settings.server_id));
@@ -98,7 +121,7 @@ fn runtime_settings(server: &Server, settings: &NodeSettings) -> Option<Action> 
         sql.push_str("SET GLOBAL binlog_format = 'ROW';\n");
     }
     (!sql.is_empty()).then(|| Action::Run {
-        on: NodeName::Primary,
+        on: on.clone(),
         why: "apply server_id and binlog_format now (no restart needed)".into(),
         cmd: client::command(),
         input: Input::Text(sql),
@@ -106,9 +129,9 @@ fn runtime_settings(server: &Server, settings: &NodeSettings) -> Option<Action> 
 }
 
 /// Opens writes at run time on the node that is primary (its config keeps read_only=ON).
-pub fn open_writes(on: NodeName) -> Action {
+pub fn open_writes(on: &NodeName) -> Action {
     Action::Run {
-        on,
+        on: on.clone(),
         why: "open writes on the primary (read_only=OFF at run time; the config keeps it ON)"
             .into(),
         cmd: client::command(),
@@ -120,7 +143,7 @@ pub fn open_writes(on: NodeName) -> Action {
 /// node with its openssl; the keys never leave the host. The other node gets the CA.
 pub fn certificates(
     host: &mut dyn Host,
-    on: NodeName,
+    on: &NodeName,
     address: &str,
 ) -> anyhow::Result<Option<Action>> {
     let cert = format!("{}/server-cert.pem", layout::TLS_DIR);
@@ -154,7 +177,7 @@ pub fn certificates(
         san = quote(&san),
     );
     Ok(Some(Action::Run {
-        on,
+        on: on.clone(),
         why: format!(
             "make a TLS certificate for {address} in {} (replication is encrypted, and the replica checks it)",
             layout::TLS_DIR
@@ -165,7 +188,7 @@ pub fn certificates(
 }
 
 /// The replication password: from the environment variable the config names, else the
-/// one already kept on the primary, else a new one.
+/// one already kept on the source (the primary now), else a new one.
 pub fn password(cx: &mut Ctx<'_>) -> anyhow::Result<(Secret, bool)> {
     if let Some(var) = &cx.config.replication.password_env {
         let value = std::env::var(var).map_err(|_| {
@@ -177,11 +200,11 @@ pub fn password(cx: &mut Ctx<'_>) -> anyhow::Result<(Secret, bool)> {
         if value.is_empty() {
             return Err(crate::error::Exit::usage(format!("{var} is empty")).into());
         }
-        let kept = read_optional(cx.primary, layout::PASSWORD_FILE)?;
+        let kept = read_optional(cx.source(), layout::PASSWORD_FILE)?;
         let same = kept.as_deref() == Some(value.as_bytes());
         return Ok((Secret::new(value), !same));
     }
-    match read_optional(cx.primary, layout::PASSWORD_FILE)? {
+    match read_optional(cx.source(), layout::PASSWORD_FILE)? {
         Some(kept) if !kept.is_empty() => {
             let text = String::from_utf8(kept)
                 .with_context(|| format!("{} on the primary is not text", layout::PASSWORD_FILE))?;
@@ -200,7 +223,7 @@ fn replication_user(cx: &mut Ctx<'_>) -> anyhow::Result<Vec<Action>> {
     let mut actions = Vec::new();
     if store {
         actions.push(Action::Write {
-            on: NodeName::Primary,
+            on: cx.roles.source.clone(),
             why: "keep the replication password (root only)".into(),
             path: layout::PASSWORD_FILE.into(),
             contents: Input::WithSecret(SECRET_MARK.into(), secret),
@@ -219,7 +242,7 @@ fn replication_user(cx: &mut Ctx<'_>) -> anyhow::Result<Vec<Action>> {
     );
     let probe = Input::WithSecret(probe, sql_secret.clone());
     let output = cx
-        .primary
+        .source()
         .run_with_input(&client::command(), &probe.bytes())?;
     if !output.success() {
         anyhow::bail!(
@@ -244,7 +267,7 @@ fn replication_user(cx: &mut Ctx<'_>) -> anyhow::Result<Vec<Action>> {
              GRANT REPLICATION SLAVE ON *.* TO {user}@'%';\n"
         );
         actions.push(Action::Run {
-            on: NodeName::Primary,
+            on: cx.roles.source.clone(),
             why: format!(
                 "replication user {} with only REPLICATION SLAVE{}",
                 cx.config.replication.user,

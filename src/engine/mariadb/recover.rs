@@ -1,69 +1,31 @@
-//! After losing the primary: promote the replica (refused while the primary still takes
-//! writes), fence the old primary, reopen writes after a planned restart (unfence), and
-//! turn the old primary into the new replica (rejoin), refusing when its history diverged.
-//! Every step finds the roles on the live servers (roles.rs), so a re-run completes.
+//! After losing the primary: promote the most advanced replica (refused while the primary
+//! still takes writes), fence the old primary, point the other replicas at the new one;
+//! reopen writes after a planned restart (unfence); turn old primaries into replicas
+//! (rejoin), refusing when their history diverged; and set a replica's seed aside so that
+//! rebuild re-seeds it. Who is who was resolved from the observed topology before the
+//! plan ran (`Ctx::roles`); each step checks the node it acts on again.
 
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use super::client::{self, literal};
 use super::facts;
-use super::link::change_master;
+use super::layout;
+use super::link::{change_master, source_port};
+use super::observe::{self, holdings};
 use super::primary::password;
-use super::roles::{self, Seen, other};
 use crate::error::Exit;
-use crate::host::{Cmd, HostExt};
-use crate::plan::{Action, Ctx, Input, NodeName, Step, Verdict};
+use crate::host::{Cmd, Host, HostExt, quote};
+use crate::node::NodeName;
+use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
 use crate::secret::Secret;
 
-fn both(cx: &mut Ctx<'_>) -> (Seen, Seen) {
-    (
-        roles::see(cx, NodeName::Primary),
-        roles::see(cx, NodeName::Secondary),
-    )
-}
+/// How long a replica may take to apply what it received before it is promoted or
+/// pointed elsewhere.
+const APPLY_WAIT: Duration = Duration::from_secs(60);
 
-fn seen(a: &Seen, b: &Seen, name: NodeName) -> Seen {
-    if a.name == name { a.clone() } else { b.clone() }
-}
-
-fn table(a: &Seen, b: &Seen) -> String {
-    format!(
-        "\n  {:<28} {}\n  {:<28} {}",
-        a.label,
-        a.describe(),
-        b.label,
-        b.describe()
-    )
-}
-
-/// The node to promote: the one that replicates; after a finished promotion, the one
-/// that takes writes while the other does not.
-fn promotion_target(a: &Seen, b: &Seen) -> anyhow::Result<NodeName> {
-    if let Some(name) = roles::replica(a, b) {
-        return Ok(name);
-    }
-    match (a.writable_primary(), b.writable_primary()) {
-        (true, false) => Ok(a.name),
-        (false, true) => Ok(b.name),
-        (true, true) => Err(Exit::refused(format!(
-            "both nodes take writes (split brain): ha-setup will not choose between them.{}\n\
-             Decide which data is right, fence the other (SET GLOBAL read_only = ON there), then rebuild it.",
-            table(a, b)
-        ))
-        .into()),
-        (false, false) => Err(Exit::refused(format!(
-            "no node replicates from the other, so there is nothing to promote:{}",
-            table(a, b)
-        ))
-        .into()),
-    }
-}
-
-pub struct CheckPrimary {
-    pub force: bool,
-}
+pub struct CheckPrimary;
 
 impl Step for CheckPrimary {
     fn name(&self) -> &'static str {
@@ -71,44 +33,26 @@ impl Step for CheckPrimary {
     }
 
     fn purpose(&self) -> &'static str {
-        "refuse while the primary still takes writes (split brain)"
+        "what the old primary and the replicas show; the most advanced replica is promoted"
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let (a, b) = both(cx);
-        let target = promotion_target(&a, &b)?;
-        let old = seen(&a, &b, other(target));
-        let candidate = seen(&a, &b, target);
-        if candidate.replica.is_none() {
-            return Ok(Verdict::Done(format!("the {target} is primary already")));
+        let target = cx.roles.source.clone();
+        let seen = cx.observe(&target);
+        let mut lines = vec![format!("{target} is promoted: {}", seen.describe())];
+        if let Some(old) = cx.roles.old.clone() {
+            lines.push(format!(
+                "the old primary {old}: {}",
+                cx.observe(&old).describe()
+            ));
         }
-        if !candidate.answers() {
-            bail!(
-                "the {target} ({}) does not answer, so it cannot be promoted",
-                candidate.label
-            );
+        for other in cx.roles.targets.clone() {
+            lines.push(format!(
+                "{other} follows {target}: {}",
+                cx.observe(&other).describe()
+            ));
         }
-        if old.writable_primary() {
-            if !self.force {
-                return Err(Exit::refused(format!(
-                    "refusing to promote the {target}: the {} still answers as a writable primary, and two primaries would split the data.{}\n\
-                     If it is really lost (its clients cannot reach it and it will not come back), run again with --force: \
-                     ha-setup then fences it (read-only) before anything else.",
-                    old.name,
-                    table(&a, &b)
-                ))
-                .into());
-            }
-            return Ok(Verdict::Done(format!(
-                "the {} still takes writes, but --force was given: it is fenced first",
-                old.name
-            )));
-        }
-        Ok(Verdict::Done(format!(
-            "the {}: {}",
-            old.name,
-            old.describe()
-        )))
+        Ok(Verdict::Done(lines.join("\n      ")))
     }
 }
 
@@ -124,19 +68,17 @@ impl Step for Fence {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let (a, b) = both(cx);
-        let target = promotion_target(&a, &b)?;
-        let old = seen(&a, &b, other(target));
-        match &old.server {
+        let Some(old) = cx.roles.old.clone() else {
+            return Ok(Verdict::Done("no old primary to fence".into()));
+        };
+        let seen = cx.observe(&old);
+        match &seen.db {
             None => Ok(Verdict::Done(format!(
-                "the {} does not answer; when it comes back it is read-only, as its config says",
-                old.name
+                "{old} does not answer; when it comes back it is read-only, as its config says"
             ))),
-            Some(server) if server.read_only => {
-                Ok(Verdict::Done(format!("the {} is read-only", old.name)))
-            }
+            Some(db) if !db.writable => Ok(Verdict::Done(format!("{old} is read-only"))),
             Some(_) => Ok(Verdict::Todo(vec![Action::Run {
-                on: old.name,
+                on: old.clone(),
                 why: "fence: read_only=ON, so it takes no more writes".into(),
                 cmd: client::command(),
                 input: Input::Text("SET GLOBAL read_only = ON;\n".into()),
@@ -157,33 +99,147 @@ impl Step for Promote {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let (a, b) = both(cx);
-        let target = promotion_target(&a, &b)?;
-        let candidate = seen(&a, &b, target);
-        if candidate.writable_primary() {
-            return Ok(Verdict::Done(format!("the {target} takes writes")));
+        let target = cx.roles.source.clone();
+        if cx.observe(&target).writable_primary() {
+            return Ok(Verdict::Done(format!("{target} takes writes")));
         }
-        // Lines starting `report:` reach the operator: the loss window.
-        let script = "set -e\n\
-            q() { mariadb -N -B -e \"$1\"; }\n\
-            status() { mariadb -e 'SHOW SLAVE STATUS\\G' | sed -n \"s/^ *$1: //p\"; }\n\
-            if [ -n \"$(status Master_Host)\" ]; then\n\
-            \tq 'STOP SLAVE IO_THREAD'\n\
-            \treceived=$(status Gtid_IO_Pos)\n\
-            \tif [ \"$(status Slave_SQL_Running)\" = Yes ] && [ -n \"$received\" ]; then\n\
-            \t\t[ \"$(q \"SELECT MASTER_GTID_WAIT('$received', 60)\")\" = 0 ] || echo 'report: WARNING: not everything received was applied within 60 s'\n\
-            \tfi\n\
-            \techo \"report: last transaction received from the old primary: ${received:-none}\"\n\
-            \techo \"report: last transaction applied here: $(q 'SELECT @@gtid_slave_pos')\"\n\
-            fi\n\
-            q 'STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only = OFF'";
-        Ok(Verdict::Todo(vec![Action::Run {
-            on: target,
-            why: "promote: apply the relay log, stop and forget replication, read_only=OFF".into(),
-            cmd: Cmd::new(script).as_root(),
-            input: Input::None,
+        Ok(Verdict::Todo(vec![Action::Call {
+            on: vec![target.clone()],
+            why: format!(
+                "promote: apply the relay log (up to {}s), report the loss window, stop and forget replication, read_only=OFF",
+                APPLY_WAIT.as_secs()
+            ),
+            call: Call::new(move |cx| promote(cx.host(&target))),
         }]))
     }
+}
+
+/// Stops receiving, lets the replica apply what it has, and reports it.
+fn drain(host: &mut dyn Host) -> anyhow::Result<Vec<String>> {
+    let mut report = Vec::new();
+    if facts::replica(host)?.is_none() {
+        return Ok(report);
+    }
+    client::execute(host, &Input::Text("STOP SLAVE IO_THREAD;\n".into()))?;
+    let replica = facts::replica(host)?.context("the replica connection vanished")?;
+    let received = replica.gtid_io_pos.clone();
+    if replica.sql_ok() && !received.is_empty() {
+        let waited = client::row(
+            host,
+            &format!(
+                "SELECT MASTER_GTID_WAIT({}, {})",
+                literal(&received),
+                APPLY_WAIT.as_secs()
+            ),
+        )?;
+        if waited.first().cloned().flatten().as_deref() != Some("0") {
+            report.push(format!(
+                "WARNING: not everything {} received was applied within {} s",
+                host.label(),
+                APPLY_WAIT.as_secs()
+            ));
+        }
+    }
+    let applied = facts::server(host)?.gtid_slave_pos;
+    report.push(format!(
+        "{}: last transaction received from the old primary: {}; last applied: {}",
+        host.label(),
+        if received.is_empty() {
+            "none"
+        } else {
+            &received
+        },
+        if applied.is_empty() { "none" } else { &applied }
+    ));
+    Ok(report)
+}
+
+fn promote(host: &mut dyn Host) -> anyhow::Result<Vec<String>> {
+    let mut report = drain(host)?;
+    client::execute(
+        host,
+        &Input::Text("STOP SLAVE;\nRESET SLAVE ALL;\nSET GLOBAL read_only = OFF;\n".into()),
+    )?;
+    report.push(format!("{} takes writes", host.label()));
+    Ok(report)
+}
+
+/// repoint: every other replica follows the new primary, once it has applied what it
+/// received from the old one and holds nothing the new primary lacks.
+pub struct Repoint;
+
+impl Step for Repoint {
+    fn name(&self) -> &'static str {
+        "repoint"
+    }
+
+    fn purpose(&self) -> &'static str {
+        "the other replicas replicate from the new primary"
+    }
+
+    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
+        let primary = cx.roles.source.clone();
+        let mut actions = Vec::new();
+        let mut done = Vec::new();
+        for other in cx.roles.targets.clone() {
+            let seen = cx.observe(&other);
+            if seen.upstream().and_then(|up| up.node.as_ref()) == Some(&primary) {
+                done.push(format!("{other} replicates from {primary}"));
+                continue;
+            }
+            if !seen.answers() {
+                done.push(format!(
+                    "{other} does not answer ({}); when it is back: `ha-setup init` points it at {primary}",
+                    seen.describe()
+                ));
+                continue;
+            }
+            let primary = primary.clone();
+            actions.push(Action::Call {
+                on: vec![other.clone(), primary.clone()],
+                why: format!(
+                    "{other}: apply what it received (up to {}s), check it holds nothing {primary} lacks, replicate from {primary}",
+                    APPLY_WAIT.as_secs()
+                ),
+                call: Call::new(move |cx| repoint(cx, &other, &primary)),
+            });
+        }
+        Ok(if actions.is_empty() {
+            Verdict::Done(if done.is_empty() {
+                "no other replica".into()
+            } else {
+                done.join("; ")
+            })
+        } else {
+            Verdict::Todo(actions)
+        })
+    }
+}
+
+fn repoint(cx: &mut Ctx<'_>, node: &NodeName, primary: &NodeName) -> anyhow::Result<Vec<String>> {
+    let secret = Secret::new(client::escape(password(cx)?.0.expose()));
+    let port = source_port(cx, primary)?;
+    let mut report = drain(cx.host(node))?;
+    let mine = holdings(&cx.observe_fresh(node));
+    let theirs = holdings(&cx.observe_fresh(primary));
+    if observe::order(&theirs, &mine).is_none_or(|o| o == std::cmp::Ordering::Less) {
+        bail!(
+            "{node} holds transactions {primary} never got ({} against {}); it was left stopped, not pointed at {primary}. \
+             Look at them, then re-seed it: ha-setup recover rebuild {node}",
+            cx.observe(node).db.map(|d| d.position).unwrap_or_default(),
+            cx.observe(primary)
+                .db
+                .map(|d| d.position)
+                .unwrap_or_default()
+        );
+    }
+    let sql = format!(
+        "STOP SLAVE;\n{}\nSTART SLAVE;\n",
+        change_master(cx.config, primary, port)
+    );
+    client::execute(cx.host(node), &Input::WithSecret(sql, secret))?;
+    report.push(format!("{node} replicates from {primary}"));
+    Ok(report)
 }
 
 pub struct FirstWrite;
@@ -198,29 +254,22 @@ impl Step for FirstWrite {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let (a, b) = both(cx);
-        let target = promotion_target(&a, &b)?;
-        Ok(Verdict::Todo(vec![write_canary(target)]))
+        let target = cx.roles.source.clone();
+        let schema = layout::SCHEMA;
+        Ok(Verdict::Todo(vec![Action::Run {
+            on: target,
+            why: "write a canary row: the new primary takes writes".into(),
+            cmd: client::command(),
+            input: Input::Text(format!(
+                "CREATE DATABASE IF NOT EXISTS {schema};\n\
+                 CREATE TABLE IF NOT EXISTS {schema}.canary (id TINYINT UNSIGNED PRIMARY KEY, token CHAR(32) NOT NULL, written_at DATETIME(6) NOT NULL) ENGINE=InnoDB;\n\
+                 REPLACE INTO {schema}.canary VALUES (1, 'promoted', NOW(6));\n"
+            )),
+        }]))
     }
 }
 
-fn write_canary(on: NodeName) -> Action {
-    let schema = super::layout::SCHEMA;
-    Action::Run {
-        on,
-        why: "write a canary row: the new primary takes writes".into(),
-        cmd: client::command(),
-        input: Input::Text(format!(
-            "CREATE DATABASE IF NOT EXISTS {schema};\n\
-             CREATE TABLE IF NOT EXISTS {schema}.canary (id TINYINT UNSIGNED PRIMARY KEY, token CHAR(32) NOT NULL, written_at DATETIME(6) NOT NULL) ENGINE=InnoDB;\n\
-             REPLACE INTO {schema}.canary VALUES (1, 'promoted', NOW(6));\n"
-        )),
-    }
-}
-
-pub struct Unfence {
-    pub force: bool,
-}
+pub struct Unfence;
 
 impl Step for Unfence {
     fn name(&self) -> &'static str {
@@ -232,42 +281,11 @@ impl Step for Unfence {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let (a, b) = both(cx);
-        let target = match (a.primary_like(), b.primary_like()) {
-            (true, false) => a.name,
-            (false, true) => b.name,
-            (true, true) if a.writable_primary() != b.writable_primary() => {
-                return Err(Exit::refused(format!(
-                    "the {} takes writes already and the {} replicates from nowhere: opening writes there too would split the data.{}",
-                    if a.writable_primary() { a.name } else { b.name },
-                    if a.writable_primary() { b.name } else { a.name },
-                    table(&a, &b)
-                ))
-                .into());
-            }
-            _ => {
-                return Err(Exit::refused(format!(
-                    "cannot tell which node is the primary:{}\nA primary replicates from nowhere; its replica replicates from it.",
-                    table(&a, &b)
-                ))
-                .into());
-            }
-        };
-        let primary = seen(&a, &b, target);
-        let peer = seen(&a, &b, other(target));
-        if primary.writable_primary() {
-            return Ok(Verdict::Done(format!("the {target} takes writes already")));
+        let target = cx.roles.source.clone();
+        if cx.observe(&target).writable_primary() {
+            return Ok(Verdict::Done(format!("{target} takes writes already")));
         }
-        if !peer.answers() && !self.force {
-            return Err(Exit::refused(format!(
-                "the {} cannot be checked, so ha-setup cannot tell that it is not primary.{}\n\
-                 If you know it is down or a replica, run again with --force.",
-                peer.name,
-                table(&a, &b)
-            ))
-            .into());
-        }
-        Ok(Verdict::Todo(vec![super::primary::open_writes(target)]))
+        Ok(Verdict::Todo(vec![super::primary::open_writes(&target)]))
     }
 }
 
@@ -308,115 +326,96 @@ pub fn errant(
 
 pub struct Rejoin;
 
-/// The new primary (takes writes) and the old one (must answer) for rejoin.
-fn rejoin_roles(a: &Seen, b: &Seen) -> anyhow::Result<(NodeName, NodeName)> {
-    let new = match (a.writable_primary(), b.writable_primary()) {
-        (true, false) => a.name,
-        (false, true) => b.name,
-        _ => match roles::replica(a, b) {
-            // Rejoined already: the replica's source is the primary.
-            Some(replica) => other(replica),
-            None => {
-                return Err(Exit::refused(format!(
-                    "rejoin needs exactly one writable primary:{}",
-                    table(a, b)
-                ))
-                .into());
-            }
-        },
-    };
-    Ok((new, other(new)))
-}
-
 impl Step for Rejoin {
     fn name(&self) -> &'static str {
         "rejoin"
     }
 
     fn purpose(&self) -> &'static str {
-        "the old primary replicates from the new one, unless its history diverged"
+        "old primaries replicate from the primary now, unless their history diverged"
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let (a, b) = both(cx);
-        let (new, old) = rejoin_roles(&a, &b)?;
-        let old_seen = seen(&a, &b, old);
-        let new_seen = seen(&a, &b, new);
-        let Some(old_server) = &old_seen.server else {
-            bail!(
-                "the {old} ({}) does not answer: start its MariaDB (it comes back read-only), then run rejoin again",
-                old_seen.label
+        let new = cx.roles.source.clone();
+        let mut actions = Vec::new();
+        let mut done = Vec::new();
+        for old in cx.roles.targets.clone() {
+            let old_seen = cx.observe(&old);
+            let Some(old_state) = observe::state(&old_seen) else {
+                bail!(
+                    "{old} ({}) does not answer: start its MariaDB (it comes back read-only), then run rejoin again",
+                    old_seen.label
+                );
+            };
+            if old_state.replica.is_some() {
+                done.push(format!("{old} replicates already"));
+                continue;
+            }
+            let new_seen = cx.observe(&new);
+            let new_state = observe::state(&new_seen).context("the primary answers")?;
+            let old_server = &old_state.server;
+            let diverged = errant(
+                &old_server.gtid_binlog_pos,
+                old_server.server_id,
+                &new_state.server.gtid_slave_pos,
             );
-        };
-        if old_seen.replica.is_some() {
-            return Ok(Verdict::Done(format!("the {old} replicates already")));
-        }
-        let new_server = new_seen.server.clone().expect("a writable primary answers");
-        let diverged = errant(
-            &old_server.gtid_binlog_pos,
-            old_server.server_id,
-            &new_server.gtid_slave_pos,
-        );
-        if !diverged.is_empty() {
-            let list: Vec<String> = diverged
-                .iter()
-                .map(|(d, s, first, last)| {
-                    if first == last {
-                        format!("{d}-{s}-{first}")
-                    } else {
-                        format!(
-                            "{d}-{s}-{first} … {d}-{s}-{last} ({} transactions)",
-                            last - first + 1
-                        )
-                    }
-                })
-                .collect();
-            return Err(Exit::refused(format!(
-                "refusing to rejoin the {old}: it has transactions the {new} never received (errant): {}.\n\
-                 They were written after the last one the {new} applied ({}), probably just before the old primary was lost. \
-                 Rejoining would silently drop them. Look at them on the {old} (mariadb-binlog over its binary logs, SHOW BINARY LOGS), \
-                 save what matters, then re-seed the {old} from the {new}: ha-setup recover rebuild.",
-                list.join(", "),
-                if new_server.gtid_slave_pos.is_empty() { "none" } else { &new_server.gtid_slave_pos }
-            ))
-            .into());
-        }
-        let port = match cx.node(new).db_port {
-            Some(port) => port,
-            None => facts::server(cx.host(new))?.port,
-        };
-        let (secret, _) = password(cx)?;
-        let secret = Secret::new(client::escape(secret.expose()));
-        let sql = format!(
-            "SET GLOBAL read_only = ON;\n\
-             STOP SLAVE;\n\
-             RESET SLAVE ALL;\n\
-             SET GLOBAL gtid_slave_pos = {gtid};\n\
-             {change}\n\
-             START SLAVE;\n",
-            gtid = literal(&old_server.gtid_binlog_pos),
-            change = change_master(cx.config, new, port),
-        );
-        Ok(Verdict::Todo(vec![
-            Action::Run {
-                on: old,
+            if !diverged.is_empty() {
+                let list: Vec<String> = diverged
+                    .iter()
+                    .map(|(d, s, first, last)| {
+                        if first == last {
+                            format!("{d}-{s}-{first}")
+                        } else {
+                            format!(
+                                "{d}-{s}-{first} … {d}-{s}-{last} ({} transactions)",
+                                last - first + 1
+                            )
+                        }
+                    })
+                    .collect();
+                let applied = &new_state.server.gtid_slave_pos;
+                return Err(Exit::refused(format!(
+                    "refusing to rejoin {old}: it has transactions {new} never received (errant): {}.\n\
+                     They were written after the last one {new} applied ({}), probably just before the old primary was lost. \
+                     Rejoining would silently drop them. Look at them on {old} (mariadb-binlog over its binary logs, SHOW BINARY LOGS), \
+                     save what matters, then re-seed {old} from {new}: ha-setup recover rebuild {old}",
+                    list.join(", "),
+                    if applied.is_empty() { "none" } else { applied }
+                ))
+                .into());
+            }
+            let port = source_port(cx, &new)?;
+            let (secret, _) = password(cx)?;
+            let secret = Secret::new(client::escape(secret.expose()));
+            let sql = format!(
+                "SET GLOBAL read_only = ON;\n\
+                 STOP SLAVE;\n\
+                 RESET SLAVE ALL;\n\
+                 SET GLOBAL gtid_slave_pos = {gtid};\n\
+                 {change}\n\
+                 START SLAVE;\n",
+                gtid = literal(&old_server.gtid_binlog_pos),
+                change = change_master(cx.config, &new, port),
+            );
+            actions.push(Action::Run {
+                on: old.clone(),
                 why: format!(
-                    "replicate from the {new} by GTID, from where this node's own history ends"
+                    "replicate from {new} by GTID, from where this node's own history ends"
                 ),
                 cmd: client::command(),
                 input: Input::WithSecret(sql, secret),
-            },
-            Action::Canary {
-                from: new,
-                to: old,
-                timeout: Duration::from_secs(60),
-            },
-        ]))
+            });
+        }
+        Ok(if actions.is_empty() {
+            Verdict::Done(done.join("; "))
+        } else {
+            Verdict::Todo(actions)
+        })
     }
 }
 
-/// rebuild's first step: forget the replica's seed record, so package, transfer and unpack
-/// seed it afresh (its datadir is moved aside by unpack, as in init).
+/// rebuild's first step: set the target's seed record aside, so package, transfer and
+/// unpack seed it afresh (its datadir is moved aside by unpack, as in init).
 pub struct DiscardSeed;
 
 impl Step for DiscardSeed {
@@ -425,43 +424,43 @@ impl Step for DiscardSeed {
     }
 
     fn purpose(&self) -> &'static str {
-        "the secondary's copy is to be replaced: forget its seed record"
+        "the replica's copy is to be replaced: set its seed record aside"
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let (a, b) = both(cx);
-        let secondary = seen(&a, &b, NodeName::Secondary);
-        if secondary.writable_primary() {
-            return Err(Exit::refused(format!(
-                "refusing to rebuild the {}: it takes writes (it is a primary).{}",
-                secondary.label,
-                table(&a, &b)
-            ))
-            .into());
+        let mut actions = Vec::new();
+        for target in cx.roles.targets.clone() {
+            if cx.observe(&target).writable_primary() {
+                return Err(Exit::refused(format!(
+                    "refusing to rebuild {target}: it takes writes (it is a primary).{}",
+                    cx.topology().table()
+                ))
+                .into());
+            }
+            let record = layout::SEED_RECORD;
+            let present = cx
+                .host(&target)
+                .run(&Cmd::new(format!("test -e {}", quote(record))).as_root())?
+                .success();
+            if !present {
+                continue;
+            }
+            let stamp = jiff::Timestamp::now()
+                .strftime("%Y%m%dT%H%M%SZ")
+                .to_string();
+            actions.push(Action::Run {
+                on: target.clone(),
+                why: format!("set the seed record aside ({record}.replaced-{stamp})"),
+                cmd: Cmd::new(format!("mv -- {r} {r}.replaced-{stamp}", r = quote(record)))
+                    .as_root(),
+                input: Input::None,
+            });
         }
-        let record = super::layout::SEED_RECORD;
-        let present = cx
-            .secondary
-            .run(&Cmd::new(format!("test -e {}", crate::host::quote(record))).as_root())?
-            .success();
-        if !present {
-            return Ok(Verdict::Done(
-                "no seed record: the next steps seed it".into(),
-            ));
-        }
-        let stamp = jiff::Timestamp::now()
-            .strftime("%Y%m%dT%H%M%SZ")
-            .to_string();
-        Ok(Verdict::Todo(vec![Action::Run {
-            on: NodeName::Secondary,
-            why: format!("set the seed record aside ({record}.replaced-{stamp})"),
-            cmd: Cmd::new(format!(
-                "mv -- {r} {r}.replaced-{stamp}",
-                r = crate::host::quote(record)
-            ))
-            .as_root(),
-            input: Input::None,
-        }]))
+        Ok(if actions.is_empty() {
+            Verdict::Done("no seed record: the next steps seed it".into())
+        } else {
+            Verdict::Todo(actions)
+        })
     }
 }
 

@@ -1,7 +1,6 @@
 //! `recover restore --bundle FILE --target NODE`: a fresh MariaDB install becomes a
-//! primary from a bundle file. The target sits in the `[secondary]` slot of the context
-//! (the operation swaps the config when the target is `[primary]`), so the receiving and
-//! unpacking code is init's own.
+//! primary from a bundle file. The target is the operation's source (it is to be the
+//! primary) and its one target (it receives the copy), so the unpacking is init's own.
 
 use std::path::PathBuf;
 
@@ -10,15 +9,13 @@ use anyhow::Context;
 use super::client;
 use super::facts;
 use super::layout::{self, NodeSettings};
-use super::primary::{certificates, read_optional};
+use super::primary::{certificates, read_optional, settings_file};
 use super::seed::{SeedRecord, start_and_wait, tool_on};
 use crate::bundle::{self, Manifest};
 use crate::error::Exit;
-use crate::host::{Cmd, FileMode, quote};
-use crate::plan::{Action, Ctx, Input, NodeName, Step, Verdict};
+use crate::host::{Cmd, quote};
+use crate::plan::{Action, Ctx, Input, Step, Verdict};
 use crate::service::Verb;
-
-const TARGET: NodeName = NodeName::Secondary;
 
 pub fn read_bundle_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
     let mut file = std::fs::File::open(path)
@@ -42,9 +39,11 @@ impl Step for CheckTarget {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let label = cx.secondary.label().to_owned();
-        let installed = facts::survey(cx.secondary)
-            .with_context(|| format!("cannot look around on {label}"))?;
+        let target = cx.roles.source.clone();
+        let host = cx.host(&target);
+        let label = host.label().to_owned();
+        let installed =
+            facts::survey(host).with_context(|| format!("cannot look around on {label}"))?;
         if installed.server.is_none() || installed.backup_tool.is_none() {
             return Err(Exit::refused(format!(
                 "{label} needs MariaDB and mariadb-backup installed first: apt-get install mariadb-server mariadb-backup"
@@ -52,18 +51,18 @@ impl Step for CheckTarget {
             .into());
         }
         if installed.running {
-            let (server, replica) = facts::state(cx.secondary)?;
+            let (server, replica) = facts::state(host)?;
             if !server.read_only && replica.is_none() && !self.force {
                 // A fresh install has only the system schemas; anything else is someone's data.
                 let schemas = client::row(
-                    cx.secondary,
+                    host,
                     "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name NOT IN \
                      ('mysql', 'information_schema', 'performance_schema', 'sys')",
                 )?;
                 let user_data = schemas.first().cloned().flatten().is_some_and(|n| n != "0");
                 // A re-run of this same restore finds the data it placed itself.
                 let created_at = read_bundle_manifest(&self.bundle)?.created_at;
-                let ours = read_optional(cx.secondary, layout::SEED_RECORD)?
+                let ours = read_optional(host, layout::SEED_RECORD)?
                     .and_then(|r| serde_json::from_slice::<SeedRecord>(&r).ok())
                     .is_some_and(|r| r.created_at == created_at);
                 if user_data && !ours {
@@ -98,10 +97,12 @@ impl Step for Receive {
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
         let manifest = read_bundle_manifest(&self.bundle)?;
-        let datadir = layout::datadir(&cx.config.secondary, None);
+        let target = cx.roles.source.clone();
+        let node = cx.node(&target).clone();
+        let datadir = layout::datadir(&node, None);
         let incoming = layout::incoming_dir(&datadir);
         if !cx.predicting() {
-            if let Some(record) = read_optional(cx.secondary, layout::SEED_RECORD)? {
+            if let Some(record) = read_optional(cx.host(&target), layout::SEED_RECORD)? {
                 let record: Option<SeedRecord> = serde_json::from_slice(&record).ok();
                 if record.is_some_and(|r| r.created_at == manifest.created_at) {
                     return Ok(Verdict::Done(
@@ -110,7 +111,7 @@ impl Step for Receive {
                 }
             }
             let arrived = read_optional(
-                cx.secondary,
+                cx.host(&target),
                 &format!("{incoming}/{}", bundle::UNPACKED_MANIFEST),
             )?;
             let arrived_same = arrived.is_some_and(|text| {
@@ -124,11 +125,11 @@ impl Step for Receive {
             }
         }
         let mut actions = Vec::new();
-        let (tool, place) = tool_on(cx.secondary, &cx.config.secondary, TARGET)?;
+        let (tool, place) = tool_on(cx.host(&target), &node, &target)?;
         actions.extend(place);
         let record = quote(layout::SEED_RECORD);
         actions.push(Action::Run {
-            on: TARGET,
+            on: target.clone(),
             why: format!("make an empty staging directory {incoming}; set an older seed record aside"),
             cmd: Cmd::new(format!(
                 "set -e\nrm -rf -- {dir}\nmkdir -m 0700 -- {dir}\nif [ -e {record} ]; then mv -- {record} {record}.replaced; fi",
@@ -143,7 +144,7 @@ impl Step for Receive {
                 manifest.source_host, manifest.created_at
             ),
             local: self.bundle.clone(),
-            to: TARGET,
+            to: target.clone(),
             receive: Cmd::new(format!(
                 "exec {} bundle unpack --into {}",
                 quote(&tool),
@@ -168,24 +169,23 @@ impl Step for ConfigureRestored {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let server_id = cx.config.secondary.server_id.unwrap_or(1);
-        let mut settings = NodeSettings::new(cx.config, TARGET, server_id, None);
-        settings.role = "primary";
-        let path = layout::cnf_path(&cx.config.secondary);
-        let wanted = settings.render(cx.config)?;
+        let target = cx.roles.source.clone();
+        let node = cx.node(&target).clone();
+        let server_id = node.server_id.unwrap_or(1);
+        let settings = NodeSettings::new(cx.config, &target, server_id, None);
         let mut actions = Vec::new();
-        if read_optional(cx.secondary, &path)?.as_deref() != Some(wanted.as_bytes()) {
-            actions.push(Action::Write {
-                on: TARGET,
-                why: "the tool's MariaDB settings".into(),
-                path,
-                contents: Input::Text(wanted),
-                mode: FileMode::new(0o644),
-            });
-        }
+        actions.extend(settings_file(
+            cx.config,
+            cx.hosts.host(&target),
+            &target,
+            &settings,
+        )?);
         if settings.tls {
-            let address = cx.config.secondary.replication_address().to_owned();
-            actions.extend(certificates(cx.secondary, TARGET, &address)?);
+            actions.extend(certificates(
+                cx.host(&target),
+                &target,
+                node.replication_address(),
+            )?);
         }
         Ok(if actions.is_empty() {
             Verdict::Done("settings in place".into())
@@ -207,12 +207,13 @@ impl Step for StartAsPrimary {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let installed = facts::survey(cx.secondary)?;
-        let service = layout::service(&cx.config.secondary).to_owned();
+        let target = cx.roles.source.clone();
+        let installed = facts::survey(cx.host(&target))?;
+        let service = layout::service(cx.node(&target)).to_owned();
         let mut actions = Vec::new();
         if cx.predicting() || !installed.running {
             actions.push(Action::Run {
-                on: TARGET,
+                on: target.clone(),
                 why: "start MariaDB".into(),
                 cmd: start_and_wait(&service, installed.systemd, Verb::Start),
                 input: Input::None,
@@ -220,11 +221,11 @@ impl Step for StartAsPrimary {
         }
         let writable = !cx.predicting()
             && installed.running
-            && facts::state(cx.secondary)
+            && facts::state(cx.host(&target))
                 .is_ok_and(|(server, replica)| !server.read_only && replica.is_none());
         if !writable {
             actions.push(Action::Run {
-                on: TARGET,
+                on: target.clone(),
                 why: "forget any replication and open writes (read_only=OFF at run time)".into(),
                 cmd: client::command(),
                 input: Input::Text(

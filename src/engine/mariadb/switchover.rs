@@ -1,7 +1,8 @@
 //! switchover: a planned role swap that loses no transaction. The primary is fenced, the
-//! replica waits until it has applied the primary's last GTID (a timeout unfences the
-//! primary again and stops), the replica is promoted and the old primary replicates from
-//! it. At every point where it can stop, one node takes writes.
+//! chosen replica waits until it has applied the primary's last GTID (any failure before
+//! it is promoted unfences the primary again and stops), the replica is promoted, and the
+//! old primary and every other replica replicate from it. At every point where it can
+//! stop, one node takes writes.
 
 use std::time::Duration;
 
@@ -9,14 +10,16 @@ use anyhow::{Context, bail};
 
 use super::client::{self, literal};
 use super::facts;
-use super::link::change_master;
+use super::link::{change_master, source_port};
 use super::primary::password;
-use super::roles::{self, other};
-use crate::config::Config;
 use crate::error::Exit;
-use crate::host::Host;
-use crate::plan::{Action, Ctx, Input, NodeName, Step, Verdict};
+use crate::node::NodeName;
+use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
 use crate::secret::Secret;
+
+/// How long the replica may take to apply the primary's last transaction while the
+/// primary is fenced: the application's writes wait that long at most.
+const CATCH_UP: Duration = Duration::from_secs(30);
 
 pub struct Switch;
 
@@ -30,159 +33,149 @@ impl Step for Switch {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let a = roles::see(cx, NodeName::Primary);
-        let b = roles::see(cx, NodeName::Secondary);
-        let Some(replica) = roles::replica(&a, &b) else {
-            return Err(Exit::refused(
-                "switchover needs a primary and its replica; no node replicates from the other (see `ha-setup status`)",
-            )
-            .into());
-        };
-        let primary = other(replica);
-        let (p, r) = if a.name == primary {
-            (&a, &b)
-        } else {
-            (&b, &a)
-        };
-        if !p.writable_primary() {
+        let new = cx.roles.source.clone();
+        let old = cx
+            .roles
+            .old
+            .clone()
+            .expect("a switchover has a primary to leave");
+        let others = cx.roles.targets.clone();
+        let topology = cx.topology();
+        let (to, from) = (topology.get(&new), topology.get(&old));
+        if to.writable_primary() && topology.source_of(&old) == Some(&new) {
+            return Ok(Verdict::Done(format!(
+                "{new} is the primary and {old} its replica already"
+            )));
+        }
+        if !from.writable_primary() {
             return Err(Exit::refused(format!(
-                "the {primary} is not a writable primary ({}): switchover swaps a healthy pair; after a loss use `ha-setup recover promote`",
-                p.describe()
+                "{old} is not a writable primary ({}): switchover swaps a healthy primary and replica; after a loss use `ha-setup recover promote`",
+                from.describe()
             ))
             .into());
         }
-        let link = r.replica.as_ref().expect("the replica replicates");
-        if !(link.io_ok() && link.sql_ok()) {
+        let up = to.upstream().filter(|up| up.node.as_ref() == Some(&old));
+        let Some(up) = up else {
             return Err(Exit::refused(format!(
-                "the {replica}'s replication is not running ({}): fix the link first (`ha-setup status`)",
-                link.last_error().unwrap_or_else(|| "stopped".into())
+                "{new} does not replicate from {old} ({}); see `ha-setup status`",
+                to.describe()
+            ))
+            .into());
+        };
+        if up.receiving != crate::topology::LinkState::Running
+            || up.applying != crate::topology::LinkState::Running
+        {
+            return Err(Exit::refused(format!(
+                "{new}'s replication is not running ({}): fix the link first (`ha-setup status`)",
+                up.error.clone().unwrap_or_else(|| "stopped".into())
             ))
             .into());
         }
-        Ok(Verdict::Todo(vec![Action::Switchover {
-            primary,
-            replica,
-            timeout: Duration::from_secs(30),
+        let mut on = vec![old.clone(), new.clone()];
+        on.extend(others.iter().cloned());
+        Ok(Verdict::Todo(vec![Action::Call {
+            on,
+            why: format!(
+                "fence {old} (read_only=ON), wait up to {}s until {new} has applied its last transaction \
+                 (else reopen {old} and stop), promote {new}, make {old}{} its replica{}",
+                CATCH_UP.as_secs(),
+                others.iter().map(|n| format!(", {n}")).collect::<String>(),
+                if others.is_empty() { "" } else { "s" }
+            ),
+            call: Call::new(move |cx| switch(cx, &old, &new, &others)),
         }]))
     }
 }
 
 /// Runs the swap; returns lines for the operator.
-pub fn switch(
-    config: &Config,
-    primary_name: NodeName,
-    primary: &mut dyn Host,
-    replica: &mut dyn Host,
-    timeout: Duration,
-    secret: &Secret,
+fn switch(
+    cx: &mut Ctx<'_>,
+    old: &NodeName,
+    new: &NodeName,
+    others: &[NodeName],
 ) -> anyhow::Result<Vec<String>> {
+    // Everything that could fail without changing anything comes first.
+    let secret = Secret::new(client::escape(password(cx)?.0.expose()));
+    let port = source_port(cx, new)?;
     let mut report = Vec::new();
-    client::execute(primary, &Input::Text("SET GLOBAL read_only = ON;\n".into()))
-        .context("fencing the primary")?;
-    let position = facts::server(primary)?.gtid_binlog_pos;
-    report.push(format!(
-        "the {primary_name} is read-only at GTID {position}"
-    ));
-    let waited = client::row(
-        replica,
-        &format!(
-            "SELECT MASTER_GTID_WAIT({}, {})",
-            literal(&position),
-            timeout.as_secs()
-        ),
-    );
-    let caught_up =
-        matches!(&waited, Ok(row) if row.first().cloned().flatten().as_deref() == Some("0"));
-    if !caught_up {
-        // Undo: the old primary takes writes again, nothing else changed.
-        let undo = client::execute(
-            primary,
-            &Input::Text("SET GLOBAL read_only = OFF;\n".into()),
-        );
-        let why = match waited {
-            Ok(_) => format!(
-                "the replica did not apply {position} within {}s",
-                timeout.as_secs()
-            ),
-            Err(err) => format!("{err:#}"),
-        };
-        match undo {
-            Ok(()) => bail!(
-                "switchover aborted: {why}; the {primary_name} takes writes again, nothing was swapped"
-            ),
-            Err(err) => bail!(
-                "switchover aborted: {why}; AND reopening writes on the {primary_name} failed: {err:#}. \
-                 Run `ha-setup recover unfence` now"
-            ),
-        }
-    }
-    report.push(format!("the replica has applied {position}"));
     client::execute(
-        replica,
+        cx.host(old),
+        &Input::Text("SET GLOBAL read_only = ON;\n".into()),
+    )
+    .with_context(|| format!("fencing {old}"))?;
+    let position = match caught_up(cx, old, new) {
+        Ok(position) => position,
+        Err(err) => {
+            // Undo: the old primary takes writes again, nothing else changed.
+            let undo = client::execute(
+                cx.host(old),
+                &Input::Text("SET GLOBAL read_only = OFF;\n".into()),
+            );
+            match undo {
+                Ok(()) => bail!(
+                    "switchover aborted: {err:#}; {old} takes writes again, nothing was swapped"
+                ),
+                Err(undo) => bail!(
+                    "switchover aborted: {err:#}; AND reopening writes on {old} failed: {undo:#}. \
+                     {old} is fenced (read-only) and nothing was swapped: run `ha-setup recover unfence` now"
+                ),
+            }
+        }
+    };
+    report.push(format!("{old} is read-only at GTID {position}"));
+    report.push(format!("{new} has applied {position}"));
+    client::execute(
+        cx.host(new),
         &Input::Text("STOP SLAVE;\nRESET SLAVE ALL;\nSET GLOBAL read_only = OFF;\n".into()),
     )
-    .context("promoting the replica (the old primary is still fenced: run `ha-setup recover promote` to finish)")?;
-    report.push(format!("the {} takes writes", other(primary_name)));
-    let port = match config_node(config, other(primary_name)).db_port {
-        Some(port) => port,
-        None => facts::server(replica)?.port,
-    };
+    .with_context(|| {
+        format!("promoting {new} ({old} is still fenced: run `ha-setup recover promote` to finish)")
+    })?;
+    report.push(format!("{new} takes writes"));
     let sql = format!(
         "STOP SLAVE;\nRESET SLAVE ALL;\nSET GLOBAL gtid_slave_pos = {};\n{}\nSTART SLAVE;\n",
         literal(&position),
-        change_master(config, other(primary_name), port)
+        change_master(cx.config, new, port)
     );
-    client::execute(
-        primary,
-        &Input::WithSecret(sql, Secret::new(client::escape(secret.expose()))),
-    )
-    .context("making the old primary a replica (the new primary takes writes; finish with `ha-setup recover rejoin`)")?;
-    report.push(format!(
-        "the {primary_name} replicates from the {}",
-        other(primary_name)
-    ));
+    client::execute(cx.host(old), &Input::WithSecret(sql, secret.clone())).with_context(|| {
+        format!(
+            "making {old} a replica ({new} takes writes; finish with `ha-setup recover rejoin`)"
+        )
+    })?;
+    report.push(format!("{old} replicates from {new}"));
+    for other in others {
+        let sql = format!(
+            "STOP SLAVE;\n{}\nSTART SLAVE;\n",
+            change_master(cx.config, new, port)
+        );
+        client::execute(cx.host(other), &Input::WithSecret(sql, secret.clone())).with_context(
+            || {
+                format!(
+                    "pointing {other} at {new} ({new} takes writes; finish with `ha-setup init`, which repairs its replicas)"
+                )
+            },
+        )?;
+        report.push(format!("{other} replicates from {new}"));
+    }
     Ok(report)
 }
 
-fn config_node(config: &Config, name: NodeName) -> &crate::config::Node {
-    match name {
-        NodeName::Primary => &config.primary,
-        NodeName::Secondary => &config.secondary,
+/// The fenced primary's last position, once the new primary has applied it.
+fn caught_up(cx: &mut Ctx<'_>, old: &NodeName, new: &NodeName) -> anyhow::Result<String> {
+    let position = facts::server(cx.host(old))?.gtid_binlog_pos;
+    let waited = client::row(
+        cx.host(new),
+        &format!(
+            "SELECT MASTER_GTID_WAIT({}, {})",
+            literal(&position),
+            CATCH_UP.as_secs()
+        ),
+    )?;
+    if waited.first().cloned().flatten().as_deref() != Some("0") {
+        bail!(
+            "{new} did not apply {position} within {}s",
+            CATCH_UP.as_secs()
+        );
     }
-}
-
-/// The replication password for a switchover, read before anything changes.
-pub fn secret(cx: &mut Ctx<'_>) -> anyhow::Result<Secret> {
-    Ok(password(cx)?.0)
-}
-
-pub struct VerifySwapped;
-
-impl Step for VerifySwapped {
-    fn name(&self) -> &'static str {
-        "verify-link"
-    }
-
-    fn purpose(&self) -> &'static str {
-        "the new replica's threads run and a canary arrives"
-    }
-
-    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let a = roles::see(cx, NodeName::Primary);
-        let b = roles::see(cx, NodeName::Secondary);
-        let Some(replica) = roles::replica(&a, &b) else {
-            bail!("no node replicates from the other: see `ha-setup status`");
-        };
-        // Before the switch (a dry run), today's replica is tomorrow's primary.
-        let (from, to) = if cx.predicting() {
-            (replica, other(replica))
-        } else {
-            (other(replica), replica)
-        };
-        Ok(Verdict::Todo(vec![Action::Canary {
-            from,
-            to,
-            timeout: Duration::from_secs(60),
-        }]))
-    }
+    Ok(position)
 }

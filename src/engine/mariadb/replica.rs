@@ -1,0 +1,216 @@
+//! configure-replicas and start: each replica's own settings snippet (its server_id,
+//! relay log, read_only=ON, log_slave_updates), its certificate, every other node's CA
+//! (so it can check whichever node is primary later), and the replication password; then
+//! every server running with those settings.
+
+use super::facts;
+use super::layout::{self, NodeSettings};
+use super::primary::{certificates, password, read_optional, settings_file};
+use super::seed::start_and_wait;
+use crate::host::{Cmd, FileMode, HostExt, HostFiles, quote};
+use crate::node::NodeName;
+use crate::plan::{Action, Call, Ctx, Input, SECRET_MARK, Step, Verdict};
+use crate::service::Verb;
+
+pub struct ConfigureReplicas;
+
+/// A replica's settings, with the server_id the whole cluster agrees on.
+fn replica_settings(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<NodeSettings> {
+    let topology = cx.topology();
+    let id = layout::server_ids(cx.config, &topology, &cx.roles.source)[target];
+    let server = facts::server(cx.host(target)).ok();
+    Ok(NodeSettings::new(cx.config, target, id, server.as_ref()))
+}
+
+impl Step for ConfigureReplicas {
+    fn name(&self) -> &'static str {
+        "configure-replicas"
+    }
+
+    fn purpose(&self) -> &'static str {
+        "each replica's settings: its own server_id, relay log, read_only=ON, TLS"
+    }
+
+    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
+        let mut actions = Vec::new();
+        let mut done = Vec::new();
+        let (secret, _) = password(cx)?;
+        let tls = cx.config.replication.tls;
+        for target in cx.roles.targets.clone() {
+            let settings = replica_settings(cx, &target)?;
+            let node = cx.node(&target).clone();
+            let host = cx.hosts.host(&target);
+            actions.extend(settings_file(cx.config, host, &target, &settings)?);
+            if tls {
+                actions.extend(certificates(host, &target, node.replication_address())?);
+            }
+            let kept = read_optional(host, layout::PASSWORD_FILE)?;
+            if kept.as_deref() != Some(secret.expose().as_bytes()) {
+                actions.push(Action::Write {
+                    on: target.clone(),
+                    why: "keep the replication password (root only)".into(),
+                    path: layout::PASSWORD_FILE.into(),
+                    contents: Input::WithSecret(SECRET_MARK.into(), secret.clone()),
+                    mode: FileMode::private(),
+                });
+            }
+            done.push(format!(
+                "{target}: server_id {}, read_only=ON",
+                settings.server_id
+            ));
+        }
+        if tls && (!actions.is_empty() || !cas_shared(cx)?) {
+            actions.push(share_cas(cx));
+        }
+        Ok(if actions.is_empty() {
+            Verdict::Done(done.join("; "))
+        } else {
+            Verdict::Todo(actions)
+        })
+    }
+}
+
+fn ca_path() -> String {
+    format!("{}/ca.pem", layout::TLS_DIR)
+}
+
+/// Every node's CAs but its own, in config order: the file a replica checks its source's
+/// certificate against, whichever node that is.
+fn peer_bundle(cas: &[(NodeName, Option<Vec<u8>>)], node: &NodeName) -> Vec<u8> {
+    cas.iter()
+        .filter(|(name, _)| name != node)
+        .filter_map(|(_, ca)| ca.clone())
+        .flatten()
+        .collect()
+}
+
+fn read_cas(
+    cx: &mut Ctx<'_>,
+    nodes: &[NodeName],
+) -> anyhow::Result<Vec<(NodeName, Option<Vec<u8>>)>> {
+    let mut cas = Vec::new();
+    for name in nodes {
+        cas.push((name.clone(), read_optional(cx.host(name), &ca_path())?));
+    }
+    Ok(cas)
+}
+
+/// The nodes that take part: the source and the targets.
+fn members(cx: &Ctx<'_>) -> Vec<NodeName> {
+    let mut nodes = vec![cx.roles.source.clone()];
+    nodes.extend(cx.roles.targets.iter().cloned());
+    nodes
+}
+
+/// Whether every node of the operation holds every other's CA already.
+fn cas_shared(cx: &mut Ctx<'_>) -> anyhow::Result<bool> {
+    let nodes = members(cx);
+    let cas = read_cas(cx, &nodes)?;
+    if cas.iter().any(|(_, ca)| ca.is_none()) {
+        return Ok(false);
+    }
+    for name in &nodes {
+        let there = read_optional(cx.host(name), layout::PEER_CA)?;
+        if there.as_deref() != Some(&peer_bundle(&cas, name)[..]) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Gives each node the others' CA certificates, read when the action runs (after the
+/// certificates are made). Only certificates travel; keys stay where they were made.
+fn share_cas(cx: &Ctx<'_>) -> Action {
+    let nodes = members(cx);
+    Action::Call {
+        on: nodes.clone(),
+        why: format!(
+            "give each node the other nodes' CA certificates ({}), so any replica checks whichever node is its source",
+            layout::PEER_CA
+        ),
+        call: Call::new(move |cx| {
+            let cas = read_cas(cx, &nodes)?;
+            let mut lines = Vec::new();
+            for name in &nodes {
+                let bundle = peer_bundle(&cas, name);
+                let host = cx.host(name);
+                if read_optional(host, layout::PEER_CA)?.as_deref() == Some(&bundle[..]) {
+                    continue;
+                }
+                host.run_ok(
+                    &Cmd::new(format!("mkdir -p -- {}", quote(layout::TLS_DIR))).as_root(),
+                )?;
+                host.write_file(layout::PEER_CA, &bundle, &FileMode::new(0o644))?;
+                lines.push(format!("{name}: {} written", layout::PEER_CA));
+            }
+            Ok(lines)
+        }),
+    }
+}
+
+pub struct Start;
+
+impl Step for Start {
+    fn name(&self) -> &'static str {
+        "start"
+    }
+
+    fn purpose(&self) -> &'static str {
+        "every database running with these settings"
+    }
+
+    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
+        let mut actions = Vec::new();
+        let source = cx.roles.source.clone();
+        let installed = facts::survey(cx.host(&source))?;
+        if !installed.running {
+            actions.push(Action::Run {
+                on: source.clone(),
+                why: "start MariaDB".into(),
+                cmd: start_and_wait(
+                    layout::service(cx.node(&source)),
+                    installed.systemd,
+                    Verb::Start,
+                ),
+                input: Input::None,
+            });
+        }
+        for target in cx.roles.targets.clone() {
+            let installed = facts::survey(cx.host(&target))?;
+            let service = layout::service(cx.node(&target)).to_owned();
+            if cx.predicting() || !installed.running {
+                actions.push(Action::Run {
+                    on: target.clone(),
+                    why: "start MariaDB on the copy".into(),
+                    cmd: start_and_wait(&service, installed.systemd, Verb::Start),
+                    input: Input::None,
+                });
+                continue;
+            }
+            let settings = replica_settings(cx, &target)?;
+            let server = facts::server(cx.host(&target))?;
+            let restart = settings.needs_restart(&server);
+            if !server.read_only && restart.is_empty() {
+                actions.push(Action::Run {
+                    on: target.clone(),
+                    why: "make the replica read-only now (its config says so too)".into(),
+                    cmd: super::client::command(),
+                    input: Input::Text("SET GLOBAL read_only = ON;\n".into()),
+                });
+            }
+            if !restart.is_empty() {
+                actions.push(Action::Run {
+                    on: target.clone(),
+                    why: format!("restart MariaDB, because {}", restart.join(", ")),
+                    cmd: start_and_wait(&service, installed.systemd, Verb::Restart),
+                    input: Input::None,
+                });
+            }
+        }
+        Ok(if actions.is_empty() {
+            Verdict::Done("MariaDB runs on every node, with the tool's settings".into())
+        } else {
+            Verdict::Todo(actions)
+        })
+    }
+}
