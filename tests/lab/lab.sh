@@ -1012,6 +1012,10 @@ cmd_down() {
             if is_mounted "$NSDIR/$h.$t"; then umount "$NSDIR/$h.$t"; fi
         done
     done
+    # Namespace files a lab of another version kept there (a PID namespace's, say): off
+    # too, or the directory stays busy.
+    awk -v d="$NSDIR/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+        while read -r t; do umount -l "$t" 2>/dev/null || true; done
     if is_mounted "$NSDIR"; then umount "$NSDIR"; fi
     for h in "$SWITCH" "${HOSTS[@]}"; do
         t=/run/netns/$(netns_of "$h")
