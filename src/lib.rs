@@ -28,6 +28,8 @@ use crate::error::ExitCode;
 /// Parses the command line, runs the command, prints any error once, and returns the
 /// process exit code.
 pub fn run() -> ExitCode {
+    // Before anything can hold a secret: no core dump, no ptrace by other processes.
+    secret::protect_process();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

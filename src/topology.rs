@@ -117,6 +117,56 @@ pub struct Upstream {
     pub applying: LinkState,
     pub error: Option<String>,
     pub lag_seconds: Option<u64>,
+    /// Seconds since changes last arrived from the source, when the engine can tell.
+    pub received_secs_ago: Option<u64>,
+    /// How often an idle source sends a heartbeat, when the engine can tell: changes more
+    /// recent than this show the source lived a moment ago.
+    pub heartbeat_secs: Option<u64>,
+}
+
+impl Upstream {
+    /// The replica's own word that its source lives, with the evidence: connected to it
+    /// now (receiving), or changes arrived from it within one heartbeat period.
+    pub fn hears_source(&self) -> Option<String> {
+        if self.receiving == LinkState::Running {
+            return Some("connected to it and receiving (receiving: running)".into());
+        }
+        match (self.received_secs_ago, self.heartbeat_secs) {
+            (Some(ago), Some(period)) if ago <= period => Some(format!(
+                "not connected to it, but got changes from it {ago} s ago, within one heartbeat period ({period} s) (receiving: {})",
+                self.receiving.as_str()
+            )),
+            _ => None,
+        }
+    }
+
+    /// Why the replica's word is that it does not reach its source.
+    pub fn lost_source(&self) -> String {
+        let mut text = format!("receiving: {}", self.receiving.as_str());
+        if let Some(ago) = self.received_secs_ago {
+            text.push_str(&format!(", last changes {ago} s ago"));
+        }
+        if let Some(error) = &self.error {
+            text.push_str(&format!(", error: {}", short(error)));
+        }
+        text
+    }
+}
+
+/// Whether the old primary lives, from what the operator saw of it and what its replicas
+/// say: the verdict `recover promote` acts on, with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Liveness {
+    /// Replicas that still hear it, with the evidence; any one means it lives.
+    pub heard_by: Vec<(NodeName, String)>,
+    /// One line per witness: the operator, then each replica.
+    pub evidence: Vec<String>,
+}
+
+impl Liveness {
+    pub fn alive(&self) -> bool {
+        !self.heard_by.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -464,6 +514,59 @@ impl Topology {
         text
     }
 
+    /// Whether `source`, whose database this machine does not reach, lives: each of its
+    /// replicas that answers is a witness. Connected to it is alive; when this machine
+    /// does not reach its host at all, changes within a heartbeat period count too (when
+    /// its host answers that the database does not, a closed connection is its end).
+    pub fn liveness(&self, source: &NodeName) -> Liveness {
+        let seen = self.get(source);
+        let from_here = match (&seen.unreachable, &seen.db) {
+            (Some(why), _) => format!("cannot be reached from here ({})", short(why)),
+            (None, None) => format!(
+                "its host answers, its database does not ({})",
+                seen.problem.as_deref().map_or("no answer".into(), short)
+            ),
+            (None, Some(db)) if db.writable => "answers, and takes writes".into(),
+            (None, Some(_)) => "answers, read-only".into(),
+        };
+        let mut liveness = Liveness {
+            heard_by: Vec::new(),
+            evidence: vec![format!("this machine: {source} {from_here}")],
+        };
+        for replica in self.replicas_of(source) {
+            let Some(up) = self.get(&replica).upstream() else {
+                continue;
+            };
+            let heard = match up.hears_source() {
+                Some(_) if up.receiving != LinkState::Running && seen.unreachable.is_none() => None,
+                heard => heard,
+            };
+            match heard {
+                Some(why) => {
+                    liveness
+                        .evidence
+                        .push(format!("{replica}: hears {source}: {why}"));
+                    liveness.heard_by.push((replica, why));
+                }
+                None => liveness.evidence.push(format!(
+                    "{replica}: does not reach {source} ({})",
+                    up.lost_source()
+                )),
+            }
+        }
+        for observed in &self.nodes {
+            let follows = observed.upstream().is_some();
+            if !follows && observed.name != *source && !observed.answers() {
+                liveness.evidence.push(format!(
+                    "{}: cannot say ({})",
+                    observed.name,
+                    observed.describe()
+                ));
+            }
+        }
+        liveness
+    }
+
     /// The most advanced of `candidates` by the engine's order; None when two of them
     /// cannot be ordered (their histories diverged).
     pub fn most_advanced(
@@ -532,6 +635,8 @@ mod tests {
                     applying: LinkState::Running,
                     error: None,
                     lag_seconds: Some(0),
+                    received_secs_ago: None,
+                    heartbeat_secs: Some(5),
                 }),
             }),
             problem: None,

@@ -527,6 +527,7 @@ impl Wizard<'_> {
             user,
             password_env,
             tls,
+            fence_timeout_secs: defaults.fence_timeout_secs,
         })
     }
 }

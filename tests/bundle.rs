@@ -215,3 +215,91 @@ fn pack_and_unpack_are_not_in_the_help() {
     run.expect_code(0);
     assert!(!run.stdout.contains("pack"), "{}", run.stdout);
 }
+
+/// A config whose hosts are never reached: `bundle create` must stop before connecting.
+fn unreachable_config(dir: &Path) -> String {
+    let path = dir.join("ha-setup.toml");
+    fs::write(
+        &path,
+        "engine = \"mariadb\"\n[primary]\nhost = \"192.0.2.1\"\n[secondary]\nhost = \"192.0.2.2\"\n\
+         [ssh]\nconnect_timeout_secs = 1\n",
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn create_refuses_a_planted_partial_symlink_before_any_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = unreachable_config(dir.path());
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("db.partial")).unwrap();
+    let started = std::time::Instant::now();
+    let run = HaSetup::new(dir.path())
+        .args(["bundle", "create", "-c", &config, "--out", "db.zip"])
+        .run();
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("db.partial exists already (a symbolic link)"),
+        "{run:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "it connected first"
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!dir.path().join("db.zip").exists());
+    assert!(
+        fs::symlink_metadata(dir.path().join("db.partial"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the planted link is left for the operator to look at"
+    );
+}
+
+#[test]
+fn create_removes_its_partial_file_when_it_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = unreachable_config(dir.path());
+    let run = HaSetup::new(dir.path())
+        .args(["bundle", "create", "-c", &config, "--out", "db.zip"])
+        .run();
+    assert_ne!(run.code, Some(0), "{run:?}");
+    let left: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["ha-setup.toml"], "{run:?}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn create_writes_a_file_only_its_owner_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::util::lab::lab;
+
+    let lab = lab();
+    lab.reset();
+    let config = lab.write_config("bundle-mode", "");
+    let out = format!("{}/private-bundle.zip", lab.var("HA_LAB_ROOT"));
+    let _ = fs::remove_file(&out);
+    // Under the most permissive umask, as a careless shell might have.
+    let run = Run::from(
+        Command::new(lab.script_path())
+            .args(["exec", "operator", "sh", "-c"])
+            .arg("umask 000; exec \"$0\" \"$@\"")
+            .arg(binary())
+            .args(["bundle", "create", "-c", &config, "--out", &out])
+            .output()
+            .unwrap(),
+    );
+    run.expect_code(0);
+    let mode = fs::metadata(&out).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "{out} has mode {mode:o}");
+    assert!(!Path::new(&out).with_extension("partial").exists());
+    let _ = fs::remove_file(&out);
+}

@@ -104,7 +104,7 @@ fn init_after_a_switchover_repairs_the_live_primarys_replica() {
     // It was repaired, not re-seeded: its data directory was never moved aside.
     lab.exec(
         Host::Primary,
-        "ls -d /var/lib/mysql.ha-setup-old-* 2>/dev/null",
+        "ls -d /var/lib/mysql/.ha-setup-old/* 2>/dev/null",
     )
     .expect_code(2);
     let (code, report) = lab.status_json(&config, &state);
@@ -364,7 +364,7 @@ fn a_primary_with_two_replicas_survives_losing_it_and_switches_back() {
         lab.sql_ok(Host::Tertiary, "SELECT COUNT(*) FROM app.t"),
         "7"
     );
-    lab.exec(Host::Tertiary, "ls -d /var/lib/mysql.ha-setup-old-*")
+    lab.exec(Host::Tertiary, "ls -d /var/lib/mysql/.ha-setup-old/*")
         .expect_code(0);
     let (code, report) = lab.status_json(&config, &state);
     assert_eq!(code, Some(0), "{report}");

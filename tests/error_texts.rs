@@ -141,8 +141,8 @@ impl Drop for Mounts<'_> {
     fn drop(&mut self) {
         self.0.exec(
             crate::util::lab::Host::Secondary,
-            "umount /usr/bin/mariadb-backup; umount /var/lib/mysql.ha-setup-incoming; \
-             rmdir /var/lib/mysql.ha-setup-incoming",
+            "umount /usr/bin/mariadb-backup; umount /var/lib/mysql/.ha-setup-incoming; \
+             rmdir /var/lib/mysql/.ha-setup-incoming",
         );
     }
 }
@@ -160,8 +160,8 @@ fn missing_backup_tool_and_disk_too_small() {
     lab.exec_ok(
         Host::Secondary,
         "mount --bind /dev/null /usr/bin/mariadb-backup && \
-         mkdir /var/lib/mysql.ha-setup-incoming && \
-         mount -t tmpfs -o size=1m ha-lab-test /var/lib/mysql.ha-setup-incoming",
+         mkdir /var/lib/mysql/.ha-setup-incoming && \
+         mount -t tmpfs -o size=1m ha-lab-test /var/lib/mysql/.ha-setup-incoming",
     );
     let state = format!("{}/state-error-texts", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_dir_all(&state);

@@ -854,3 +854,336 @@ fn logs_in_with_a_key_held_by_ssh_agent() {
     assert_eq!(user.unwrap().trim(), "ha-admin");
     assert_eq!(transport, "openssh");
 }
+
+/// An OpenSSH client config for the test, in its directory; returns its path.
+fn ssh_config_file(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("ssh_config");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The lab config with the primary reached as `alias` through `ssh_config`.
+fn via_ssh_config(lab: &Lab, dir: &Path, bulk: Bulk, alias: &str, ssh_config: &str) -> Config {
+    let mut config = lab_key_config_over(lab, dir, bulk);
+    config.nodes["primary"].host = alias.to_owned();
+    config.ssh.config_file = ssh_config_file(dir, ssh_config);
+    config
+}
+
+/// `Host primary-via-jump`: the primary, through the tertiary as its jump host.
+fn through_the_tertiary(lab: &Lab) -> String {
+    format!(
+        "Host primary-via-jump\n  HostName {}\n  ProxyJump root@{}\n",
+        lab.addr(Host::Primary),
+        lab.addr(Host::Tertiary)
+    )
+}
+
+/// Packets from `from` dropped at `to` until this is dropped (also when a test fails).
+struct Blocked<'a> {
+    lab: &'a Lab,
+    from: Host,
+    to: Host,
+}
+
+impl<'a> Blocked<'a> {
+    fn new(lab: &'a Lab, from: Host, to: Host) -> Self {
+        lab.block(from, to);
+        Blocked { lab, from, to }
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        // Not through Lab::unblock, which panics on failure: never a panic in a panic.
+        let _ = std::process::Command::new(self.lab.script_path())
+            .args(["unblock", self.from.name(), self.to.name()])
+            .stdin(std::process::Stdio::null())
+            .output();
+    }
+}
+
+/// The lines of the lab's known_hosts that do not name `host`.
+fn known_hosts_without(lab: &Lab, dir: &Path, host: Host) -> PathBuf {
+    let path = known_hosts(lab, dir);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            let names = line.split(' ').next().unwrap_or("");
+            names != lab.addr(host) && names != host.name()
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(&path, kept).unwrap();
+    path
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn proxy_jump_reaches_a_host_only_its_jump_host_reaches() {
+    let lab = lab();
+    let _blocked = Blocked::new(&lab, Host::Operator, Host::Primary);
+    let data: Vec<u8> = (0..12_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    // Straight to the primary: nothing comes back.
+    let dir = tempfile::tempdir().unwrap();
+    let (text, _) = connect_err(&lab_key_config(&lab, dir.path()));
+    assert!(text.contains("no answer from primary"), "{text}");
+    for bulk in BOTH {
+        let dir = tempfile::tempdir().unwrap();
+        let config = via_ssh_config(
+            &lab,
+            dir.path(),
+            bulk,
+            "primary-via-jump",
+            &through_the_tertiary(&lab),
+        );
+        let target = SshTarget::resolve("primary", &config.nodes["primary"], &config.ssh);
+        assert_eq!(target.hostname, lab.addr(Host::Primary));
+        let jump = target.jump.as_deref().expect("the tertiary as jump host");
+        assert_eq!(
+            (jump.hostname.as_str(), jump.user.as_str()),
+            (lab.addr(Host::Tertiary), "root")
+        );
+        let mut host = connect(&config, &NoPrompt).unwrap();
+        let (name, sent, back, transport) = on_operator(|| {
+            let name = host.run_ok(&Cmd::new("hostname")).unwrap();
+            let mode = FileMode::new(0o640).owned_by("mysql:mysql");
+            let sent = host
+                .stream_in(&mut &data[..], "/tmp/jumped.bin", &mode, &mut |_| {})
+                .unwrap();
+            let mut back = Vec::new();
+            host.stream_out("/tmp/jumped.bin", &mut back, &mut |_| {})
+                .unwrap();
+            // The same session serves many commands through the tunnel.
+            for _ in 0..10 {
+                host.run_ok(&Cmd::new("true")).unwrap();
+            }
+            (name, sent, back, host.bulk_transport())
+        });
+        assert_eq!(name.trim(), "primary", "over {bulk:?}");
+        assert_eq!(transport, bulk.name());
+        assert!(back == data, "the bytes read back over {bulk:?} differ");
+        let on_host = lab.exec_ok(
+            Host::Primary,
+            "sha256sum /tmp/jumped.bin | cut -d' ' -f1; stat -c '%a %U:%G' /tmp/jumped.bin",
+        );
+        let lines: Vec<&str> = on_host.lines().collect();
+        assert_eq!(
+            lines,
+            [sent.sha256.as_str(), "640 mysql:mysql"],
+            "over {bulk:?}"
+        );
+        lab.exec_ok(Host::Primary, "rm -f /tmp/jumped.bin");
+    }
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_jump_host_with_an_unknown_or_changed_key_is_refused() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let ssh_config = through_the_tertiary(&lab);
+    let key = format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY"));
+    let with = |known: &Path, policy: &str| {
+        let mut config = config(&lab, known, &key, policy);
+        config.nodes["primary"].host = "primary-via-jump".to_owned();
+        config.ssh.config_file = ssh_config_file(dir.path(), &ssh_config);
+        config
+    };
+
+    // Unknown under strict: refused, with the jump host's own line to add.
+    let known = known_hosts_without(&lab, dir.path(), Host::Tertiary);
+    let before = std::fs::read_to_string(&known).unwrap();
+    let (text, _) = connect_err(&with(&known, ""));
+    assert!(
+        text.contains("primary's jump host (198.51.100.13) offered an unknown SSH host key"),
+        "{text}"
+    );
+    assert!(text.contains("198.51.100.13 ssh-ed25519 AAAA"), "{text}");
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), before);
+
+    // Unknown under accept-new: recorded, like any host's.
+    let mut host = connect(&with(&known, "host_key_policy = \"accept-new\""), &NoPrompt).unwrap();
+    on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
+    let recorded = std::fs::read_to_string(&known).unwrap();
+    assert!(
+        recorded[before.len()..].starts_with("198.51.100.13 ssh-ed25519 "),
+        "{recorded}"
+    );
+
+    // Changed (another host's keys under its address): refused even under accept-new.
+    let changed = known_hosts_without(&lab, dir.path(), Host::Tertiary);
+    let secondary_keys = lab.exec_ok(Host::Secondary, "cat /etc/ssh/ssh_host_*_key.pub");
+    let mut text = std::fs::read_to_string(&changed).unwrap();
+    for line in secondary_keys.lines() {
+        let key: Vec<&str> = line.split(' ').take(2).collect();
+        text.push_str(&format!("{} {}\n", lab.addr(Host::Tertiary), key.join(" ")));
+    }
+    std::fs::write(&changed, text).unwrap();
+    let (text, _) = connect_err(&with(&changed, "host_key_policy = \"accept-new\""));
+    assert!(
+        text.contains("HOST KEY OF primary's jump host (198.51.100.13) HAS CHANGED"),
+        "{text}"
+    );
+    assert!(text.contains("ssh-keygen -R 198.51.100.13"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn the_host_behind_a_jump_host_has_its_own_key_checked() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = via_ssh_config(
+        &lab,
+        dir.path(),
+        Bulk::OpenSsh,
+        "primary-via-jump",
+        &through_the_tertiary(&lab),
+    );
+    // The jump host is known; the primary behind it is not.
+    config.ssh.known_hosts = known_hosts_without(&lab, dir.path(), Host::Primary);
+    let (text, _) = connect_err(&config);
+    assert!(
+        text.contains("primary (198.51.100.11) offered an unknown SSH host key"),
+        "{text}"
+    );
+    assert!(text.contains("198.51.100.11 ssh-ed25519 AAAA"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_jump_host_that_cannot_reach_the_target_says_so() {
+    let lab = lab();
+    let _blocked = Blocked::new(&lab, Host::Tertiary, Host::Primary);
+    let dir = tempfile::tempdir().unwrap();
+    let config = via_ssh_config(
+        &lab,
+        dir.path(),
+        Bulk::OpenSsh,
+        "primary-via-jump",
+        &through_the_tertiary(&lab),
+    );
+    let (text, took) = connect_err(&config);
+    assert!(
+        text.contains(
+            "cannot reach primary (198.51.100.11) through primary's jump host (198.51.100.13): no answer within 3 s"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("AllowTcpForwarding"), "{text}");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_revoked_host_key_is_refused_even_when_listed_as_known() {
+    let lab = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let known = known_hosts(&lab, dir.path());
+    let keys = lab.exec_ok(Host::Primary, "cat /etc/ssh/ssh_host_*_key.pub");
+    let mut text = std::fs::read_to_string(&known).unwrap();
+    for line in keys.lines() {
+        let key: Vec<&str> = line.split(' ').take(2).collect();
+        text.push_str(&format!("@revoked * {}\n", key.join(" ")));
+    }
+    std::fs::write(&known, &text).unwrap();
+    let key = format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY"));
+    for policy in ["", "host_key_policy = \"accept-new\""] {
+        let (error, _) = connect_err(&config(&lab, &known, &key, policy));
+        assert!(
+            error.contains("primary (198.51.100.11) offered the SSH host key ssh-"),
+            "{error}"
+        );
+        assert!(error.contains("marks @revoked"), "{error}");
+        assert_eq!(
+            std::fs::read_to_string(&known).unwrap(),
+            text,
+            "nothing recorded"
+        );
+    }
+    // Unknown and revoked under accept-new: still refused, and not recorded.
+    let unknown = known_hosts_without(&lab, dir.path(), Host::Primary);
+    let revoked_only: String = keys
+        .lines()
+        .map(|line| {
+            let key: Vec<&str> = line.split(' ').take(2).collect();
+            format!("@revoked * {}\n", key.join(" "))
+        })
+        .collect();
+    let mut text = std::fs::read_to_string(&unknown).unwrap();
+    text.push_str(&revoked_only);
+    std::fs::write(&unknown, &text).unwrap();
+    let (error, _) = connect_err(&config(
+        &lab,
+        &unknown,
+        &key,
+        "host_key_policy = \"accept-new\"",
+    ));
+    assert!(error.contains("marks @revoked"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(&unknown).unwrap(),
+        text,
+        "nothing recorded"
+    );
+}
+
+/// What ~/.ssh/config asks for that ha-setup cannot do is refused before any connection,
+/// naming the option and the host; no lab needed.
+#[test]
+fn unsupported_ssh_config_options_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "Host db1\n  ProxyCommand nc -X connect -x proxy:3128 %h %p\n",
+            "it sets ProxyCommand nc -X connect -x proxy:3128 %h %p for db1",
+        ),
+        (
+            "Host db1\n  HostName 192.0.2.1\n  HostKeyAlias db1-key\n",
+            "it sets HostKeyAlias db1-key for db1",
+        ),
+        (
+            "Host db1\n  ProxyJump a.example,b.example\n",
+            "ProxyJump for db1 lists 2 jump hosts (a.example,b.example)",
+        ),
+        (
+            "Host db1\n  ProxyJump gw\nHost gw\n  ProxyCommand ssh -W %h:%p outer\n",
+            "for its jump host: it sets ProxyCommand ssh -W %h:%p outer for gw",
+        ),
+    ];
+    for (ssh_config, expected) in cases {
+        let path = ssh_config_file(dir.path(), ssh_config);
+        let text = format!(
+            "engine = \"mariadb\"\n[primary]\nhost = \"db1\"\n[secondary]\nhost = \"db2\"\n\
+             [ssh]\nconfig_file = \"{}\"\nknown_hosts = \"{}\"\n",
+            path.display(),
+            dir.path().join("known_hosts").display()
+        );
+        let config = Config::parse(&text, Path::new("test.toml")).unwrap();
+        let target = SshTarget::resolve("primary", &config.nodes["primary"], &config.ssh);
+        let started = Instant::now();
+        let err = SshHost::connect(target, &NoPrompt)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "cannot connect to primary ({}) as {} says: ",
+                if ssh_config.contains("192.0.2.1") {
+                    "192.0.2.1"
+                } else {
+                    "db1"
+                },
+                path.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains(expected), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "it went on the network"
+        );
+    }
+}

@@ -98,14 +98,14 @@ fn init_sets_up_a_pair_that_replicates_and_status_follows_it() {
     );
 
     // The old datadir was moved aside, not deleted.
-    let aside = lab.exec_ok(Host::Secondary, "ls -d /var/lib/mysql.ha-setup-old-*");
+    let aside = lab.exec_ok(Host::Secondary, "ls -d /var/lib/mysql/.ha-setup-old/*");
     assert!(
-        aside.trim().starts_with("/var/lib/mysql.ha-setup-old-"),
+        aside.trim().starts_with("/var/lib/mysql/.ha-setup-old/"),
         "{aside}"
     );
     lab.exec(
         Host::Secondary,
-        "test -d \"$(ls -d /var/lib/mysql.ha-setup-old-* | head -n1)/mysql\"",
+        "test -d \"$(ls -d /var/lib/mysql/.ha-setup-old/* | head -n1)/mysql\"",
     )
     .expect_code(0);
     // The bundle work directory on the primary is gone; the password is kept 0600.
@@ -260,7 +260,7 @@ fn init_killed_during_the_transfer_resumes() {
     loop {
         let arriving = lab.exec(
             Host::Secondary,
-            "test \"$(du -s -B1M /var/lib/mysql.ha-setup-incoming 2>/dev/null | cut -f1)\" -ge 20",
+            "test \"$(du -s -B1M /var/lib/mysql/.ha-setup-incoming 2>/dev/null | cut -f1)\" -ge 20",
         );
         if arriving.code == Some(0) {
             break;
@@ -271,13 +271,14 @@ fn init_killed_during_the_transfer_resumes() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pid: i32 = std::fs::read_to_string(&pidfile)
+    // The PID is the operator's own (it has a PID namespace of its own): kill it there.
+    let pid: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    // SAFETY: kill on the PID of the ha-setup this test started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    lab.exec(Host::Operator, &format!("kill -KILL {pid}"))
+        .expect_code(0);
     let _ = child.wait();
 
     let run = lab.ha_setup_with(

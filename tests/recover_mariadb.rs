@@ -313,7 +313,7 @@ fn rebuild_reseeds_a_secondary_whose_data_was_broken() {
     // Both earlier datadirs are kept, moved aside.
     let aside = lab.exec_ok(
         Host::Secondary,
-        "ls -d /var/lib/mysql.ha-setup-old-* | wc -l",
+        "ls -d /var/lib/mysql/.ha-setup-old/* | wc -l",
     );
     assert_eq!(aside.trim(), "2", "{aside}");
 }
@@ -359,7 +359,7 @@ fn restore_a_bundle_file_onto_a_fresh_host() {
     assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "0");
     lab.sql_ok(Host::Secondary, "INSERT INTO app.t VALUES (4)");
     // Its fresh datadir was moved aside, not deleted; a second run changes nothing.
-    lab.exec(Host::Secondary, "ls -d /var/lib/mysql.ha-setup-old-*")
+    lab.exec(Host::Secondary, "ls -d /var/lib/mysql/.ha-setup-old/*")
         .expect_code(0);
     ha(&lab, &state, &args).expect_code(0);
     assert_eq!(
@@ -399,7 +399,7 @@ fn restore_a_bundle_file_onto_a_fresh_host() {
         ],
     );
     assert_eq!(broken.code, Some(1), "{broken:?}");
-    lab.exec(Host::Secondary, "test ! -e /var/lib/mysql.ha-setup-old-*")
+    lab.exec(Host::Secondary, "test ! -e /var/lib/mysql/.ha-setup-old/*")
         .expect_code(0);
     assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "0");
     let _ = std::fs::remove_file(&bundle);

@@ -35,9 +35,6 @@ if [ "${HA_LAB_KEEP:-}" != 1 ]; then
     trap 'echo "== lab down"; tests/lab/lab.sh down' EXIT
 fi
 echo "== lab up"
-# From nothing: whatever an earlier run left on this machine (another version's lab too)
-# goes first, so the tests meet the lab this checkout describes.
-tests/lab/lab.sh down
 tests/lab/lab.sh up
 
 echo "== cargo test (with the lab tests)"

@@ -207,3 +207,45 @@ fn with_a_config_on_a_terminal_the_plan_is_shown_and_no_runs_nothing() {
         "a journal was written: something ran"
     );
 }
+
+#[test]
+#[ignore = "needs the lab"]
+fn switchover_on_a_terminal_shows_the_plan_and_asks_before_acting() {
+    let lab = lab();
+    lab.reset();
+    let home = operator_home(&lab, "ask-switchover");
+    let config = lab.write_config("ask-switchover", "");
+    let state = format!("{}/state", home.display());
+    lab.ha_setup_with(
+        &[("HA_SETUP_STATE_DIR", state.as_str())],
+        &["init", "-c", &config, "--yes"],
+    )
+    .expect_code(0);
+
+    // No: the plan was shown, nothing changed, and no lock is left behind.
+    let mut session = spawn(&lab, &home, &["switchover", "-c", &config]);
+    expect(&mut session, "Plan for switchover");
+    expect(&mut session, "[primary → secondary");
+    answer(&mut session, "Run this plan now?", "n");
+    expect(&mut session, "Nothing was run");
+    let code = exit_code(&mut session);
+    assert!(code.contains(", 0)"), "switchover ended with {code}");
+    assert_eq!(lab.sql_ok(Host::Primary, "SELECT @@read_only"), "0");
+    assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "1");
+    lab.exec(Host::Primary, "test ! -e /var/lib/ha-setup/lock.json")
+        .expect_code(0);
+
+    // Yes: it runs.
+    let mut session = spawn(&lab, &home, &["recover", "rejoin", "-c", &config]);
+    answer(&mut session, "Run this plan now?", "y");
+    expect(&mut session, "recover rejoin: done");
+    let code = exit_code(&mut session);
+    assert!(code.contains(", 0)"), "rejoin ended with {code}");
+
+    // --yes never asks, on a terminal too.
+    let mut session = spawn(&lab, &home, &["switchover", "-c", &config, "--yes"]);
+    expect(&mut session, "switchover: done");
+    let code = exit_code(&mut session);
+    assert!(code.contains(", 0)"), "switchover ended with {code}");
+    assert_eq!(lab.sql_ok(Host::Secondary, "SELECT @@read_only"), "0");
+}

@@ -30,6 +30,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<ExitCode> {
                 crate::ops::recover::RecoverOptions {
                     force: false,
                     dry_run: true,
+                    yes: true,
                 },
                 ui,
             ),

@@ -2,32 +2,39 @@
 
 use std::path::Path;
 
-use crate::cli::RecoverCommand;
+use crate::cli::{RecoverArgs, RecoverCommand};
 use crate::error::ExitCode;
 use crate::ops::recover::{RecoverOptions, Recovery, recover};
 use crate::ui::Ui;
 
 pub fn run(config_path: &Path, command: &RecoverCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let (recovery, force, dry_run) = match command {
+    let options = |args: &RecoverArgs| RecoverOptions {
+        force: args.force,
+        dry_run: args.dry_run,
+        yes: args.yes,
+    };
+    let (recovery, options) = match command {
         RecoverCommand::Restore(args) => (
             Recovery::Restore {
                 bundle: args.bundle.clone(),
                 target: args.target.clone(),
             },
-            args.force,
-            args.dry_run,
+            RecoverOptions {
+                force: args.force,
+                dry_run: args.dry_run,
+                yes: args.yes,
+            },
         ),
         RecoverCommand::Rebuild(args) => (
             Recovery::Rebuild {
                 node: args.node.clone(),
                 from: args.from.clone(),
             },
-            args.common.force,
-            args.common.dry_run,
+            options(&args.common),
         ),
-        RecoverCommand::Promote(args) => (Recovery::Promote, args.force, args.dry_run),
-        RecoverCommand::Unfence(args) => (Recovery::Unfence, args.force, args.dry_run),
-        RecoverCommand::Rejoin(args) => (Recovery::Rejoin, args.force, args.dry_run),
+        RecoverCommand::Promote(args) => (Recovery::Promote, options(args)),
+        RecoverCommand::Unfence(args) => (Recovery::Unfence, options(args)),
+        RecoverCommand::Rejoin(args) => (Recovery::Rejoin, options(args)),
     };
-    recover(config_path, recovery, RecoverOptions { force, dry_run }, ui)
+    recover(config_path, recovery, options, ui)
 }

@@ -16,6 +16,7 @@ pub fn run(config_path: &Path, args: &SwitchoverArgs, ui: &Ui) -> anyhow::Result
         RecoverOptions {
             force: false,
             dry_run: args.dry_run,
+            yes: args.yes,
         },
         ui,
     )

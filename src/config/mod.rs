@@ -212,6 +212,10 @@ pub struct Replication {
     /// a strong password is generated and kept on the hosts, 0600.
     pub password_env: Option<String>,
     pub tls: bool,
+    /// How long a fencing or promoting statement may wait (for the running write
+    /// statements `read_only` waits for, for locks) before ha-setup gives up and undoes
+    /// what it did; the application's new writes queue behind a fence for at most this long.
+    pub fence_timeout_secs: u64,
 }
 
 impl Default for Replication {
@@ -220,6 +224,7 @@ impl Default for Replication {
             user: "ha_repl".to_owned(),
             password_env: None,
             tls: true,
+            fence_timeout_secs: 5,
         }
     }
 }

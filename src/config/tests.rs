@@ -26,6 +26,7 @@ fn the_example_passes_its_own_check() {
     assert_eq!(config.engine, Engine::Mariadb);
     assert_eq!(config.sync_files.len(), 1);
     assert_eq!(config.ssh.host_key_policy, HostKeyPolicy::Strict);
+    assert_eq!(config.replication.fence_timeout_secs, 5);
 }
 
 #[test]
@@ -37,6 +38,7 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert_eq!(config.replication.user, "ha_repl");
     assert!(config.replication.password_env.is_none());
     assert!(config.replication.tls);
+    assert_eq!(config.replication.fence_timeout_secs, 5);
     assert_eq!(
         config.nodes["primary"].replication_address(),
         "198.51.100.11"
@@ -221,6 +223,21 @@ fn timeouts_must_be_sane() {
         err.keys(),
         ["ssh.connect_timeout_secs", "ssh.io_timeout_secs"]
     );
+}
+
+#[test]
+fn the_fence_bound_must_be_a_few_seconds() {
+    for bad in [0, 301] {
+        let err = error(&format!(
+            "{MINIMAL}\n[replication]\nfence_timeout_secs = {bad}\n"
+        ));
+        assert_eq!(err.keys(), ["replication.fence_timeout_secs"], "{bad}");
+    }
+    let config = parse(&format!(
+        "{MINIMAL}\n[replication]\nfence_timeout_secs = 2\n"
+    ))
+    .unwrap();
+    assert_eq!(config.replication.fence_timeout_secs, 2);
 }
 
 #[test]

@@ -65,6 +65,16 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
     if let Some(var) = &config.replication.password_env {
         env_name_problem("replication.password_env", var, &mut found);
     }
+    let fence = config.replication.fence_timeout_secs;
+    if fence == 0 || fence > 300 {
+        found.push(
+            Problem::new(
+                "replication.fence_timeout_secs",
+                format!("{fence} is out of range; use 1 to 300 seconds"),
+            )
+            .help("the application's writes wait behind a fence this long at most: a few seconds, e.g. 5"),
+        );
+    }
 
     let mut seen = Vec::new();
     for (index, file) in config.sync_files.iter().enumerate() {

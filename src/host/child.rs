@@ -82,7 +82,8 @@ pub fn run(
 }
 
 fn feed(source: &mut (dyn Read + Send), to_child: &mut impl Write) -> io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
+    // Zeroed when done: a command's input may hold a secret.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK]);
     loop {
         let n = match source.read(&mut buf) {
             Ok(0) => return Ok(()),

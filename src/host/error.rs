@@ -64,6 +64,33 @@ pub enum HostError {
         known_hosts: PathBuf,
     },
 
+    #[error("{host} offered the SSH host key {key}, which {known_hosts} marks @revoked: it must never be accepted. Nothing was sent to it. Someone may be impersonating the host, or its key was retired on purpose and the host still uses it. Give the host a new key, check its fingerprint on the host itself, and add it to {known_hosts}.", known_hosts = known_hosts.display())]
+    RevokedHostKey {
+        host: String,
+        /// Type and fingerprint: `ssh-ed25519 SHA256:…`.
+        key: String,
+        known_hosts: PathBuf,
+    },
+
+    #[error("cannot connect to {host} as {ssh_config} says: {detail}.", ssh_config = ssh_config.display())]
+    SshConfig {
+        host: String,
+        /// The OpenSSH client config that was read (`[ssh] config_file`).
+        ssh_config: PathBuf,
+        detail: String,
+    },
+
+    #[error(
+        "cannot reach {host} through {jump}: {detail}. Check that {target} is reachable from the jump host and that its sshd allows TCP forwarding (AllowTcpForwarding), or fix ProxyJump in the SSH config."
+    )]
+    Tunnel {
+        host: String,
+        jump: String,
+        /// `address:port` asked of the jump host.
+        target: String,
+        detail: String,
+    },
+
     #[error("cannot check the host key of {host}: {detail}")]
     HostKeyCheck { host: String, detail: String },
 
@@ -136,6 +163,16 @@ impl HostError {
     pub fn unknown_host_key(&self) -> Option<&str> {
         match self {
             HostError::UnknownHostKey { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// For an unknown host key: which host offered it, as labelled in messages
+    /// (`primary (198.51.100.11)`, or `primary's jump host (198.51.100.13)` when it is the
+    /// jump host's key that is unknown).
+    pub fn unknown_host_key_host(&self) -> Option<&str> {
+        match self {
+            HostError::UnknownHostKey { host, .. } => Some(host),
             _ => None,
         }
     }

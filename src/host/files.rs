@@ -81,6 +81,13 @@ impl<W: Write> Write for Hashing<'_, W> {
     }
 }
 
+/// Makes a file's data durable, then (after the rename) the directory entry naming it:
+/// `sync FILE` is fsync(2) in coreutils since 8.24 (2015), busybox since 1.28. Where it is
+/// older and takes no operand, a plain `sync` flushes everything, which also does. The
+/// caller sets `$t` (the file) and `$d` (its directory).
+const SYNC_FILE: &str = "sync -- \"$t\" 2>/dev/null || sync";
+const SYNC_DIR: &str = "sync -- \"$d\" 2>/dev/null || sync";
+
 /// The digest command on the host: OpenSSL's where present (it uses the CPU's SHA
 /// instructions; coreutils' does not), else coreutils'. Both print the hex digest first.
 const DIGEST: &str = "if command -v openssl >/dev/null 2>&1; then ha_digest='openssl dgst -sha256 -r'; else ha_digest=sha256sum; fi";
@@ -139,7 +146,12 @@ pub trait HostFiles: Host {
                echo \"$got_len bytes, SHA-256 $got_sum\" >&2; exit 3\n\
              fi\n\
              {}\
-             mv -f -- \"$t\" {target}",
+             {SYNC_FILE}\n\
+             mv -f -- \"$t\" {target}\n\
+             rm -f -- \"$t.sha256\"\n\
+             trap - EXIT\n\
+             d=$(dirname -- {target})\n\
+             {SYNC_DIR}",
             mode.script("\"$t\"")
         ))
         .as_root();
@@ -206,8 +218,10 @@ pub trait HostFiles: Host {
         Ok(received)
     }
 
-    /// Writes a small file atomically, as root: a temporary file in the same directory,
-    /// given its mode and owner, then renamed over `path`.
+    /// Writes a small file atomically and durably, as root: a temporary file in the same
+    /// directory, given its mode and owner and fsynced, then renamed over `path`, then the
+    /// directory fsynced, so after a crash `path` holds either the old contents or the
+    /// new, never an empty or partial file.
     fn write_file(
         &mut self,
         path: &str,
@@ -222,8 +236,11 @@ pub trait HostFiles: Host {
              trap 'exit 129' HUP INT TERM PIPE\n\
              cat > \"$t\"\n\
              {}\
+             {SYNC_FILE}\n\
              mv -f -- \"$t\" {target}\n\
-             trap - EXIT",
+             trap - EXIT\n\
+             d=$(dirname -- {target})\n\
+             {SYNC_DIR}",
             mode.script("\"$t\"")
         ))
         .as_root();
@@ -274,5 +291,133 @@ fn write_failed(host: &str, path: &str, stderr: &str) -> HostError {
             format!(" ({stderr})")
         },
         hint: hint.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use super::*;
+    use crate::host::Finished;
+
+    /// This machine, every command run under strace so the test sees the system calls.
+    struct Traced {
+        trace: PathBuf,
+    }
+
+    impl Host for Traced {
+        fn label(&self) -> &str {
+            "traced (this machine)"
+        }
+
+        fn login_is_root(&self) -> bool {
+            // Root's commands run as whoever runs the test: everything is in a temp dir.
+            true
+        }
+
+        fn exec(
+            &mut self,
+            cmd: &Cmd,
+            stdin: &mut (dyn Read + Send),
+            stdout: &mut (dyn Write + Send),
+        ) -> Result<Finished, HostError> {
+            let mut command = Command::new("strace");
+            command
+                .args([
+                    "-f",
+                    "-y",
+                    "-e",
+                    "trace=fsync,rename,renameat,renameat2",
+                    "-o",
+                ])
+                .arg(&self.trace)
+                .args(["sh", "-c", &cmd.command_line(true)]);
+            let ended = crate::host::child::run(command, &cmd.summary(), stdin, stdout)?;
+            Ok(Finished {
+                status: ended.status.code(),
+                stderr: ended.stderr,
+            })
+        }
+    }
+
+    /// Whether strace runs here (it may be missing, or not allowed to trace).
+    fn strace_works() -> bool {
+        Command::new("strace")
+            .args(["-o", "/dev/null", "true"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    }
+
+    /// The lines of the trace for: the temporary file fsynced, then renamed to `path`,
+    /// then `path`'s directory fsynced.
+    fn assert_durable(trace: &Path, path: &Path, temp_suffix: &str) {
+        let text = std::fs::read_to_string(trace).unwrap();
+        let dir = path.parent().unwrap();
+        let at = |what: &str, found: &dyn Fn(&str) -> bool| {
+            text.lines()
+                .position(found)
+                .unwrap_or_else(|| panic!("no {what} in:\n{text}"))
+        };
+        let prefix = format!("<{}{temp_suffix}", path.display());
+        let file_synced = at("fsync of the file", &|line| {
+            line.contains("fsync(") && line.contains(&prefix)
+        });
+        let renamed = at("rename", &|line| {
+            line.contains("rename") && line.contains(&format!("\"{}\")", path.display()))
+                || line.contains(&format!("\"{}\",", path.display()))
+        });
+        let dir_synced = at("fsync of the directory", &|line| {
+            line.contains("fsync(") && line.contains(&format!("<{}>)", dir.display()))
+        });
+        assert!(
+            file_synced < renamed && renamed < dir_synced,
+            "fsync, rename, fsync of the directory, in that order:\n{text}"
+        );
+    }
+
+    #[test]
+    fn small_files_are_fsynced_before_the_rename_and_the_directory_after() {
+        if !strace_works() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = Traced {
+            trace: dir.path().join("trace"),
+        };
+        let path = dir.path().join("seed.json");
+        let text = path.to_str().unwrap();
+        host.write_file(text, b"{}\n", &FileMode::private())
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}\n");
+        assert_durable(&host.trace, &path, ".ha-setup-");
+    }
+
+    #[test]
+    fn streamed_files_are_fsynced_before_the_rename_and_the_directory_after() {
+        if !strace_works() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut host = Traced {
+            trace: dir.path().join("trace"),
+        };
+        let path = dir.path().join("placed.bin");
+        let data = vec![3u8; 100_000];
+        host.stream_in(
+            &mut &data[..],
+            path.to_str().unwrap(),
+            &FileMode::private(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert_durable(&host.trace, &path, ".ha-setup-partial>");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "only the file and the trace: {left:?}");
     }
 }

@@ -37,6 +37,16 @@ pub(super) fn check(
     } else {
         format!("[{host}]:{port}")
     };
+    let text = std::fs::read_to_string(known_hosts).unwrap_or_default();
+    // Before anything else: a revoked key is refused even where a line lists it as known,
+    // and is never recorded.
+    if is_revoked(&text, &offered.key) {
+        return Err(HostError::RevokedHostKey {
+            host: label.to_owned(),
+            key: format!("{} {}", offered.type_name, offered.fingerprint),
+            known_hosts: known_hosts.to_path_buf(),
+        });
+    }
     let mut known = session
         .known_hosts()
         .map_err(|err| HostError::HostKeyCheck {
@@ -45,15 +55,15 @@ pub(super) fn check(
         })?;
     // Line by line, so one entry libssh2 cannot read (a certificate authority, a security
     // key type) does not hide all the others.
-    if let Ok(text) = std::fs::read_to_string(known_hosts) {
-        for line in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            if known.read_str(line, KnownHostFileKind::OpenSSH).is_err() {
-                tracing::debug!("skipping a known_hosts line libssh2 cannot read");
-            }
+    // Marker lines (`@revoked`, `@cert-authority`) are never handed to libssh2, which
+    // would read a marked line's key as a plain entry or not at all.
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('@'))
+    {
+        if known.read_str(line, KnownHostFileKind::OpenSSH).is_err() {
+            tracing::debug!("skipping a known_hosts line libssh2 cannot read");
         }
     }
     match known.check_port(host, port, &offered.key) {
@@ -105,6 +115,20 @@ pub(super) fn check(
     }
 }
 
+/// Whether `known_hosts` marks `key` (the key blob, as the server sent it) `@revoked`.
+/// OpenSSH says such a key "must not ever be accepted"; ha-setup refuses it whatever host
+/// names the line lists, which can only refuse more than OpenSSH, never less.
+fn is_revoked(known_hosts: &str, key: &[u8]) -> bool {
+    known_hosts.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        fields.next() == Some("@revoked")
+            && fields
+                .nth(2) // after the host patterns and the key type: the key
+                .and_then(|encoded| STANDARD.decode(encoded).ok())
+                .is_some_and(|revoked| revoked == key)
+    })
+}
+
 fn offered(session: &Session) -> Option<Offered> {
     let (key, kind) = session.host_key()?;
     let type_name = match kind {
@@ -147,4 +171,46 @@ pub(super) fn record(known_hosts: &Path, line: &str) -> std::io::Result<()> {
         file.write_all(b"\n")?;
     }
     file.write_all(format!("{line}\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"\0\0\0\x0bssh-ed25519\0\0\0\x20-the-32-bytes-of-an-ed25519-key";
+
+    fn line(prefix: &str) -> String {
+        format!("{prefix} ssh-ed25519 {} comment", STANDARD.encode(KEY))
+    }
+
+    #[test]
+    fn a_revoked_key_is_recognised_for_any_host_pattern() {
+        for hosts in [
+            "*",
+            "db1.example",
+            "|1|c2FsdA==|aGFzaA==",
+            "[db1]:2222,10.0.0.1",
+        ] {
+            let text = format!("# known\n{}\n", line(&format!("@revoked {hosts}")));
+            assert!(is_revoked(&text, KEY), "{text}");
+        }
+        let tabs = format!("\t{}\n", line("@revoked\t*").replace(' ', "\t"));
+        assert!(is_revoked(&tabs, KEY), "{tabs}");
+    }
+
+    #[test]
+    fn only_a_revoked_line_revokes() {
+        let known = format!("{}\n{}\n", line("db1"), line("@cert-authority *"));
+        assert!(!is_revoked(&known, KEY));
+        let other = format!(
+            "@revoked * ssh-ed25519 {}\n",
+            STANDARD.encode(b"another key")
+        );
+        assert!(!is_revoked(&other, KEY));
+        assert!(!is_revoked(
+            "@revoked *\n@revoked * ssh-ed25519 not-base64!\n",
+            KEY
+        ));
+        assert!(!is_revoked("", KEY));
+    }
 }

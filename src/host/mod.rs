@@ -6,11 +6,13 @@
 mod child;
 mod error;
 mod files;
+mod jump;
 mod known_hosts;
 mod local;
 mod openssh;
 mod quote;
 mod ssh;
+mod ssh_config;
 
 use std::io::{Read, Write};
 
@@ -213,7 +215,9 @@ pub trait HostExt: Host {
             len = secret.len(),
             script = inner.script,
         );
-        let mut stdin = secret.to_vec();
+        // Sized once and zeroed when dropped: no stray copy of the secret is left behind.
+        let mut stdin = zeroize::Zeroizing::new(Vec::with_capacity(secret.len() + input.len()));
+        stdin.extend_from_slice(secret);
         stdin.extend_from_slice(input);
         let wrapped = Cmd { script, ..inner };
         self.run_with_input(&wrapped, &stdin)

@@ -4,15 +4,18 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, ErrorCode, MethodType, Session};
+use zeroize::Zeroizing;
 
+use super::jump::Tunnel;
 use super::openssh::{Login, OpenSsh};
 use super::{Cmd, Finished, Host, HostError, known_hosts};
-use crate::config::{HostKeyPolicy, Node, Ssh, expand_home};
+use crate::config::{HostKeyPolicy, Node, Ssh};
 use crate::prompt::Prompter;
 
 /// Ciphers in order of preference: AES-GCM runs on the CPU's AES instructions and needs no
@@ -24,7 +27,8 @@ const WINDOW: u32 = 16 * 1024 * 1024;
 const PACKET: u32 = 32 * 1024;
 const CHUNK: usize = 256 * 1024;
 
-/// Where and how to reach a node: the config, completed from `~/.ssh/config` and defaults.
+/// Where and how to reach a node: the config, completed from `~/.ssh/config` and defaults
+/// (ssh_config.rs).
 #[derive(Debug, Clone)]
 pub struct SshTarget {
     /// The node's name in the config (`primary`).
@@ -45,93 +49,66 @@ pub struct SshTarget {
     pub io_timeout: Duration,
     /// Whether bulk commands may go through OpenSSH's `ssh` (see `openssh.rs`).
     pub bulk_via_openssh: bool,
+    /// The jump host to go through (ProxyJump in `~/.ssh/config`): connected to, its key
+    /// checked and logged in to first, under the same known_hosts and policy. It has none.
+    pub jump: Option<Box<SshTarget>>,
+    /// Why `~/.ssh/config` says to connect in a way ha-setup does not support
+    /// (ProxyCommand, HostKeyAlias, two jump hosts, …): connecting is refused with it.
+    pub refused: Option<String>,
+    /// The OpenSSH client config that was read (`[ssh] config_file`).
+    pub ssh_config: PathBuf,
 }
 
 impl SshTarget {
     /// Completes a node's SSH settings: the config file wins, then `~/.ssh/config` (Host
-    /// aliases, HostName, User, Port, IdentityFile), then the defaults.
+    /// aliases, HostName, User, Port, IdentityFile, ProxyJump), then the defaults.
     pub fn resolve(name: &str, node: &Node, ssh: &Ssh) -> SshTarget {
-        let params =
-            ssh_config(&expand_home(&ssh.config_file)).map(|config| config.query(&node.host));
-        let from_file = params.as_ref();
-        let explicit = node
-            .identity_file
-            .as_ref()
-            .map(|path| vec![expand_home(path)]);
-        let identity_explicit = explicit.is_some();
-        let identity_files = explicit
-            .or_else(|| {
-                from_file
-                    .and_then(|p| p.identity_file.clone())
-                    .map(|files| files.iter().map(|f| expand_home(f)).collect())
-            })
-            .unwrap_or_else(|| {
-                ["id_ed25519", "id_ecdsa", "id_rsa"]
-                    .iter()
-                    .map(|file| expand_home(&Path::new("~/.ssh").join(file)))
-                    .collect()
-            });
-        SshTarget {
-            name: name.to_owned(),
-            hostname: from_file
-                .and_then(|p| p.host_name.clone())
-                .unwrap_or_else(|| node.host.clone()),
-            port: node
-                .ssh_port
-                .or(from_file.and_then(|p| p.port))
-                .unwrap_or(22),
-            user: node
-                .ssh_user
-                .clone()
-                .or(from_file.and_then(|p| p.user.clone()))
-                .unwrap_or_else(current_user),
-            identity_files,
-            identity_explicit,
-            passphrase_env: node.identity_passphrase_env.clone(),
-            password_env: node.ssh_password_env.clone(),
-            known_hosts: expand_home(&ssh.known_hosts),
-            policy: ssh.host_key_policy,
-            connect_timeout: Duration::from_secs(ssh.connect_timeout_secs),
-            keepalive: Duration::from_secs(ssh.keepalive_secs),
-            io_timeout: Duration::from_secs(ssh.io_timeout_secs),
-            bulk_via_openssh: ssh.bulk_via_openssh,
-        }
+        super::ssh_config::resolve(name, node, ssh)
     }
 
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         format!("{} ({})", self.name, self.hostname)
     }
-}
-
-fn ssh_config(path: &Path) -> Option<ssh2_config::SshConfig> {
-    use ssh2_config::{ParseRule, SshConfig};
-    let file = std::fs::File::open(path).ok()?;
-    let rules = ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS;
-    match SshConfig::default().parse(&mut io::BufReader::new(file), rules) {
-        Ok(config) => Some(config),
-        Err(err) => {
-            tracing::warn!("ignoring {}: {err}", path.display());
-            None
-        }
-    }
-}
-
-fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "root".to_owned())
 }
 
 pub struct SshHost {
     label: String,
     target: SshTarget,
     session: Session,
-    socket: TcpStream,
+    /// The session's socket, for waiting on it.
+    wire: Wire,
     /// Set once the connection failed mid-command: libssh2 cannot continue such a session.
     broken: Option<String>,
     login: Login,
     /// OpenSSH for bulk commands, found out at the first one.
     lane: Lane,
+    /// The relay through the jump host, if any; last, so it ends after the session.
+    tunnel: Option<Tunnel>,
+}
+
+/// What a session runs over: a TCP connection to the host, or a tunnel through its jump
+/// host.
+enum Wire {
+    Direct(TcpStream),
+    Tunnel(UnixStream),
+}
+
+impl Wire {
+    fn try_clone(&self) -> io::Result<Wire> {
+        Ok(match self {
+            Wire::Direct(stream) => Wire::Direct(stream.try_clone()?),
+            Wire::Tunnel(stream) => Wire::Tunnel(stream.try_clone()?),
+        })
+    }
+}
+
+impl AsRawFd for Wire {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Wire::Direct(stream) => stream.as_raw_fd(),
+            Wire::Tunnel(stream) => stream.as_raw_fd(),
+        }
+    }
 }
 
 enum Lane {
@@ -141,49 +118,55 @@ enum Lane {
 }
 
 impl SshHost {
-    /// Connects, checks the host key, and logs in. Nothing runs on the host before the key
-    /// has been checked.
+    /// Connects (through the jump host, if any), checks the host key (every hop's), and
+    /// logs in. Nothing runs on the host before its key has been checked, and nothing goes
+    /// on the network when `~/.ssh/config` asks for something ha-setup does not support.
     pub fn connect(target: SshTarget, prompter: &dyn Prompter) -> Result<SshHost, HostError> {
         let label = target.label();
-        let socket = tcp_connect(&target, &label)?;
-        let mut session =
-            Session::new().map_err(|err| ssh_error(&label, "starting a session", &err))?;
-        session.set_compress(false);
-        for method in [MethodType::CryptCs, MethodType::CryptSc] {
-            session
-                .method_pref(method, CIPHERS)
-                .map_err(|err| ssh_error(&label, "choosing ciphers", &err))?;
+        if let Some(detail) = &target.refused {
+            return Err(HostError::SshConfig {
+                host: label,
+                ssh_config: target.ssh_config.clone(),
+                detail: detail.clone(),
+            });
         }
-        let for_session = socket.try_clone().map_err(|source| HostError::Local {
+        let (wire, tunnel) = match &target.jump {
+            None => (Wire::Direct(tcp_connect(&target, &label)?), None),
+            Some(jump) => {
+                let tunnel = Tunnel::open(jump, &target, &label, prompter)?;
+                let socket = tunnel
+                    .socket
+                    .try_clone()
+                    .map_err(|source| HostError::Local {
+                        during: "cloning the tunnel's socket".to_owned(),
+                        source,
+                    })?;
+                (Wire::Tunnel(socket), Some(tunnel))
+            }
+        };
+        let for_session = wire.try_clone().map_err(|source| HostError::Local {
             during: "cloning the SSH socket".to_owned(),
             source,
         })?;
-        session.set_tcp_stream(for_session);
-        session.set_timeout(millis(target.connect_timeout));
-        session.handshake().map_err(|err| HostError::Handshake {
-            host: label.clone(),
-            detail: err.message().to_owned(),
-        })?;
-        known_hosts::check(
-            &session,
-            &label,
-            &target.hostname,
-            target.port,
-            &target.known_hosts,
-            target.policy,
-        )?;
-        let login = authenticate(&session, &target, &label, prompter)?;
-        session.set_keepalive(true, target.keepalive.as_secs().max(1) as u32);
-        session.set_timeout(millis(target.io_timeout));
-        tracing::debug!("connected to {label} as {}", target.user);
+        let (session, login) = open_session(&target, &label, for_session, prompter)?;
+        tracing::debug!(
+            "connected to {label} as {}{}",
+            target.user,
+            target
+                .jump
+                .as_ref()
+                .map(|jump| format!(" through {}", jump.label()))
+                .unwrap_or_default()
+        );
         Ok(SshHost {
             label,
             target,
             session,
-            socket,
+            wire,
             broken: None,
             login,
             lane: Lane::Untried,
+            tunnel,
         })
     }
 
@@ -224,7 +207,8 @@ impl SshHost {
         if !self.target.bulk_via_openssh {
             return Err("[ssh] bulk_via_openssh is false".into());
         }
-        let lane = OpenSsh::new(&self.target, &self.login)?;
+        let jump_login = self.tunnel.as_ref().map(|tunnel| &tunnel.login);
+        let lane = OpenSsh::new(&self.target, &self.login, jump_login)?;
         lane.probe()?;
         Ok(lane)
     }
@@ -257,7 +241,8 @@ impl SshHost {
         stdin: &mut (dyn Read + Send),
         stdout: &mut (dyn Write + Send),
     ) -> Result<String, HostError> {
-        let mut input = vec![0u8; CHUNK];
+        // Zeroed when the pump ends: a command's input may hold a secret.
+        let mut input = Zeroizing::new(vec![0u8; CHUNK]);
         let (mut start, mut end) = (0usize, 0usize);
         let mut input_open = true;
         let mut eof_sent = false;
@@ -348,7 +333,7 @@ impl SshHost {
             events |= libc::POLLOUT;
         }
         let mut poll = libc::pollfd {
-            fd: self.socket.as_raw_fd(),
+            fd: self.wire.as_raw_fd(),
             events,
             revents: 0,
         };
@@ -454,7 +439,42 @@ impl Host for SshHost {
     }
 }
 
-fn tcp_connect(target: &SshTarget, label: &str) -> Result<TcpStream, HostError> {
+/// Starts an SSH session over `stream`: the handshake, the host key checked against
+/// known_hosts under the target's policy, then the login. Used for every hop.
+pub(super) fn open_session(
+    target: &SshTarget,
+    label: &str,
+    stream: impl AsRawFd + 'static,
+    prompter: &dyn Prompter,
+) -> Result<(Session, Login), HostError> {
+    let mut session = Session::new().map_err(|err| ssh_error(label, "starting a session", &err))?;
+    session.set_compress(false);
+    for method in [MethodType::CryptCs, MethodType::CryptSc] {
+        session
+            .method_pref(method, CIPHERS)
+            .map_err(|err| ssh_error(label, "choosing ciphers", &err))?;
+    }
+    session.set_tcp_stream(stream);
+    session.set_timeout(millis(target.connect_timeout));
+    session.handshake().map_err(|err| HostError::Handshake {
+        host: label.to_owned(),
+        detail: err.message().to_owned(),
+    })?;
+    known_hosts::check(
+        &session,
+        label,
+        &target.hostname,
+        target.port,
+        &target.known_hosts,
+        target.policy,
+    )?;
+    let login = authenticate(&session, target, label, prompter)?;
+    session.set_keepalive(true, target.keepalive.as_secs().max(1) as u32);
+    session.set_timeout(millis(target.io_timeout));
+    Ok((session, login))
+}
+
+pub(super) fn tcp_connect(target: &SshTarget, label: &str) -> Result<TcpStream, HostError> {
     let addrs: Vec<_> = (target.hostname.as_str(), target.port)
         .to_socket_addrs()
         .map_err(|source| HostError::Resolve {
@@ -525,7 +545,7 @@ fn authenticate(
             }
             let passphrase = match &target.passphrase_env {
                 Some(var) => match std::env::var(var) {
-                    Ok(value) => Some(value),
+                    Ok(value) => Some(Zeroizing::new(value)),
                     Err(_) => {
                         tried.push(format!(
                             "identity_file {}: identity_passphrase_env names {var}, which is not set",
@@ -536,12 +556,17 @@ fn authenticate(
                 },
                 None => None,
             };
-            match session.userauth_pubkey_file(user, None, key, passphrase.as_deref()) {
+            match session.userauth_pubkey_file(
+                user,
+                None,
+                key,
+                passphrase.as_ref().map(|p| p.as_str()),
+            ) {
                 Ok(()) if passphrase.is_none() => return Ok(Login::KeyFile(key.clone())),
                 Ok(()) => return Ok(Login::Asked),
                 Err(err) if passphrase.is_none() && is_locked_key(&err) => {
                     let question = format!("Passphrase for {}", key.display());
-                    match prompter.secret(&question) {
+                    match prompter.secret(&question).map(Zeroizing::new) {
                         Some(typed) => match session.userauth_pubkey_file(user, None, key, Some(&typed)) {
                             Ok(()) => return Ok(Login::Asked),
                             Err(err) => tried.push(format!("key {}: {}", key.display(), err.message())),
@@ -570,7 +595,7 @@ fn authenticate(
 
     if allows("password") {
         let password = match &target.password_env {
-            Some(var) => std::env::var(var).ok().or_else(|| {
+            Some(var) => std::env::var(var).ok().map(Zeroizing::new).or_else(|| {
                 tried.push(format!(
                     "password: ssh_password_env names {var}, which is not set"
                 ));
@@ -578,6 +603,7 @@ fn authenticate(
             }),
             None => prompter
                 .secret(&format!("SSH password for {user}@{}", target.hostname))
+                .map(Zeroizing::new)
                 .or_else(|| {
                     tried.push(
                         "password: no ssh_password_env is set, and no terminal to ask on"
@@ -653,6 +679,6 @@ fn ssh_io_error(label: &str, during: &str, err: &io::Error) -> HostError {
     }
 }
 
-fn millis(duration: Duration) -> u32 {
+pub(super) fn millis(duration: Duration) -> u32 {
     duration.as_millis().min(u128::from(u32::MAX)) as u32
 }

@@ -1,7 +1,8 @@
 //! `ha-setup recover promote | unfence | rejoin | rebuild | restore` and `switchover`:
 //! every node that can be reached is read, the roles are resolved from what the servers
 //! show (an unreachable node is a fact the resolution works with, not an error), the
-//! cluster is locked, and the engine's plan runs.
+//! cluster is locked, and the engine's plan runs. On a terminal without `--yes`, the plan
+//! is shown and confirmed first.
 
 use std::path::Path;
 use std::time::Instant;
@@ -11,7 +12,7 @@ use crate::error::{Exit, ExitCode};
 use crate::journal::{Store, state_dir};
 use crate::node::{Hosts, NodeName};
 use crate::plan::Ctx;
-use crate::prompt::NoPrompt;
+use crate::prompt::{NoPrompt, Prompter, QuestionsGuard, Terminal};
 use crate::runner::{Runner, seconds};
 use crate::ui::Ui;
 
@@ -43,6 +44,8 @@ pub enum Recovery {
 pub struct RecoverOptions {
     pub force: bool,
     pub dry_run: bool,
+    /// Never ask: a terminal without it is shown the plan and asked before anything runs.
+    pub yes: bool,
 }
 
 pub fn recover(
@@ -82,7 +85,9 @@ pub fn recover(
         }
         _ => (None, None, None, None),
     };
-    // Recovery runs unattended at 3 a.m. as often as not: it never prompts.
+    // Recovery runs unattended at 3 a.m. as often as not: it asks nothing of SSH, and
+    // asks "run this plan?" only of a person at a terminal who did not say --yes.
+    let asking = !options.yes && !options.dry_run && ui.is_interactive();
     let mut hosts = Hosts::connect(&config, &NoPrompt);
     let store = Store::open(state_dir(&config));
     let operation = match &recovery {
@@ -93,11 +98,10 @@ pub fn recover(
         Recovery::Restore { .. } => "recover-restore",
         Recovery::Switchover { .. } => "switchover",
     };
-    // The lock comes before the servers are read, so what this run decides from is not
-    // changed under it by another run.
-    let held = super::lock(&mut hosts, operation, options.dry_run, ui)?;
-    let run = || -> anyhow::Result<(crate::runner::Outcome, crate::plan::Roles)> {
-        let topology = crate::topology::observe(engine, &config, &mut hosts);
+    let attempt = |hosts: &mut Hosts,
+                   dry_run: bool|
+     -> anyhow::Result<(crate::runner::Outcome, crate::plan::Roles)> {
+        let topology = crate::topology::observe(engine, &config, hosts);
         let (plan, roles) = match &recovery {
             Recovery::Promote => (
                 engine.promote_plan(),
@@ -110,10 +114,15 @@ pub fn recover(
             Recovery::Rejoin => (engine.rejoin_plan(), resolve::rejoin(&topology)?),
             Recovery::Rebuild { .. } => (
                 engine.rebuild_plan(),
-                resolve::rebuild(&config, &topology, rebuild_node, rebuild_from)?,
+                resolve::rebuild(
+                    &config,
+                    &topology,
+                    rebuild_node.clone(),
+                    rebuild_from.clone(),
+                )?,
             ),
             Recovery::Restore { bundle, .. } => {
-                let target = restore_target.expect("resolved above");
+                let target = restore_target.clone().expect("resolved above");
                 if hosts.unreachable(&target).is_some() {
                     return Err(Exit::refused(format!(
                         "cannot restore onto {target}: it cannot be reached{}",
@@ -126,24 +135,37 @@ pub fn recover(
             }
             Recovery::Switchover { .. } => (
                 engine.switchover_plan(),
-                resolve::switchover(&topology, to)?,
+                resolve::switchover(&topology, to.clone())?,
             ),
         };
-        if options.dry_run {
+        if dry_run {
             ui.out(&format!("Plan for {}; nothing is changed.", plan.operation))?;
         }
-        let mut cx = Ctx::new(
-            &config,
-            engine,
-            &mut hosts,
-            roles.clone(),
-            ui,
-            options.dry_run,
-        );
+        let mut cx = Ctx::new(&config, engine, hosts, roles.clone(), ui, dry_run);
         let outcome = Runner { store: &store }.run(&plan, &mut cx)?;
         Ok((outcome, roles))
     };
-    let result = run();
+    if asking {
+        // The plan from the checks, as --dry-run prints it, then one question. Nothing is
+        // locked meanwhile: the real run locks, reads the servers again and decides anew.
+        let questions = QuestionsGuard::new();
+        attempt(&mut hosts, true)?;
+        let go = Terminal
+            .confirm("Run this plan now?", false)
+            .map_err(|_| Exit {
+                code: ExitCode::Failed,
+                message: "interrupted: nothing on the hosts changed".into(),
+            })?;
+        drop(questions);
+        if go != Some(true) {
+            ui.note("Nothing was run. Add --yes to run it without this question.");
+            return Ok(ExitCode::Ok);
+        }
+    }
+    // The lock comes before the servers are read, so what this run decides from is not
+    // changed under it by another run.
+    let held = super::lock(&mut hosts, operation, options.dry_run, ui)?;
+    let result = attempt(&mut hosts, options.dry_run);
     super::unlock(&mut hosts, held);
     let (outcome, roles) = result?;
     let took = seconds(started.elapsed());

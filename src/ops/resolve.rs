@@ -127,12 +127,49 @@ pub fn promote(engine: &dyn Engine, topology: &Topology, force: bool) -> anyhow:
         ));
     }
     let old = topology.source_of(&replicas[0]).cloned();
+    if let Some(old) = &old
+        && !topology.get(old).answers()
+    {
+        let liveness = topology.liveness(old);
+        if liveness.alive() && !force {
+            return Err(alive_as_seen_from_replicas(topology, old, &liveness));
+        }
+    }
     let target = most_advanced(engine, topology, &replicas)?;
     let others = replicas.into_iter().filter(|n| n != &target).collect();
     Ok(Roles {
         old,
         ..Roles::new(target, others)
     })
+}
+
+/// The refusal when this machine does not reach the old primary but a replica does.
+fn alive_as_seen_from_replicas(
+    topology: &Topology,
+    old: &NodeName,
+    liveness: &crate::topology::Liveness,
+) -> anyhow::Error {
+    let witnesses: Vec<NodeName> = liveness.heard_by.iter().map(|(n, _)| n.clone()).collect();
+    let (first, why) = &liveness.heard_by[0];
+    let reachable = topology.get(old).unreachable.is_none();
+    refused(
+        format!(
+            "refusing to promote: {old} is alive as seen from {}: {first} is {why}. \
+             Only this machine lost its route to it; promoting now would make two primaries.\n\
+             Either fix the route from here to {old} and look again (`ha-setup status`), or, if {old} must go \
+             (its clients cannot reach it, or it must not come back), run again with --force: ha-setup then fences it \
+             (read-only) first when it can reach it{}.\n\
+             Verdict: alive. Evidence:\n  - {}",
+            and_list(&witnesses),
+            if reachable {
+                ""
+            } else {
+                ", and from here it cannot now: make sure it takes no more writes"
+            },
+            liveness.evidence.join("\n  - ")
+        ),
+        topology,
+    )
 }
 
 /// The replica holding the most, among those that answer; refused when two cannot be
@@ -401,4 +438,143 @@ pub fn switchover(topology: &Topology, to: Option<NodeName>) -> anyhow::Result<R
         old: Some(primary),
         ..Roles::new(target, others)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::mariadb::MariaDb;
+    use crate::error::ExitCode;
+    use crate::topology::{DbState, Observed, Upstream};
+
+    fn config() -> Config {
+        Config::parse(
+            "engine = \"mariadb\"\n[primary]\nhost = \"10.0.0.1\"\n[secondary]\nhost = \"10.0.0.2\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    /// The primary as this machine saw it: unreachable, or its database not answering.
+    fn lost_primary(unreachable: bool) -> Observed {
+        let name = NodeName::new("primary");
+        if unreachable {
+            Observed::unreachable(&name, "primary", "timed out connecting")
+        } else {
+            Observed {
+                member: true,
+                problem: Some("MariaDB is not running".into()),
+                ..Observed::reached(&name, "primary")
+            }
+        }
+    }
+
+    fn replica(receiving: LinkState, received_secs_ago: Option<u64>) -> Observed {
+        Observed {
+            member: true,
+            seeded: true,
+            db: Some(DbState {
+                version: "10.11".into(),
+                writable: false,
+                position: "0-1-7".into(),
+                upstream: Some(Upstream {
+                    address: "10.0.0.1".into(),
+                    port: 3306,
+                    node: None,
+                    receiving,
+                    applying: LinkState::Running,
+                    error: None,
+                    lag_seconds: Some(0),
+                    received_secs_ago,
+                    heartbeat_secs: Some(5),
+                }),
+            }),
+            ..Observed::reached(&NodeName::new("secondary"), "secondary")
+        }
+    }
+
+    fn promote_with(primary: Observed, secondary: Observed, force: bool) -> anyhow::Result<Roles> {
+        let topology = Topology::new(vec![primary, secondary], &config());
+        promote(&MariaDb, &topology, force)
+    }
+
+    #[track_caller]
+    fn assert_refused(result: anyhow::Result<Roles>, words: &str) {
+        let err = result.expect_err("refused");
+        assert_eq!(crate::error::exit_code(&err), ExitCode::Refused, "{err:#}");
+        assert!(format!("{err:#}").contains(words), "{err:#}");
+    }
+
+    #[test]
+    fn a_replica_still_connected_to_the_primary_is_a_witness_that_it_lives() {
+        let result = promote_with(
+            lost_primary(true),
+            replica(LinkState::Running, Some(40)),
+            false,
+        );
+        assert_refused(result, "primary is alive as seen from secondary");
+        let result = promote_with(lost_primary(true), replica(LinkState::Running, None), false);
+        assert_refused(result, "--force");
+        // Its database down on a host this machine reaches, yet the replica connected: alive.
+        let result = promote_with(
+            lost_primary(false),
+            replica(LinkState::Running, None),
+            false,
+        );
+        assert_refused(result, "receiving: running");
+        // --force goes ahead (and fences it first when it can).
+        let roles = promote_with(
+            lost_primary(true),
+            replica(LinkState::Running, Some(1)),
+            true,
+        )
+        .unwrap();
+        assert_eq!(roles.source, NodeName::new("secondary"));
+        assert_eq!(roles.old, Some(NodeName::new("primary")));
+    }
+
+    #[test]
+    fn changes_within_a_heartbeat_count_when_the_primary_cannot_be_reached() {
+        let result = promote_with(
+            lost_primary(true),
+            replica(LinkState::Connecting, Some(3)),
+            false,
+        );
+        assert_refused(result, "within one heartbeat period");
+        // Long silent, and nobody reaches it: promoted.
+        let roles = promote_with(
+            lost_primary(true),
+            replica(LinkState::Connecting, Some(40)),
+            false,
+        )
+        .unwrap();
+        assert_eq!(roles.source, NodeName::new("secondary"));
+        // Its host says its database is not running: a closed connection is its end, however
+        // recent the last change.
+        let roles = promote_with(
+            lost_primary(false),
+            replica(LinkState::Connecting, Some(1)),
+            false,
+        )
+        .unwrap();
+        assert_eq!(roles.source, NodeName::new("secondary"));
+    }
+
+    #[test]
+    fn the_verdict_names_its_evidence() {
+        let topology = Topology::new(
+            vec![lost_primary(true), replica(LinkState::Connecting, Some(40))],
+            &config(),
+        );
+        let liveness = topology.liveness(&NodeName::new("primary"));
+        assert!(!liveness.alive());
+        assert_eq!(liveness.evidence.len(), 2, "{liveness:?}");
+        assert!(liveness.evidence[0].contains("cannot be reached from here"));
+        assert!(
+            liveness.evidence[1].contains(
+                "secondary: does not reach primary (receiving: connecting, last changes 40 s ago"
+            ),
+            "{liveness:?}"
+        );
+    }
 }

@@ -2,9 +2,11 @@
 # tests/lab/lab.sh: the ha-setup test lab on one Debian 12 machine (root, no systemd needed).
 #
 # Three database hosts (primary, secondary, tertiary) and an operator, each in its own
-# network, mount and UTS namespaces, joined by a bridge in a fifth network namespace
+# network, mount, UTS and PID namespaces, joined by a bridge in a fifth network namespace
 # (ha-lab-switch).
-# The hosts run real sshd, MariaDB 10.11 and PostgreSQL 15 with Debian's default paths.
+# The hosts run real sshd, MariaDB 10.11 and PostgreSQL 15 with Debian's default paths;
+# MariaDB's datadir is a file system of its own (a loop-mounted ext4 image), as on a
+# production host with a dedicated data volume.
 # Usage: see usage() below or tests/lab/README.md.
 #
 # Safety rules this script keeps (the machine's own network and services must never be
@@ -15,7 +17,11 @@
 #   * Lab addresses are 198.51.100.0/24 (TEST-NET-2), only inside lab namespaces, and no
 #     lab namespace has a default route: lab traffic cannot go anywhere else.
 #   * Processes are only ever signalled by PID, and only PIDs that live in one of the lab's
-#     own namespaces (`ip netns pids`, or membership of a lab mount namespace).
+#     own namespaces (`ip netns pids`, or membership of a lab mount or PID namespace).
+#   * Packet filters (`block`) are nftables rules inside a lab host's network namespace,
+#     entered with `nsenter --net`; nft never runs in the machine's namespace.
+#   * Loop devices are only ever attached to the lab's own images under $HA_LAB_ROOT, and
+#     only those are detached.
 #   * Everything that deletes files inside a host first checks that it runs in the host's
 #     mount namespace (not the machine's) and that the path is on the host's private
 #     overlay or bind mount.
@@ -33,6 +39,9 @@ declare -rA ADDR=([operator]=198.51.100.10 [primary]=198.51.100.11 [secondary]=1
 readonly PREFIX_LEN=24
 
 LAB_ROOT=${HA_LAB_ROOT:-/var/tmp/ha-lab}
+# The datadir layout `reset` gives the database hosts: mount (default) or plain, e.g. to run
+# a whole suite against the plain-directory layout (set it for the test run: tests reset).
+RESET_LAYOUT=${HA_LAB_RESET_LAYOUT:-mount}
 readonly RUN_DIR=/run/ha-lab
 readonly NSDIR=$RUN_DIR/ns
 readonly CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -41,7 +50,14 @@ readonly PG_VERSION=15
 readonly LAB_ADMIN_PASSWORD=lab-admin-pass
 readonly PG_CLUSTER=main
 readonly PACKAGES=(mariadb-server mariadb-backup postgresql openssh-server openssh-client
-    iproute2 jq tmux util-linux mount procps perl-base coreutils sudo)
+    iproute2 jq tmux util-linux mount procps perl-base coreutils sudo e2fsprogs nftables)
+# MariaDB's data volume on each database host: a sparse ext4 image, loop-mounted on
+# /var/lib/mysql inside the host (only what is written takes space on the machine).
+readonly DATA_SIZE=3G
+readonly DATA_IMG=mysql-data.ext4
+readonly DEFAULT_DATADIR=/var/lib/mysql
+# The nftables table that `block` fills, in the receiving host's network namespace.
+readonly NFT_TABLE=ha_lab_block
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 readonly SELF
@@ -59,10 +75,22 @@ usage: lab.sh COMMAND [ARGS]   (as root)
 
   up                  create the lab (or check it and restart what is down); idempotent
   down                remove every namespace, process, mount and file of the lab; idempotent
-  reset [HOST...]     return hosts to pristine (default: primary secondary tertiary); also
-                      heals links
+  reset [HOST...]     return hosts to pristine (default: primary secondary tertiary): data,
+                      config, the default datadir layout; also heals their links and blocks
   cut HOST            take HOST off the network (switch port down: packets silently dropped)
-  heal HOST           put HOST back on the network
+  heal HOST           put HOST back on the network, and lift every block from or to HOST
+  block FROM TO       silently drop packets from FROM arriving at TO (a rule in TO only)
+  unblock FROM TO     lift that block
+  flavour HOST [plain|systemd]
+                      print (without a flavour) or change what runs as a database host's
+                      init: `plain` (default: a small reaper; services through their init
+                      scripts) or `systemd` (services are units); changing it reboots the host
+  datadir HOST [mount|plain [PATH]]
+                      print (without a layout) or change MariaDB's datadir layout on a
+                      database host: `mount` = the data volume mounted on PATH (default),
+                      `plain` = a plain directory PATH on its parent's file system; PATH is
+                      /var/lib/mysql (default) or a path under /srv (the server's config
+                      then names it); the data moves along, MariaDB is restarted
   ssh HOST [CMD...]   run CMD on HOST with the real OpenSSH client, from the operator
                       (HOST: primary|secondary|tertiary)
   exec HOST CMD...    run CMD directly in HOST's namespaces
@@ -71,7 +99,8 @@ usage: lab.sh COMMAND [ARGS]   (as root)
   env                 print KEY=value lines describing the lab
   status              one line per host; exit 0 only if everything is up
 
-Environment: HA_LAB_ROOT (default /var/tmp/ha-lab) holds the lab's state.
+Environment: HA_LAB_ROOT (default /var/tmp/ha-lab) holds the lab's state;
+HA_LAB_RESET_LAYOUT=plain makes `reset` give the database hosts the plain datadir layout.
 EOF
     exit 2
 }
@@ -120,9 +149,9 @@ require_machine_namespaces() {
     local f t
     [[ $(findmnt -n -o SOURCE --mountpoint /run 2>/dev/null | tail -n 1) != ha-lab-* ]] ||
         die "run lab.sh from the machine, not from inside a lab host"
-    for f in /run/netns/ha-lab-* "$NSDIR"/*.mnt "$NSDIR"/*.uts; do
+    for f in /run/netns/ha-lab-* "$NSDIR"/*.mnt "$NSDIR"/*.uts "$NSDIR"/*.pid; do
         [[ -e $f ]] || continue
-        case $f in *.mnt) t=mnt ;; *.uts) t=uts ;; *) t=net ;; esac
+        case $f in *.mnt) t=mnt ;; *.uts) t=uts ;; *.pid) t=pid ;; *) t=net ;; esac
         [[ "$t:[$(stat -L -c %i "$f")]" != "$(readlink /proc/self/ns/$t)" ]] ||
             die "run lab.sh from the machine's own namespaces, not from inside $f"
     done
@@ -173,12 +202,19 @@ ensure_packages() {
 # ---------------------------------------------------------------------------------------
 
 # nsenter opens all namespace files before switching, so /run/netns and $NSDIR need not be
-# visible inside the host (they are not: each host has its own /run).
+# visible inside the host (they are not: each host has its own /run). With --pid, nsenter
+# forks: the command runs in the host's PID namespace (a child of nsenter, which passes its
+# exit status on), and whatever it leaves behind is orphaned to the host's own init.
+ns_args() {
+    printf '%s\n' --net="/run/netns/$(netns_of "$1")" --mount="$NSDIR/$1.mnt" --uts="$NSDIR/$1.uts" \
+        --pid="$NSDIR/$1.pid"
+}
+
 ns_raw() {
-    local h=$1
+    local h=$1 ns
     shift
-    nsenter --net="/run/netns/$(netns_of "$h")" --mount="$NSDIR/$h.mnt" --uts="$NSDIR/$h.uts" \
-        -- "$@" 9<&-
+    mapfile -t ns < <(ns_args "$h")
+    nsenter "${ns[@]}" -- "$@" 9<&-
 }
 
 # Functions that run *inside* a host (defined further below, all named in_*). They are
@@ -192,6 +228,8 @@ inner_env() {
         "LAB_ROOT=$LAB_ROOT" "LAB_HOST=$h" "LAB_LOG=$LAB_ROOT/$h/lab.log" \
         "LAB_ADMIN_PASSWORD=$LAB_ADMIN_PASSWORD" \
         "LAB_ROOT_MNT_NS=$(readlink /proc/self/ns/mnt)" "LAB_ROOT_UTS_NS=$(readlink /proc/self/ns/uts)" \
+        "LAB_ROOT_PID_NS=$(readlink /proc/self/ns/pid)" \
+        "LAB_DATA_IMG=$LAB_ROOT/$h/$DATA_IMG" "LAB_DEFAULT_DATADIR=$DEFAULT_DATADIR" \
         "PG_VERSION=$PG_VERSION" "PG_CLUSTER=$PG_CLUSTER"
 }
 inner_script() {
@@ -208,16 +246,96 @@ ns_fn() {
     ns_raw "$h" env -i "${env[@]}" bash -c "$(inner_script)" "lab-$h" "$@"
 }
 
-# Services are started under a small child-subreaper (Perl, as perl-base is always there):
-# it runs the start command, reports its exit status, then stays around (setsid, named
-# ha-lab-reaper) reaping whatever gets orphaned below it, and exits when nothing is left.
-# Why: without it, daemons are re-parented to the machine's PID 1, which is not a real
-# init here (process_api on this machine reaps orphans only every second or two, other
-# machines may not reap at all). Until reaped, a dead daemon is a zombie, `kill -0` on it
-# succeeds, and a stale pid file pointing at it makes PostgreSQL ("lock file already
-# exists") and mysqld_safe refuse to start: crash-and-restart tests would flake. Daemons
-# that ha-setup starts over SSH are below sshd, so they are reaped properly too. (Daemons
-# started through `lab.sh exec` are not: they go to PID 1.)
+# Each host has its own PID namespace. Its PID 1 first runs BOOT_SH (below), which mounts
+# the namespace's own /proc on the host's /proc (so `ps`, `pgrep` and `kill` in a host see
+# only that host) and a fresh /run, then becomes the host's init: by default ("plain"
+# flavour) this small one (Perl, as perl-base is always there), which reaps whatever gets
+# orphaned in the host for as long as the host lives; or systemd (`lab.sh flavour HOST
+# systemd`). ha-lab-init ignores every signal: from inside the host nothing can kill it
+# (the kernel protects a namespace's init), and `down` ends it with SIGKILL from the
+# machine, which also kills every process left in the host.
+# Why an init of our own: without one, orphans would go to the machine's PID 1, which is not
+# a real init here (process_api reaps only every second or two; other machines may not reap
+# at all). Until reaped, a dead daemon is a zombie, `kill -0` on it succeeds, and a stale pid
+# file pointing at it makes PostgreSQL ("lock file already exists") and mysqld_safe refuse to
+# start: crash-and-restart tests would flake. With the host's init, a daemon started through
+# `lab.sh exec` is reaped too.
+# shellcheck disable=SC2016 # Perl code: its $ are Perl's
+readonly INIT_PL='
+use strict; use warnings; use POSIX ();
+$0 = "ha-lab-init";    # also the comm, which init_pid looks for
+$SIG{$_} = "IGNORE" for qw(TERM INT HUP QUIT PIPE USR1 USR2 ALRM);
+my $reap = sub { 1 while waitpid(-1, POSIX::WNOHANG()) > 0; };
+$SIG{CHLD} = $reap;
+while (1) { $reap->(); sleep 60; }
+'
+
+# What PID 1 of a host's PID namespace runs first (bash, in the host's network, mount and
+# UTS namespaces): the namespace's own /proc, a fresh /run (as after a reboot: no pid file,
+# socket or /run/systemd of an earlier boot survives), then the init of the flavour.
+# Arguments: FLAVOUR (plain|systemd), CGROUP (how the machine mounts cgroups: hybrid,
+# unified or none), INIT_PL. LAB_HOST comes in the environment.
+# For systemd, it also does what a container manager does (systemd-nspawn): /proc/sys and
+# /sys read-only (so no unit changes the machine's kernel settings), a cgroup tree of the
+# host's own (a cgroup namespace rooted at /ha-lab/HOST, mounted on /sys/fs/cgroup), no
+# /dev/console (it would be the machine's), units masked that would touch the machine or
+# make no sense in a lab host (getty, clock, timers of apt and fstrim, kernel modules,
+# binfmt, kernel file systems), and no CAP_SYS_MODULE or CAP_SYS_TIME at all.
+BOOT_SH=$(
+    cat <<'EOF'
+set -eu
+flavour=$1 cgroup=$2 init_pl=$3
+umount -l /proc 2>/dev/null || true
+mount -t proc -o nosuid,nodev,noexec proc /proc
+# At the first boot /run is still the machine's, with its bind mounts of namespace files
+# (/run/netns/*, the lab's own), which must not stay referenced here, not even hidden below
+# a tmpfs; at a reboot, the previous boot's. Off with all of it (only in this namespace).
+awk '$5 == "/run" || index($5, "/run/") == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r t; do umount -l "$t" 2>/dev/null || true; done
+mount -t tmpfs -o mode=755,nosuid,nodev "ha-lab-$LAB_HOST-run" /run
+install -d -m 755 /run/sshd
+install -d -m 1777 /run/lock
+if id mysql >/dev/null 2>&1; then install -d -m 755 -o mysql -g mysql /run/mysqld; fi
+if id postgres >/dev/null 2>&1; then install -d -m 2775 -o postgres -g postgres /run/postgresql; fi
+if [ "$flavour" = plain ]; then exec perl -e "$init_pl"; fi
+mount --bind /proc/sys /proc/sys
+mount -o remount,bind,ro /proc/sys
+umount -l /sys
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /sys
+case $cgroup in
+hybrid)
+    mount -t tmpfs -o mode=755,nosuid,nodev,noexec ha-lab-cgroup /sys/fs/cgroup
+    mkdir /sys/fs/cgroup/systemd /sys/fs/cgroup/unified
+    mount -t cgroup -o none,name=systemd,nosuid,nodev,noexec cgroup /sys/fs/cgroup/systemd
+    mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup/unified
+    ;;
+unified) mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup ;;
+esac
+mountpoint -q /dev/console || mount --bind /dev/null /dev/console
+for unit in getty@tty1.service console-getty.service systemd-timesyncd.service \
+    systemd-time-wait-sync.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+    e2scrub_all.timer e2scrub_reap.service fstrim.timer man-db.timer systemd-tmpfiles-clean.timer \
+    systemd-pstore.service systemd-random-seed.service modprobe@.service \
+    systemd-modules-load.service systemd-sysctl.service systemd-binfmt.service \
+    proc-sys-fs-binfmt_misc.automount sys-kernel-debug.mount sys-kernel-tracing.mount \
+    sys-kernel-config.mount sys-fs-fuse-connections.mount dev-hugepages.mount dev-mqueue.mount; do
+    ln -sfn /dev/null "/etc/systemd/system/$unit"
+done
+export container=ha-lab
+exec setpriv --bounding-set -sys_module,-sys_time -- /lib/systemd/systemd --system \
+    --show-status=false --log-target=journal
+EOF
+)
+readonly BOOT_SH
+
+# Services are started under a small child-subreaper (Perl): it runs the start command,
+# reports its exit status, then stays around (setsid, named ha-lab-reaper) reaping whatever
+# gets orphaned below it, and exits when nothing is left. Inside the host's PID namespace
+# the host's init would reap those orphans as well; the reaper remains for what else it
+# does: the services get a session of their own, none of the caller's file descriptors
+# (see below) and the host's lab.log as output, and lab.sh learns the start command's exit
+# status without waiting for the daemons. Daemons that ha-setup starts over SSH are below
+# sshd, and so below the reaper too.
 # shellcheck disable=SC2016 # Perl code: its $ are Perl's
 readonly REAPER_PL='
 use strict; use warnings; use POSIX ();
@@ -264,12 +382,13 @@ ns_fn_reaped() {
 # Inner functions (run inside a host's namespaces; see ns_fn)
 # ---------------------------------------------------------------------------------------
 
-# LAB_ROOT, LAB_HOST, LAB_LOG, LAB_ROOT_MNT_NS, LAB_ROOT_UTS_NS, PG_VERSION and PG_CLUSTER come
-# from inner_env.
+# LAB_ROOT, LAB_HOST, LAB_LOG, LAB_ROOT_MNT_NS, LAB_ROOT_UTS_NS, LAB_ROOT_PID_NS, LAB_DATA_IMG,
+# LAB_DEFAULT_DATADIR, PG_VERSION and PG_CLUSTER come from inner_env.
 # shellcheck disable=SC2153
 in_guard() {
-    [[ $(readlink /proc/self/ns/mnt) != "$LAB_ROOT_MNT_NS" && $(readlink /proc/self/ns/uts) != "$LAB_ROOT_UTS_NS" ]] || {
-        echo "lab($LAB_HOST): refusing: not inside the host's own mount and UTS namespaces" >&2
+    [[ $(readlink /proc/self/ns/mnt) != "$LAB_ROOT_MNT_NS" && $(readlink /proc/self/ns/uts) != "$LAB_ROOT_UTS_NS" &&
+        $(readlink /proc/self/ns/pid) != "$LAB_ROOT_PID_NS" ]] || {
+        echo "lab($LAB_HOST): refusing: not inside the host's own mount, UTS and PID namespaces" >&2
         exit 99
     }
 }
@@ -278,7 +397,9 @@ in_say() { printf 'lab(%s): %s\n' "$LAB_HOST" "$*" >&2; }
 in_die() { in_say "error: $*"; exit 1; }
 
 # Is PID a live (not zombie) process in this host's network namespace, optionally with the
-# given comm? A pid file can outlive its process, and PIDs get reused by other hosts.
+# given comm? A pid file can outlive its process (and a PID its pid file). Seen from inside
+# a host, /proc holds only the host's own processes (its PID namespace); the network
+# namespace check is belt and braces.
 in_live_pid() {
     local pid=$1 comm=${2:-} stat state
     [[ $pid =~ ^[0-9]+$ ]] || return 1
@@ -322,29 +443,21 @@ in_verify_mounts() {
         fs=$(findmnt -rn -o FSTYPE --mountpoint "$d" | tail -n 1)
         [[ $fs == tmpfs ]] || in_die "$d is not this host's tmpfs"
     done
+    # /proc is the host's own PID namespace's, whose PID 1 is the host's init.
+    case $(cat /proc/1/comm 2>/dev/null) in ha-lab-init | systemd) ;; *) in_die "/proc is not this host's own" ;; esac
     for d in /root/.ssh /tmp /etc/hosts /etc/hostname \
-        $([[ $role == db ]] && echo /etc/mysql /etc/postgresql /etc/ssh /var/log/mysql /var/log/postgresql); do
+        $([[ $role == db ]] && echo /etc/mysql /etc/postgresql /etc/ssh /var/log/mysql /var/log/postgresql /srv); do
         mountpoint -q "$d" || in_die "$d is not this host's bind mount"
     done
 }
 
 # Builds the host's private view of the file system. Runs once, at `up`.
 in_setup_mounts() {
-    local role=$1 r=$LAB_ROOT/$LAB_HOST t
+    local role=$1 r=$LAB_ROOT/$LAB_HOST
     hostname "$LAB_HOST"
     # Belt and braces: nothing mounted here may propagate back to the machine.
     mount --make-rprivate /
-    # The new namespace started as a copy of the machine's: that includes the bind mounts
-    # of /run/netns/* and $NSDIR, which would keep namespaces alive and confuse findmnt.
-    # Detach them (only in this namespace) before covering /run with a tmpfs.
-    awk '$5 ~ "^/run/" { print $5 }' /proc/self/mountinfo | sort -r | while read -r t; do
-        umount -l "$t" 2>/dev/null || true
-    done
-    mount -t tmpfs -o mode=755,nosuid,nodev "ha-lab-$LAB_HOST-run" /run
-    install -d -m 755 /run/sshd
-    install -d -m 1777 /run/lock
-    install -d -m 755 -o mysql -g mysql /run/mysqld
-    install -d -m 2775 -o postgres -g postgres /run/postgresql
+    # /proc and /run are the host's own already (BOOT_SH).
     mount -t tmpfs -o mode=1777,nosuid,nodev "ha-lab-$LAB_HOST-shm" /dev/shm
 
     # Overlays: the host sees the machine's /etc, /root (and /var/lib, /var/log on the
@@ -361,17 +474,22 @@ in_setup_mounts() {
     if [[ $role == db ]]; then
         [[ $(findmnt -rn -o FSTYPE --mountpoint /var/lib | tail -n 1) == overlay ]] ||
             in_die "/var/lib is not an overlay: refusing to touch it"
-        # Fresh, upper-only directories (not bind mounts): ha-setup will
-        # `mv /var/lib/mysql /var/lib/mysql.old-...`, which a mount point would refuse.
+        # Fresh, upper-only directories (the machine's own stay hidden below).
         rm -rf --one-file-system /var/lib/mysql /var/lib/postgresql
         install -d -m 755 -o mysql -g mysql /var/lib/mysql
         install -d -m 755 -o postgres -g postgres /var/lib/postgresql
-        mkdir -p /var/log/mysql /var/log/postgresql
+        mkdir -p /var/log/mysql /var/log/postgresql /srv
         mount --bind "$r/etc-mysql" /etc/mysql
         mount --bind "$r/etc-postgresql" /etc/postgresql
         mount --bind "$r/etc-ssh" /etc/ssh
         mount --bind "$r/log-mysql" /var/log/mysql
         mount --bind "$r/log-postgresql" /var/log/postgresql
+        # /srv is private too: a relocated datadir (`lab.sh datadir HOST ... /srv/...`) lives there.
+        mount --bind "$r/srv" /srv
+        # MariaDB's data volume, a file system of its own on /var/lib/mysql, as on a
+        # production host with a dedicated disk or LVM volume: `mv /var/lib/mysql ...` fails
+        # with EBUSY, and its free space is its own.
+        in_data_volume_mount "$LAB_DEFAULT_DATADIR"
     fi
     mkdir -p /root/.ssh
     mount --bind "$r/root-ssh" /root/.ssh
@@ -379,6 +497,116 @@ in_setup_mounts() {
     mount --bind "$r/hosts" /etc/hosts
     mount --bind "$r/hostname" /etc/hostname
     in_verify_mounts "$role"
+}
+
+# ---- MariaDB's data volume and datadir layout ----------------------------------------
+# The volume is $LAB_DATA_IMG (an ext4 image under the lab root), attached to a loop device
+# by `mount -o loop` (with autoclear: unmounting it detaches the loop device too).
+
+# The loop device attached to this host's data image, if any.
+in_data_volume_dev() { losetup -n -O NAME -j "$LAB_DATA_IMG" 2>/dev/null | head -n 1; }
+
+# Where the data volume is mounted in this host (nothing if it is not).
+in_data_volume_target() {
+    local dev
+    dev=$(in_data_volume_dev)
+    [[ -n $dev ]] || return 0
+    findmnt -rn -o TARGET -S "$dev" | head -n 1
+}
+
+in_data_volume_mount() {
+    local target=$1 cur
+    cur=$(in_data_volume_target)
+    [[ -z $cur ]] || in_die "the data volume is already mounted on $cur"
+    if mountpoint -q "$target"; then in_die "$target is a mount point already"; fi
+    install -d -m 755 "$target"
+    mount -o loop "$LAB_DATA_IMG" "$target" || in_die "mounting the data volume on $target failed"
+    # A fresh ext4 file system has lost+found at its root, and so does this one.
+    [[ -d $target/lost+found ]] || (cd "$target" && mklost+found >/dev/null)
+    chown mysql:mysql "$target"
+    chmod 755 "$target"
+}
+
+in_data_volume_umount() {
+    local target
+    target=$(in_data_volume_target)
+    [[ -n $target ]] || return 0
+    umount "$target" || in_die "unmounting the data volume from $target failed (still in use?)"
+}
+
+# A datadir path the lab may create, empty and remove: the default, or one under this
+# host's private /srv.
+in_datadir_path_ok() {
+    [[ $1 == "$LAB_DEFAULT_DATADIR" || ($1 =~ ^/srv(/[A-Za-z0-9._-]+)+$ && $1 != */. && $1 != */.. &&
+        $1 != */./* && $1 != */../*) ]]
+}
+
+# The datadir the server's configuration names (Debian's default when it names none).
+in_configured_datadir() {
+    local d
+    d=$(my_print_defaults --mysqld 2>/dev/null | sed -n 's/^--datadir=//p' | tail -n 1)
+    d=${d%/}
+    printf '%s\n' "${d:-$LAB_DEFAULT_DATADIR}"
+}
+
+# "mount PATH" (the data volume is mounted on the datadir) or "plain PATH".
+in_datadir_show() {
+    local d
+    d=$(in_configured_datadir)
+    if [[ $(in_data_volume_target) == "$d" ]]; then echo "mount $d"; else echo "plain $d"; fi
+}
+
+# Empties a datadir in place, keeping a file system's lost+found.
+in_empty_datadir() {
+    find "$1" -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf --one-file-system {} +
+}
+
+# Names the datadir in the server's configuration as an administrator would: the
+# `datadir` line of 50-server.cnf (commented out again for Debian's default).
+in_set_datadir_config() {
+    local to=$1 cnf=/etc/mysql/mariadb.conf.d/50-server.cnf line
+    if [[ $to == "$LAB_DEFAULT_DATADIR" ]]; then line="#datadir                 = $LAB_DEFAULT_DATADIR"; else line="datadir                 = $to"; fi
+    grep -q '^#\?datadir[[:space:]]*=' "$cnf" || in_die "$cnf has no datadir line"
+    sed -i "s|^#\?datadir[[:space:]]*=.*|$line|" "$cnf"
+    [[ $(in_configured_datadir) == "$to" ]] || in_die "the configuration names $(in_configured_datadir), not $to"
+}
+
+# Moves MariaDB's data (stopped first) into LAYOUT (mount|plain) at TO, and names TO in
+# the configuration. The caller starts the server again.
+in_datadir_set() {
+    local layout=$1 to=$2 from vol pid stage=$LAB_ROOT/$LAB_HOST/datadir-move
+    in_verify_mounts db
+    in_datadir_path_ok "$to" || in_die "datadir $to: want $LAB_DEFAULT_DATADIR or a path under /srv"
+    from=$(in_configured_datadir)
+    in_datadir_path_ok "$from" || in_die "the configured datadir $from is none the lab made; run reset"
+    [[ -d $from ]] || in_die "the configured datadir $from does not exist; run reset"
+    vol=$(in_data_volume_target)
+    in_stop_mariadb
+    pid=$(in_pidfile /run/mysqld/mysqld.pid)
+    if [[ -n $pid ]] && in_live_pid "$pid" mariadbd; then in_die "mariadbd $pid did not stop"; fi
+    # The data out to the lab root (the machine's disk), then back in at its new place.
+    rm -rf --one-file-system "$stage"
+    mkdir -p "$stage"
+    cp -a "$from/." "$stage/"
+    rm -rf "$stage/lost+found"
+    if [[ -n $vol ]]; then in_data_volume_umount; fi
+    if [[ $from != "$vol" ]]; then in_empty_datadir "$from"; fi
+    # A directory the lab made under /srv goes; /var/lib/mysql stays (empty), as the
+    # package's own directory does when an administrator moves the data elsewhere.
+    if [[ $from != "$LAB_DEFAULT_DATADIR" && $from != "$to" ]]; then rmdir -p "$from" 2>/dev/null || true; fi
+    if [[ $layout == mount ]]; then
+        in_data_volume_mount "$to"
+    else
+        install -d -m 755 "$to"
+        if mountpoint -q "$to"; then in_die "$to is a mount point"; fi
+    fi
+    in_empty_datadir "$to"
+    cp -a "$stage/." "$to/"
+    chown mysql:mysql "$to"
+    chmod 755 "$to"
+    rm -rf --one-file-system "$stage"
+    in_set_datadir_config "$to"
+    in_say "datadir: $(in_datadir_show)"
 }
 
 # First initialisation of a database host: host keys, datadirs.
@@ -396,8 +624,34 @@ in_init_db() {
         in_die "pg_createcluster failed (see $LAB_LOG)"
 }
 
+# Is this host's init systemd (`lab.sh flavour HOST systemd`)? Then services are units.
+in_systemd() { [[ $(cat /proc/1/comm 2>/dev/null) == systemd ]]; }
+
+in_systemctl() {
+    timeout 90 systemctl "$@" </dev/null >>"$LAB_LOG" 2>&1 || in_die "systemctl $* failed (see $LAB_LOG)"
+}
+
+# Until systemd has finished starting up (the units of multi-user.target: ssh, mariadb,
+# postgresql).
+in_wait_booted() {
+    local state="" i
+    # (`is-system-running --wait` answers at once while systemd is still "initializing")
+    for ((i = 0; i < 600; i++)); do
+        state=$(systemctl is-system-running 2>/dev/null) || true
+        case $state in initializing | starting | "") sleep 0.2 ;; *) break ;; esac
+    done
+    case $state in
+    running) ;;
+    degraded)
+        in_say "systemd is up, degraded: $(systemctl --failed --no-legend --plain | awk '{ print $1 }' | paste -sd' ')"
+        ;;
+    *) in_die "systemd did not finish starting up (${state:-no answer})" ;;
+    esac
+}
+
 in_start_sshd() {
     in_sshd_up && return 0
+    if in_systemd; then in_systemctl start ssh.service; return 0; fi
     local pid
     pid=$(in_pidfile /run/sshd.pid)
     if [[ -n $pid ]] && in_live_pid "$pid" sshd; then kill -TERM "$pid" 2>/dev/null || true; sleep 0.2; fi
@@ -414,6 +668,11 @@ in_start_mariadb() {
     pid=$(in_pidfile /run/mysqld/mysqld.pid)
     # Running but not (yet) answering, e.g. still recovering: leave it; the caller waits.
     [[ -n $pid ]] && in_live_pid "$pid" mariadbd && return 0
+    if in_systemd; then
+        systemctl reset-failed mariadb.service >/dev/null 2>&1 || true
+        in_systemctl start mariadb.service
+        return 0
+    fi
     install -d -m 755 -o mysql -g mysql /run/mysqld
     rm -f /run/mysqld/mysqld.pid
     # Without systemd, `service` runs /etc/init.d/mariadb (our /run has no /run/systemd).
@@ -431,6 +690,11 @@ in_start_pg() {
     # A stale postmaster.pid whose PID now belongs to nothing (or to a zombie, or to another
     # host) would make the postmaster refuse to start.
     [[ -n $pid ]] && rm -f "$pidfile"
+    if in_systemd; then
+        systemctl reset-failed "postgresql@$PG_VERSION-$PG_CLUSTER.service" >/dev/null 2>&1 || true
+        in_systemctl start "postgresql@$PG_VERSION-$PG_CLUSTER.service"
+        return 0
+    fi
     install -d -m 2775 -o postgres -g postgres /run/postgresql
     pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start </dev/null >>"$LAB_LOG" 2>&1 ||
         in_die "pg_ctlcluster $PG_VERSION $PG_CLUSTER start failed (see $LAB_LOG)"
@@ -474,12 +738,13 @@ in_stop_mariadb() {
     [[ -n $pid ]] && in_live_pid "$pid" mariadbd || return 0
     # Debian's init script stops the server with `mariadb-admin --defaults-file=debian.cnf
     # shutdown`, i.e. as root over unix_socket. If that login no longer works, it prints
-    # "failed!" and leaves the server running (its `killall mariadbd` fallback, which would
-    # also hit the other hosts' servers as there is no PID namespace, is never reached:
-    # `set -e` ends the script at `log_end_msg 1`). So use `service mariadb stop` only when
+    # "failed!" and leaves the server running (its `killall mariadbd` fallback is never
+    # reached: `set -e` ends the script at `log_end_msg 1`). So use `service mariadb stop` only when
     # mariadb-admin can log in, and otherwise signal this host's mariadbd by PID (SIGTERM
     # is a normal shutdown for mariadbd).
-    if timeout 10 mariadb-admin --defaults-file=/etc/mysql/debian.cnf status >/dev/null 2>&1; then
+    if in_systemd; then
+        timeout 60 systemctl stop mariadb.service </dev/null >>"$LAB_LOG" 2>&1 || true
+    elif timeout 10 mariadb-admin --defaults-file=/etc/mysql/debian.cnf status >/dev/null 2>&1; then
         timeout 60 service mariadb stop </dev/null >>"$LAB_LOG" 2>&1 || true
     fi
     if in_live_pid "$pid" mariadbd; then
@@ -493,7 +758,11 @@ in_stop_pg() {
     pidfile=$(in_pg_pidfile)
     pid=$(in_pidfile "$pidfile")
     [[ -n $pid ]] && in_live_pid "$pid" postgres || return 0
-    timeout 30 pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast </dev/null >>"$LAB_LOG" 2>&1 || true
+    if in_systemd; then
+        timeout 30 systemctl stop "postgresql@$PG_VERSION-$PG_CLUSTER.service" </dev/null >>"$LAB_LOG" 2>&1 || true
+    else
+        timeout 30 pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast </dev/null >>"$LAB_LOG" 2>&1 || true
+    fi
     if in_live_pid "$pid" postgres; then
         kill -INT "$pid" 2>/dev/null || true # the postmaster's "fast shutdown" signal
         in_wait_gone "$pidfile" postgres 20 || in_say "postgres $pid did not stop"
@@ -504,6 +773,8 @@ in_stop_sshd() {
     local pid
     pid=$(in_pidfile /run/sshd.pid)
     [[ -n $pid ]] && in_live_pid "$pid" sshd || return 0
+    if in_systemd; then timeout 30 systemctl stop ssh.service </dev/null >>"$LAB_LOG" 2>&1 || true; fi
+    in_live_pid "$pid" sshd || return 0
     kill -TERM "$pid" 2>/dev/null || true
     in_wait_gone /run/sshd.pid sshd 5 || true
 }
@@ -553,6 +824,7 @@ in_snapshot() {
     mkdir -p "$p.tmp"
     cp -a /etc/mysql "$p.tmp/etc-mysql"
     cp -a /var/lib/mysql "$p.tmp/var-lib-mysql"
+    rm -rf "$p.tmp/var-lib-mysql/lost+found" # the volume's own, not data
     cp -a /etc/postgresql "$p.tmp/etc-postgresql"
     cp -a /var/lib/postgresql "$p.tmp/var-lib-postgresql"
     mv "$p.tmp" "$p"
@@ -616,11 +888,31 @@ in_restore() {
     in_reset_common db
     in_restore_dir "$p/etc-mysql" /etc/mysql
     in_restore_dir "$p/etc-postgresql" /etc/postgresql
+    # MariaDB's datadir back to the default layout: the data volume on /var/lib/mysql (the
+    # configuration, restored above, names no other), nothing left under /srv.
+    local t i
+    t=$(in_data_volume_target)
+    if [[ -n $t && $t != "$LAB_DEFAULT_DATADIR" ]]; then in_data_volume_umount; fi
+    in_empty_dir /srv
+    for ((i = 0; i < 5; i++)); do
+        if [[ -n $(in_data_volume_target) ]] || ! mountpoint -q "$LAB_DEFAULT_DATADIR"; then break; fi
+        # Something else mounted on /var/lib/mysql (by a test): off with it.
+        umount "$LAB_DEFAULT_DATADIR" || in_die "cannot unmount what is mounted on $LAB_DEFAULT_DATADIR"
+    done
+    if [[ -z $(in_data_volume_target) ]]; then
+        # The plain layout (or none): the directory goes, the volume comes back.
+        rm -rf --one-file-system "$LAB_DEFAULT_DATADIR"
+        in_data_volume_mount "$LAB_DEFAULT_DATADIR"
+    fi
+    in_empty_datadir "$LAB_DEFAULT_DATADIR"
+    [[ -d $LAB_DEFAULT_DATADIR/lost+found ]] || (cd "$LAB_DEFAULT_DATADIR" && mklost+found >/dev/null)
+    cp -a "$p/var-lib-mysql/." "$LAB_DEFAULT_DATADIR/"
+    chown --reference="$p/var-lib-mysql" "$LAB_DEFAULT_DATADIR"
+    chmod --reference="$p/var-lib-mysql" "$LAB_DEFAULT_DATADIR"
     shopt -s nullglob
-    # Datadirs, and what ha-setup may leave next to them (/var/lib/mysql.old-..., main.*).
-    rm -rf --one-file-system /var/lib/mysql /var/lib/mysql.* /var/lib/postgresql \
+    # What ha-setup may leave next to the datadirs (/var/lib/mysql.old-..., main.*).
+    rm -rf --one-file-system /var/lib/mysql.* /var/lib/postgresql \
         /var/lib/ha-setup* /etc/ha-setup* /var/log/ha-setup*
-    cp -a "$p/var-lib-mysql" /var/lib/mysql
     cp -a "$p/var-lib-postgresql" /var/lib/postgresql
     shopt -u nullglob
     in_empty_dir /var/log/mysql /var/log/postgresql
@@ -636,7 +928,10 @@ INNER_FUNCS=(in_guard in_say in_die in_live_pid in_pidfile in_sshd_up in_mariadb
     in_check in_verify_mounts in_setup_mounts in_init_db in_start_sshd in_start_mariadb
     in_pg_pidfile in_start_pg in_together in_start_services in_wait_gone in_stop_mariadb in_stop_pg
     in_stop_sshd in_continue_all in_stop_services in_wait_debian_start in_snapshot in_empty_dir
-    in_restore_dir in_admin_user in_reset_common in_restore in_reset_operator)
+    in_restore_dir in_admin_user in_reset_common in_restore in_reset_operator
+    in_data_volume_dev in_data_volume_target in_data_volume_mount in_data_volume_umount
+    in_datadir_path_ok in_configured_datadir in_datadir_show in_empty_datadir
+    in_set_datadir_config in_datadir_set in_systemd in_systemctl in_wait_booted)
 
 # ---------------------------------------------------------------------------------------
 # Lab state
@@ -650,11 +945,15 @@ lab_state() {
     done
     if is_mounted "$NSDIR"; then present+=("$NSDIR"); else missing+=("$NSDIR"); fi
     for h in "${HOSTS[@]}"; do
-        for t in mnt uts; do
+        for t in mnt uts pid; do
             if is_mounted "$NSDIR/$h.$t"; then present+=("$h.$t"); else missing+=("$h.$t"); fi
         done
     done
     [[ -e $LAB_ROOT ]] && present+=("$LAB_ROOT")
+    [[ -n $(lab_loop_devices) ]] && present+=("loop devices $(lab_loop_devices | tr '\n' ' ')")
+    for t in /sys/fs/cgroup/ha-lab /sys/fs/cgroup/systemd/ha-lab /sys/fs/cgroup/unified/ha-lab; do
+        [[ -d $t ]] && present+=("cgroup $t")
+    done
     [[ -e $LAB_ROOT/.complete ]] || missing+=("$LAB_ROOT/.complete")
     # Leftovers that are not mounted (e.g. after a reboot: /run is not a tmpfs here).
     for h in "$SWITCH" "${HOSTS[@]}"; do
@@ -672,7 +971,62 @@ lab_state() {
 
 host_usable() {
     local h=$1
-    is_mounted "/run/netns/$(netns_of "$h")" && is_mounted "$NSDIR/$h.mnt" && is_mounted "$NSDIR/$h.uts"
+    is_mounted "/run/netns/$(netns_of "$h")" && is_mounted "$NSDIR/$h.mnt" && is_mounted "$NSDIR/$h.uts" &&
+        is_mounted "$NSDIR/$h.pid"
+}
+
+# The PID (as the machine sees it) of host H's init, PID 1 of its PID namespace (once it is
+# ha-lab-init or systemd: not while BOOT_SH still runs); fails if there is none (then
+# nothing can enter the host's PID namespace any more: fork fails).
+init_pid() {
+    local h=$1 pidns
+    is_mounted "$NSDIR/$h.pid" || return 1
+    pidns="pid:[$(stat -L -c %i "$NSDIR/$h.pid")]"
+    ns_members "$pidns" | proc_filter init | head -n 1 | grep .
+}
+
+# PIDs of the processes whose mount or PID namespace is one of the given (e.g. mnt:[4026...]),
+# one a line. One `find` over /proc, not a readlink per process: the machine may run
+# hundreds of processes, and `down` and `reset` ask again and again while they wait.
+ns_members() {
+    # (find fails for the processes that end while it looks: not an error here)
+    { find /proc/[0-9]*/ns -maxdepth 1 \( -name mnt -o -name pid \) -printf '%h %l\n' 2>/dev/null || true; } |
+        awk -v a="$1" -v b="${2:-}" '$2 == a || (b != "" && $2 == b) { split($1, f, "/"); print f[3] }' |
+        sort -un
+}
+
+# Filters PIDs (stdin, one a line) by their /proc/PID/status, in one pass: with MODE `init`,
+# only the inits of lab hosts (PID 1 of a PID namespace, named ha-lab-init or systemd);
+# with `procs`, every live process but those inits, ourselves, and with EXCEPT_REAPERS the
+# ha-lab-reaper processes. Gone and zombie processes are never printed.
+proc_filter() {
+    local mode=$1 except_reapers=${2:-} files=() pid
+    while read -r pid; do files+=("/proc/$pid/status"); done
+    [[ ${#files[@]} -gt 0 ]] || return 0
+    { grep -H -E '^(Name|State|NSpid):' "${files[@]}" 2>/dev/null || true; } |
+        awk -F '[:\t ]+' -v mode="$mode" -v self="$$" -v sh2="$BASHPID" -v rr="$except_reapers" '
+            { split($1, f, "/"); p = f[3]; seen[p] = 1 }
+            $2 == "Name" { name[p] = $3 }
+            $2 == "State" { state[p] = $3 }
+            $2 == "NSpid" { init[p] = (NF > 3 && $NF == 1) }
+            END {
+                for (p in seen) {
+                    if (state[p] == "Z" || state[p] == "X") continue
+                    if (mode == "init") {
+                        if (init[p] && (name[p] == "ha-lab-init" || name[p] == "systemd")) print p
+                        continue
+                    }
+                    if (init[p] || p == self || p == sh2) continue
+                    if (rr != "" && name[p] == "ha-lab-reaper") continue
+                    print p
+                }
+            }' | sort -n
+}
+
+# Loop devices attached to files under the lab root (the data volumes), one a line.
+lab_loop_devices() {
+    losetup -n -l --raw -O NAME,BACK-FILE 2>/dev/null |
+        awk -v r="$LAB_ROOT/" 'index($2, r) == 1 { print $1 }'
 }
 
 require_complete() {
@@ -691,25 +1045,21 @@ link_is_up() {
 # ---------------------------------------------------------------------------------------
 
 # PIDs of the processes in host H: members of its network namespace (`ip netns pids`) and,
-# for hosts, of its mount namespace (someone may have entered only that one). All of these
-# can only have been started through the lab. With EXCEPT_REAPERS, ha-lab-reaper processes
-# are left out: they must outlive the processes they reap, or those become zombies of PID 1.
+# for hosts, of its mount or PID namespace (someone may have entered only one of them). All
+# of these can only have been started through the lab. With EXCEPT_REAPERS, ha-lab-reaper
+# processes are left out: they must outlive the processes they reap. The host's init (PID 1
+# of its PID namespace) is never listed: it must outlive everything else in the host, and
+# only `down` ends it (kill_inits).
 lab_pids() {
-    local h=$1 except_reapers=${2:-} mntns="" p pid
+    local h=$1 except_reapers=${2:-} mntns="" pidns=""
+    if [[ $h != "$SWITCH" ]] && is_mounted "$NSDIR/$h.mnt"; then
+        mntns="mnt:[$(stat -L -c %i "$NSDIR/$h.mnt")]"
+        if is_mounted "$NSDIR/$h.pid"; then pidns="pid:[$(stat -L -c %i "$NSDIR/$h.pid")]"; fi
+    fi
     {
         ip netns pids "$(netns_of "$h")" 2>/dev/null || true
-        if [[ $h != "$SWITCH" ]] && is_mounted "$NSDIR/$h.mnt"; then
-            mntns="mnt:[$(stat -L -c %i "$NSDIR/$h.mnt")]"
-            for p in /proc/[0-9]*; do
-                [[ $(readlink "$p/ns/mnt" 2>/dev/null) == "$mntns" ]] && echo "${p#/proc/}"
-            done
-        fi
-    } | sort -un | while read -r pid; do
-        [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-        if [[ -n $except_reapers && $(cat "/proc/$pid/comm" 2>/dev/null) == ha-lab-reaper ]]; then continue; fi
-        # Zombies have no namespaces left, so they are not listed; skip exited ones anyway.
-        [[ -e /proc/$pid ]] && echo "$pid"
-    done
+        if [[ -n $mntns ]]; then ns_members "$mntns" "$pidns"; fi
+    } | sort -un | proc_filter procs "$except_reapers"
 }
 
 collect_pids() {
@@ -743,11 +1093,40 @@ signal_and_wait() {
     die "processes of the lab would not die: ${pids[*]}"
 }
 
-# Every process of the given hosts: first all but the reapers, then the reapers, which
-# normally exit by themselves as soon as nothing is left below them.
+# Every process of the given hosts but their inits: first all but the reapers, then the
+# reapers, which normally exit by themselves as soon as nothing is left below them.
 kill_lab_procs() {
     signal_and_wait 1 0 "$@"
     signal_and_wait "" 20 "$@"
+}
+
+# Ends the given hosts' inits (SIGKILL from the machine, which also kills anything still
+# left in their PID namespaces) and waits until they and their `unshare` parents are gone.
+kill_inits() {
+    local h pid procs=() i left
+    for h; do
+        if pid=$(init_pid "$h"); then procs+=("$pid"); fi
+        if [[ -r $RUN_DIR/$h.unshare ]]; then
+            read -r pid <"$RUN_DIR/$h.unshare" || true
+            [[ -n $pid ]] && procs+=("$pid")
+        fi
+    done
+    [[ ${#procs[@]} -gt 0 ]] || return 0
+    for h; do
+        if pid=$(init_pid "$h"); then kill -KILL "$pid" 2>/dev/null || true; fi
+    done
+    # The unshare parents (in the machine's namespaces) exit once their init has; they are
+    # then zombies until the machine's PID 1 reaps them.
+    for ((i = 0; i < 100; i++)); do
+        left=0
+        for pid in "${procs[@]}"; do
+            case $(cat "/proc/$pid/comm" 2>/dev/null) in unshare | ha-lab-init | systemd) ;; *) continue ;; esac
+            [[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) != Z ]] && left=1
+        done
+        [[ $left == 0 ]] && return 0
+        sleep 0.1
+    done
+    log "warning: lab inits or their unshare parents still there: ${procs[*]}"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -800,6 +1179,117 @@ make_namespaces() {
         touch "$NSDIR/$h.mnt" "$NSDIR/$h.uts"
         unshare --mount="$NSDIR/$h.mnt" --uts="$NSDIR/$h.uts" --propagation private true
     done
+    for h in "${HOSTS[@]}"; do start_init "$h"; done
+    for h in "${HOSTS[@]}"; do wait_init "$h"; done
+}
+
+# How this machine mounts cgroups: hybrid (v1 with a name=systemd hierarchy, and cgroup2
+# on /sys/fs/cgroup/unified, as here), unified (cgroup2 only), or none that systemd can use.
+cgroup_mode() {
+    case $(stat -f -c %T /sys/fs/cgroup 2>/dev/null) in
+    cgroup2fs) echo unified ;;
+    tmpfs) if [[ -d /sys/fs/cgroup/systemd && -d /sys/fs/cgroup/unified ]]; then echo hybrid; else echo none; fi ;;
+    *) echo none ;;
+    esac
+}
+
+# Host H's cgroups on the machine, one a line (systemd flavour only): a subtree per host
+# under ha-lab, which the host sees as its cgroup root.
+host_cgroups() {
+    case $(cgroup_mode) in
+    unified) echo "/sys/fs/cgroup/ha-lab/$1" ;;
+    hybrid) printf '%s\n' "/sys/fs/cgroup/systemd/ha-lab/$1" "/sys/fs/cgroup/unified/ha-lab/$1" ;;
+    esac
+}
+
+# Removes host H's (empty) cgroups once nothing runs in them; with no host, the ha-lab
+# parents too.
+remove_cgroups() {
+    local d
+    for d in /sys/fs/cgroup/ha-lab /sys/fs/cgroup/systemd/ha-lab /sys/fs/cgroup/unified/ha-lab; do
+        [[ -n ${1:-} ]] && d+=/$1
+        [[ -d $d ]] || continue
+        find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || log "warning: could not remove cgroup $d"
+    done
+}
+
+# Host H's PID namespace and its init (BOOT_SH, then FLAVOUR's init), which joins the host's
+# network, mount and UTS namespaces. `unshare --fork` stays behind in the machine's
+# namespaces as the init's parent (it only waits for it), in a session of its own, with
+# none of our descriptors. For systemd, it first moves into the host's cgroups and makes a
+# cgroup namespace there.
+start_init() {
+    local h=$1 flavour=${2:-plain} mode=none cgroups=() launcher
+    touch "$NSDIR/$h.pid"
+    launcher=(unshare --pid="$NSDIR/$h.pid" --fork)
+    if [[ $flavour == systemd ]]; then
+        mode=$(cgroup_mode)
+        [[ $mode != none ]] || die "$h: this machine mounts no cgroup hierarchy that systemd could use"
+        mapfile -t cgroups < <(host_cgroups "$h")
+        mkdir -p "${cgroups[@]}"
+        # shellcheck disable=SC2016 # expanded by sh
+        launcher=(sh -c 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ >"$1/cgroup.procs"; shift; n=$((n - 1)); done; exec "$@"'
+            ha-lab-cgroup "${#cgroups[@]}" "${cgroups[@]}" unshare --pid="$NSDIR/$h.pid" --cgroup --fork)
+    fi
+    # The init lives as long as the host: it must hold none of the caller's descriptors (a
+    # test's flock, or the pipe of a `$(lab.sh up)`, would stay held or open until `down`).
+    (
+        close_inherited_fds
+        exec setsid "${launcher[@]}" -- \
+            nsenter --net="/run/netns/$(netns_of "$h")" --mount="$NSDIR/$h.mnt" --uts="$NSDIR/$h.uts" -- \
+            env -i PATH="$CLEAN_PATH" LANG=C.UTF-8 LAB_HOST="$h" bash -c "$BOOT_SH" ha-lab-boot "$flavour" "$mode" "$INIT_PL" \
+            </dev/null >>"$RUN_DIR/$h.init.log" 2>&1
+    ) &
+    echo "$!" >"$RUN_DIR/$h.unshare"
+}
+
+# Closes, in this (sub)shell, every descriptor above stderr.
+close_inherited_fds() {
+    local fd
+    for fd in /proc/"$BASHPID"/fd/*; do
+        fd=${fd##*/}
+        [[ $fd -gt 2 ]] || continue
+        eval "exec $fd>&-" 2>/dev/null || true
+    done
+}
+
+wait_init() {
+    local h=$1 i
+    for ((i = 0; i < 200; i++)); do
+        init_pid "$h" >/dev/null && return 0
+        sleep 0.05
+    done
+    tail -n 20 "$RUN_DIR/$h.init.log" >&2 2>/dev/null || true
+    die "$h: its init did not start"
+}
+
+# plain or systemd: what runs as host H's init.
+flavour_of() {
+    local pid
+    pid=$(init_pid "$1") || { echo none; return 0; }
+    case $(cat "/proc/$pid/comm" 2>/dev/null) in
+    systemd) echo systemd ;;
+    *) echo plain ;;
+    esac
+}
+
+# Restarts database host H into FLAVOUR, like a reboot: services stopped, every process
+# ended, the init too, then a new PID namespace with a new init. Files, mounts (the data
+# volume) and the network stay; /run is fresh.
+reboot_host() {
+    local h=$1 flavour=$2
+    ns_fn "$h" in_stop_services all || log "$h: graceful stop failed; killing"
+    # Under systemd, ending the init's children one by one would have it start them again:
+    # end the init first (which ends every process of its PID namespace), then whatever is
+    # left in the host's other namespaces.
+    if [[ $(flavour_of "$h") == systemd ]]; then kill_inits "$h"; fi
+    kill_lab_procs "$h"
+    kill_inits "$h"
+    remove_cgroups "$h"
+    if is_mounted "$NSDIR/$h.pid"; then umount "$NSDIR/$h.pid"; fi
+    start_init "$h" "$flavour"
+    wait_init "$h"
+    if [[ $flavour == systemd ]]; then ns_fn "$h" in_wait_booted; fi
 }
 
 write_hosts_files() {
@@ -845,7 +1335,18 @@ prepare_host_dirs() {
         install -d -m 755 -o postgres -g postgres "$r/etc-postgresql"
         install -d -m 2750 -o mysql -g adm "$r/log-mysql"
         install -d -m 1775 -o root -g postgres "$r/log-postgresql"
+        install -d -m 755 "$r/srv"
         install -m 600 "$LAB_ROOT/keys/authorized_keys" "$r/root-ssh/authorized_keys"
+        # MariaDB's data volume: a sparse ext4 image (mounted inside the host).
+        truncate -s "$DATA_SIZE" "$r/$DATA_IMG"
+        mkfs.ext4 -q -F -L mysql-data "$r/$DATA_IMG" ||
+            die "mkfs.ext4 on $r/$DATA_IMG failed"
+        if [[ $h == tertiary ]]; then
+            # The jump host (ssh -J root@tertiary ...): TCP forwarding allowed, said outright
+            # rather than left to the default.
+            printf '%s\n' "# tests/lab/lab.sh: tertiary is the lab's jump host (ProxyJump)." \
+                'AllowTcpForwarding yes' >"$r/etc-ssh/sshd_config.d/ha-lab-jump.conf"
+        fi
     fi
 }
 
@@ -952,6 +1453,7 @@ cmd_up() {
     complete)
         log "the lab exists: checking it"
         for h in "${HOSTS[@]}"; do
+            init_pid "$h" >/dev/null || die "host $h has lost its init (PID 1 of its PID namespace); run: $SELF down && $SELF up"
             ns_fn "$h" in_verify_mounts "$(is_db_host "$h" && echo db || echo operator)" ||
                 die "host $h is broken; run: $SELF down && $SELF up"
         done
@@ -1004,18 +1506,29 @@ cmd_down() {
     if [[ ${#stoppable[@]} -gt 0 ]]; then
         run_parallel stop_host_services "${stoppable[@]}" || log "warning: graceful stop failed; killing"
     fi
+    # A host under systemd: its init first (systemd would start its helpers again), which
+    # ends every process of its PID namespace; its data volume goes with its mount namespace.
+    for h in "${DB_HOSTS[@]}"; do
+        if [[ $(flavour_of "$h") == systemd ]]; then kill_inits "$h"; fi
+    done
     kill_lab_procs "$SWITCH" "${HOSTS[@]}"
+    # The data volumes off (which detaches their loop devices), while the hosts' inits still
+    # let us in; then the inits.
+    for h in "${DB_HOSTS[@]}"; do
+        if host_usable "$h" && init_pid "$h" >/dev/null; then
+            ns_fn "$h" in_data_volume_umount || log "warning: $h: could not unmount its data volume"
+        fi
+    done
+    kill_inits "${HOSTS[@]}"
+    remove_cgroups
     # With no process left inside, unmounting the persistent namespace files destroys the
-    # mount namespaces, and with them every overlay, bind mount and tmpfs of the hosts.
+    # namespaces, and with them every overlay, bind mount and tmpfs of the hosts.
     for h in "${HOSTS[@]}"; do
-        for t in mnt uts; do
+        for t in mnt uts pid; do
             if is_mounted "$NSDIR/$h.$t"; then umount "$NSDIR/$h.$t"; fi
         done
     done
-    # Namespace files a lab of another version kept there (a PID namespace's, say): off
-    # too, or the directory stays busy.
-    awk -v d="$NSDIR/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-        while read -r t; do umount -l "$t" 2>/dev/null || true; done
+    detach_loop_devices
     if is_mounted "$NSDIR"; then umount "$NSDIR"; fi
     for h in "$SWITCH" "${HOSTS[@]}"; do
         t=/run/netns/$(netns_of "$h")
@@ -1041,20 +1554,31 @@ cmd_down() {
         rm -rf --one-file-system "$LAB_ROOT"
     fi
     rm -rf --one-file-system "$RUN_DIR"
-    # Exited reapers are children of the machine's PID 1, which reaps only every second or
-    # two here; wait a little so that no <defunct> ha-lab-reaper is left when down returns.
-    local i
+    log "the lab is gone (in $((SECONDS - t0))s)"
+}
+
+# Detaches the loop devices of the lab's images. Normally there are none left: `mount -o
+# loop` sets autoclear, so unmounting a data volume detaches its device. One still in use
+# is only marked for autoclear by the kernel: wait a moment for it to go.
+detach_loop_devices() {
+    local dev devs=() i
     for ((i = 0; i < 50; i++)); do
-        pgrep -x -r Z ha-lab-reaper >/dev/null || break
+        mapfile -t devs < <(lab_loop_devices)
+        [[ ${#devs[@]} -eq 0 ]] && return 0
+        for dev in "${devs[@]}"; do losetup -d "$dev" 2>/dev/null || true; done
         sleep 0.1
     done
-    log "the lab is gone (in $((SECONDS - t0))s)"
+    log "warning: loop devices still attached to lab images: ${devs[*]}"
 }
 
 stop_host_services() { ns_fn "$1" in_stop_services all; }
 
 reset_host() {
     local h=$1
+    if is_db_host "$h" && [[ $(flavour_of "$h") != plain ]]; then
+        log "$h: rebooting into the plain flavour"
+        reboot_host "$h" plain
+    fi
     if is_db_host "$h"; then
         ns_fn "$h" in_stop_services all || log "$h: graceful stop failed; killing"
     fi
@@ -1065,6 +1589,7 @@ reset_host() {
     if is_db_host "$h"; then
         : >"$LAB_ROOT/$h/lab.log"
         ns_fn "$h" in_restore
+        if [[ $RESET_LAYOUT == plain ]]; then ns_fn "$h" in_datadir_set plain "$DEFAULT_DATADIR"; fi
         start_services "$h"
         wait_ready "$h"
     else
@@ -1079,7 +1604,10 @@ cmd_reset() {
     for h in "${hosts[@]}"; do is_host "$h" || usage; done
     take_lock
     require_complete
-    for h in "${hosts[@]}"; do ip -n "$(netns_of "$SWITCH")" link set "vp-$h" up; done
+    for h in "${hosts[@]}"; do
+        ip -n "$(netns_of "$SWITCH")" link set "vp-$h" up
+        clear_blocks "$h"
+    done
     run_parallel reset_host "${hosts[@]}" || die "reset failed"
     log "reset ${hosts[*]} in $((SECONDS - t0))s"
 }
@@ -1089,6 +1617,111 @@ cmd_link() {
     take_lock
     require_complete
     ip -n "$(netns_of "$SWITCH")" link set "vp-$h" "$action"
+    if [[ $action == up ]]; then clear_blocks "$h"; fi
+}
+
+# ---- One-way blocks: an nftables set of source addresses dropped on input, in the
+# receiving host's network namespace only (nsenter --net: nft never touches the machine's).
+
+nft_in() {
+    local h=$1
+    shift
+    nsenter --net="/run/netns/$(netns_of "$h")" -- nft "$@" 9<&-
+}
+
+has_block_table() { nft_in "$1" list table inet "$NFT_TABLE" >/dev/null 2>&1; }
+
+# The hosts whose packets TO drops, one a line.
+blocked_from() {
+    local to=$1 addr h
+    has_block_table "$to" || return 0
+    nft_in "$to" -j list set inet "$NFT_TABLE" from |
+        jq -r '.nftables[] | select(.set) | .set.elem // [] | .[] | strings' |
+        while read -r addr; do
+            for h in "${HOSTS[@]}"; do
+                if [[ ${ADDR[$h]} == "$addr" ]]; then echo "$h"; fi
+            done
+        done
+}
+
+cmd_block() {
+    local from=$1 to=$2
+    take_lock
+    require_complete
+    if ! has_block_table "$to"; then
+        nft_in "$to" -f - <<EOF
+table inet $NFT_TABLE {
+    comment "tests/lab/lab.sh block: packets from these addresses are dropped, silently"
+    set from { type ipv4_addr; }
+    chain input {
+        type filter hook input priority filter; policy accept;
+        ip saddr @from drop
+    }
+}
+EOF
+    fi
+    nft_in "$to" add element inet "$NFT_TABLE" from "{ ${ADDR[$from]} }"
+}
+
+cmd_unblock() {
+    local from=$1 to=$2
+    take_lock
+    require_complete
+    if has_block_table "$to" && nft_in "$to" get element inet "$NFT_TABLE" from "{ ${ADDR[$from]} }" >/dev/null 2>&1; then
+        nft_in "$to" delete element inet "$NFT_TABLE" from "{ ${ADDR[$from]} }"
+    fi
+}
+
+# Lifts every block from or to host H.
+clear_blocks() {
+    local h=$1 o
+    if has_block_table "$h"; then nft_in "$h" delete table inet "$NFT_TABLE"; fi
+    for o in "${HOSTS[@]}"; do
+        [[ $o == "$h" ]] && continue
+        if has_block_table "$o" && nft_in "$o" get element inet "$NFT_TABLE" from "{ ${ADDR[$h]} }" >/dev/null 2>&1; then
+            nft_in "$o" delete element inet "$NFT_TABLE" from "{ ${ADDR[$h]} }"
+        fi
+    done
+}
+
+# ---- The flavour of a database host: what runs as its init
+
+cmd_flavour() {
+    local h=$1 want=${2:-} t0=$SECONDS
+    if [[ -z $want ]]; then
+        host_usable "$h" || die "the lab is not up; run: $SELF up"
+        flavour_of "$h"
+        return
+    fi
+    take_lock
+    require_complete
+    if [[ $(flavour_of "$h") == "$want" ]]; then
+        log "$h: already $want"
+        return 0
+    fi
+    log "$h: rebooting into the $want flavour"
+    reboot_host "$h" "$want" || die "$h: rebooting into $want failed; look at $RUN_DIR/$h.init.log, then run: $SELF reset $h"
+    start_services "$h" || die "$h: services did not start under $want; run: $SELF reset $h"
+    wait_ready "$h" || die "$h: services did not start under $want; run: $SELF reset $h"
+    log "$h: $want (in $((SECONDS - t0))s)"
+}
+
+# ---- MariaDB's datadir layout
+
+cmd_datadir() {
+    local h=$1 layout=${2:-} path=${3:-$DEFAULT_DATADIR} t0=$SECONDS
+    if [[ -z $layout ]]; then
+        host_usable "$h" || die "the lab is not up; run: $SELF up"
+        ns_fn "$h" in_datadir_show
+        return
+    fi
+    take_lock
+    require_complete
+    log "$h: moving MariaDB's datadir to: $layout $path"
+    ns_fn "$h" in_datadir_set "$layout" "$path" || die "$h: changing the datadir layout failed; run: $SELF reset $h"
+    start_services "$h" || die "$h: MariaDB did not start on its new datadir; run: $SELF reset $h"
+    wait_ready "$h" || die "$h: MariaDB did not start on its new datadir; run: $SELF reset $h"
+    log "$h: datadir $layout $path (in $((SECONDS - t0))s)"
 }
 
 ssh_args() {
@@ -1105,24 +1738,24 @@ ssh_cmd() {
 }
 
 cmd_ssh() {
-    local h=$1 args
+    local h=$1 args ns
     shift
     host_usable operator || die "the lab is not up; run: $SELF up"
     mapfile -t args < <(ssh_args "$h")
-    # exec: stdin, stdout, stderr and the exit code are ssh's own.
-    exec nsenter --net="/run/netns/$(netns_of operator)" --mount="$NSDIR/operator.mnt" \
-        --uts="$NSDIR/operator.uts" -- "${args[@]}" "$@"
+    mapfile -t ns < <(ns_args operator)
+    # exec: stdin, stdout, stderr and the exit code are ssh's own (nsenter passes them on).
+    exec nsenter "${ns[@]}" -- "${args[@]}" "$@"
 }
 
 cmd_exec() {
-    local h=$1
+    local h=$1 ns
     shift
     host_usable "$h" || die "the lab is not up; run: $SELF up"
+    mapfile -t ns < <(ns_args "$h")
     # Entering a mount namespace resets the working directory to its /; go back to the
     # caller's directory when the host has it (e.g. the repository), else stay in /.
     # shellcheck disable=SC2016 # expanded by sh
-    exec nsenter --net="/run/netns/$(netns_of "$h")" --mount="$NSDIR/$h.mnt" --uts="$NSDIR/$h.uts" \
-        -- sh -c 'cd "$1" 2>/dev/null || cd /; shift; exec "$@"' lab-exec "$PWD" "$@"
+    exec nsenter "${ns[@]}" -- sh -c 'cd "$1" 2>/dev/null || cd /; shift; exec "$@"' lab-exec "$PWD" "$@"
 }
 
 cmd_env() {
@@ -1141,7 +1774,7 @@ cmd_env() {
 }
 
 cmd_status() {
-    local state h line link ok=0
+    local state h line link blocks datadir ok=0
     state=$(lab_state)
     if [[ $state != complete ]]; then
         echo "lab: not up ($state)"
@@ -1149,10 +1782,17 @@ cmd_status() {
     fi
     for h in "${HOSTS[@]}"; do
         if link_is_up "$h"; then link=up; else link="cut"; ok=1; fi
-        if is_db_host "$h"; then
+        blocks=$(blocked_from "$h" | paste -sd, -)
+        [[ -z $blocks ]] || link+=" blocked-from=$blocks"
+        if ! init_pid "$h" >/dev/null; then
+            printf '%-10s %s init=gone (run: %s down && %s up)\n' "$h" "${ADDR[$h]}" "$SELF" "$SELF"
+            ok=1
+        elif is_db_host "$h"; then
             line=$(ns_fn "$h" in_check 2>/dev/null) || line="sshd=? mariadb=? postgresql=?"
             [[ $line == "sshd=up mariadb=up postgresql=up" ]] || ok=1
-            printf '%-10s %s %s link=%s\n' "$h" "${ADDR[$h]}" "$line" "$link"
+            datadir=$(ns_fn "$h" in_datadir_show 2>/dev/null) || datadir="?"
+            printf '%-10s %s %s link=%s datadir=%s init=%s\n' "$h" "${ADDR[$h]}" "$line" "$link" \
+                "${datadir/ /:}" "$(flavour_of "$h")"
         else
             printf '%-10s %s link=%s\n' "$h" "${ADDR[$h]}" "$link"
         fi
@@ -1168,6 +1808,17 @@ main() {
     up | down | env | status) [[ $# -eq 0 ]] || usage ;;
     reset) ;;
     cut | heal | addr) if [[ $# -ne 1 ]] || ! is_host "$1"; then usage; fi ;;
+    flavour) if [[ $# -lt 1 || $# -gt 2 ]] || ! is_db_host "$1" || [[ $# -eq 2 && $2 != plain && $2 != systemd ]]; then usage; fi ;;
+    block | unblock) if [[ $# -ne 2 || $1 == "$2" ]] || ! is_host "$1" || ! is_host "$2"; then usage; fi ;;
+    datadir)
+        if [[ $# -lt 1 || $# -gt 3 ]] || ! is_db_host "$1"; then usage; fi
+        if [[ $# -ge 2 && $2 != mount && $2 != plain ]]; then usage; fi
+        if [[ $# -eq 3 && $3 != "$DEFAULT_DATADIR" ]] &&
+            ! [[ $3 =~ ^/srv(/[A-Za-z0-9._-]+)+$ && $3 != */. && $3 != */.. && $3 != */./* && $3 != */../* ]]; then
+            printf 'lab: error: datadir %s: want %s or a path under /srv\n' "$3" "$DEFAULT_DATADIR" >&2
+            exit 2
+        fi
+        ;;
     ssh) if [[ $# -lt 1 ]] || ! is_db_host "$1"; then usage; fi ;;
     exec) if [[ $# -lt 2 ]] || ! is_host "$1"; then usage; fi ;;
     -h | --help | help) usage ;;
@@ -1175,8 +1826,12 @@ main() {
     esac
     require_root
     validate_lab_root
+    [[ $RESET_LAYOUT == mount || $RESET_LAYOUT == plain ]] || {
+        printf 'lab: error: HA_LAB_RESET_LAYOUT=%s: want mount or plain\n' "$RESET_LAYOUT" >&2
+        exit 2
+    }
     case $cmd in
-    up | down | reset | cut | heal) require_machine_namespaces ;;
+    up | down | reset | cut | heal | block | unblock | datadir | flavour) require_machine_namespaces ;;
     esac
     case $cmd in
     up) cmd_up ;;
@@ -1184,6 +1839,10 @@ main() {
     reset) cmd_reset "$@" ;;
     cut) cmd_link down "$1" ;;
     heal) cmd_link up "$1" ;;
+    block) cmd_block "$1" "$2" ;;
+    unblock) cmd_unblock "$1" "$2" ;;
+    datadir) cmd_datadir "$@" ;;
+    flavour) cmd_flavour "$@" ;;
     ssh) cmd_ssh "$@" ;;
     exec) cmd_exec "$@" ;;
     addr) printf '%s\n' "${ADDR[$1]}" ;;

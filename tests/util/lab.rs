@@ -1,6 +1,8 @@
 //! The lab of tests/lab/lab.sh, as the tests use it: three database hosts and an operator,
-//! each in its own network and mount namespaces, with real sshd, MariaDB and PostgreSQL.
-//! Lab tests take the lab's lock, so they never interfere with each other.
+//! each in its own network, mount and PID namespaces, with real sshd, MariaDB and
+//! PostgreSQL; MariaDB's datadir is a file system of its own unless a test says otherwise
+//! ([`Lab::set_datadir`]). Lab tests take the lab's lock, so they never interfere with each
+//! other.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,6 +30,46 @@ impl Host {
         }
     }
 }
+
+/// How MariaDB's datadir sits on a database host (`lab.sh datadir`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The datadir is a mount point: a file system of its own (the lab's default, as on a
+    /// production host with a dedicated disk or LVM volume).
+    Mount,
+    /// The datadir is a plain directory on its parent's file system.
+    Plain,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Mount => "mount",
+            Layout::Plain => "plain",
+        }
+    }
+}
+
+/// What runs as a database host's init (`lab.sh flavour`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// The lab's small init; services through their init scripts (the default).
+    Plain,
+    /// systemd as PID 1 of the host; services are units, `systemctl` works.
+    Systemd,
+}
+
+impl Flavour {
+    fn name(self) -> &'static str {
+        match self {
+            Flavour::Plain => "plain",
+            Flavour::Systemd => "systemd",
+        }
+    }
+}
+
+/// MariaDB's datadir on a database host, where the lab puts it by default.
+pub const DEFAULT_DATADIR: &str = "/var/lib/mysql";
 
 pub struct Lab {
     script: PathBuf,
@@ -147,11 +189,71 @@ impl Lab {
         self.script(&["cut", host.name()]).expect_code(0);
     }
 
+    /// Puts the host back on the network, and lifts every block from or to it.
     pub fn heal(&self, host: Host) {
         self.script(&["heal", host.name()]).expect_code(0);
     }
 
-    /// Returns all three database hosts to pristine: fresh datadirs, no replication config.
+    /// From now on, packets from `from` arriving at `to` are silently dropped (a filter in
+    /// `to` alone: `to` still reaches `from`, but hears nothing back). E.g. `block(Operator,
+    /// Primary)`: the operator has lost its route to a primary that its replicas still reach.
+    /// Lifted by [`Lab::unblock`], by healing either host, and by [`Lab::reset`].
+    pub fn block(&self, from: Host, to: Host) {
+        self.script(&["block", from.name(), to.name()])
+            .expect_code(0);
+    }
+
+    pub fn unblock(&self, from: Host, to: Host) {
+        self.script(&["unblock", from.name(), to.name()])
+            .expect_code(0);
+    }
+
+    /// Moves a database host's MariaDB data into `layout` at `path` ([`DEFAULT_DATADIR`] or
+    /// a path under /srv; another path is named in the server's configuration, as an
+    /// administrator would), restarting the server on it. [`Lab::reset`] brings back the
+    /// default: [`Layout::Mount`] on [`DEFAULT_DATADIR`].
+    pub fn set_datadir(&self, host: Host, layout: Layout, path: &str) {
+        self.script(&["datadir", host.name(), layout.name(), path])
+            .expect_code(0);
+    }
+
+    /// A database host's datadir layout and path now.
+    pub fn datadir(&self, host: Host) -> (Layout, String) {
+        let run = self.script(&["datadir", host.name()]);
+        run.expect_code(0);
+        let (layout, path) = run
+            .stdout
+            .trim()
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("lab.sh datadir printed {:?}", run.stdout));
+        let layout = match layout {
+            "mount" => Layout::Mount,
+            "plain" => Layout::Plain,
+            other => panic!("lab.sh datadir printed the layout {other:?}"),
+        };
+        (layout, path.to_owned())
+    }
+
+    /// Reboots a database host with `flavour` as its init (its files, data and network stay;
+    /// every process stops and starts again). [`Lab::reset`] brings back [`Flavour::Plain`].
+    pub fn set_flavour(&self, host: Host, flavour: Flavour) {
+        self.script(&["flavour", host.name(), flavour.name()])
+            .expect_code(0);
+    }
+
+    /// What runs as a database host's init now.
+    pub fn flavour(&self, host: Host) -> Flavour {
+        let run = self.script(&["flavour", host.name()]);
+        run.expect_code(0);
+        match run.stdout.trim() {
+            "plain" => Flavour::Plain,
+            "systemd" => Flavour::Systemd,
+            other => panic!("lab.sh flavour printed {other:?}"),
+        }
+    }
+
+    /// Returns all three database hosts to pristine: fresh datadirs in the default layout,
+    /// the plain flavour, no replication config, no cut links or blocks.
     pub fn reset(&self) {
         self.script(&["reset"]).expect_code(0);
     }

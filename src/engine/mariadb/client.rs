@@ -1,6 +1,10 @@
 //! The `mariadb` client on a host, as root over its socket (Debian's root logs in by
 //! unix_socket, so no password is needed or sent). SQL goes in on stdin; results come back
 //! in batch mode: one row per line, tab-separated, with `\t`, `\n`, `\\` escaped.
+//!
+//! Every session first takes `NO_BACKSLASH_ESCAPES` out of its own `sql_mode` (the
+//! client's `--init-command`), so a literal made by [`literal`] means the same whatever
+//! the server's global `sql_mode` says.
 
 use std::collections::HashMap;
 
@@ -9,13 +13,42 @@ use anyhow::{Context, bail};
 use crate::host::{Cmd, Host, HostExt};
 use crate::plan::Input;
 
+/// Run by the client as each session starts: backslashes in literals are escapes, as
+/// [`escape`] writes them, whatever the server's global sql_mode.
+const SESSION_MODE: &str = "--init-command=\"SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')\"";
+
 /// The client command, for plans and for running.
 pub fn command() -> Cmd {
-    Cmd::new("mariadb --batch --skip-column-names --connect-timeout=10").as_root()
+    Cmd::new(format!(
+        "mariadb --batch --skip-column-names --connect-timeout=10 {SESSION_MODE}"
+    ))
+    .as_root()
 }
 
 fn command_with_names() -> Cmd {
-    Cmd::new("mariadb --batch --connect-timeout=10").as_root()
+    Cmd::new(format!(
+        "mariadb --batch --connect-timeout=10 {SESSION_MODE}"
+    ))
+    .as_root()
+}
+
+/// `sql` with each of its statements bounded to `secs` seconds: a lock wait
+/// (`lock_wait_timeout`: `SET GLOBAL read_only = ON` takes the global read lock, which
+/// waits for every running write statement while the application's new writes queue
+/// behind it) and the statement as a whole (`max_statement_time`). A statement that runs
+/// out fails with ER_LOCK_WAIT_TIMEOUT (1205) or ER_STATEMENT_TIMEOUT (1969) and changes
+/// nothing.
+pub fn bounded(sql: &str, secs: u64) -> String {
+    format!(
+        "SET SESSION lock_wait_timeout = {secs}, max_statement_time = {secs};\n{}",
+        sql.trim_start()
+    )
+}
+
+/// Whether a failure is a bound that ran out (see [`bounded`]).
+pub fn timed_out(err: &anyhow::Error) -> bool {
+    let text = format!("{err:#}");
+    text.contains("ERROR 1205") || text.contains("ERROR 1969")
 }
 
 /// Runs SQL through `cmd`; a refusal is an error with the server's own words.
@@ -133,12 +166,14 @@ pub fn literal(value: &str) -> String {
     format!("'{}'", escape(value))
 }
 
-/// A string escaped to go between single quotes in SQL.
+/// A string escaped to go between single quotes in SQL: a quote doubled (right in every
+/// sql_mode), a backslash and the control characters with backslashes (right in the
+/// sessions of [`command`], which turn `NO_BACKSLASH_ESCAPES` off).
 pub fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+    let mut out = String::with_capacity(value.len() + 8);
     for c in value.chars() {
         match c {
-            '\'' => out.push_str("\\'"),
+            '\'' => out.push_str("''"),
             '\\' => out.push_str("\\\\"),
             '\0' => out.push_str("\\0"),
             '\n' => out.push_str("\\n"),
@@ -176,8 +211,37 @@ mod tests {
 
     #[test]
     fn literals_are_escaped() {
-        assert_eq!(literal("it's"), "'it\\'s'");
+        assert_eq!(literal("it's"), "'it''s'");
         assert_eq!(literal("a\\b"), "'a\\\\b'");
+        assert_eq!(literal(r#"'\""#), r#"'''\\"'"#);
+        assert_eq!(literal("a\nb\0"), r"'a\nb\0'");
+    }
+
+    #[test]
+    fn every_session_turns_backslash_escapes_on() {
+        for cmd in [command(), command_with_names()] {
+            assert!(
+                cmd.script
+                    .contains("REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')"),
+                "{}",
+                cmd.script
+            );
+        }
+    }
+
+    #[test]
+    fn bounded_statements() {
+        assert_eq!(
+            bounded("SET GLOBAL read_only = ON;\n", 5),
+            "SET SESSION lock_wait_timeout = 5, max_statement_time = 5;\nSET GLOBAL read_only = ON;\n"
+        );
+        let err = anyhow::anyhow!(
+            "MariaDB on db1 refused: ERROR 1205 (HY000) at line 2: Lock wait timeout exceeded; try restarting transaction"
+        );
+        assert!(timed_out(&err));
+        assert!(!timed_out(&anyhow::anyhow!(
+            "ERROR 1045 (28000): Access denied"
+        )));
     }
 
     #[test]

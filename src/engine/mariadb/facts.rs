@@ -225,6 +225,86 @@ pub fn parse_replica(row: &HashMap<String, String>) -> Replica {
     }
 }
 
+/// Where MariaDB lives on a host, as the host itself says (read by scripts/observe.sh in
+/// the same round trip as the server's state). Empty when nothing was found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The directory for ha-setup's settings file: the config's `config_dir`, else the last
+    /// `!includedir` of the option files MariaDB reads.
+    pub config_dir: String,
+    /// The option file that names it (`config` when the config's key gave it).
+    pub config_dir_from: String,
+    /// The service: the config's `service`, else the systemd unit or init script found.
+    pub service: String,
+    /// How it was found: `systemd unit mariadb.service`, `/etc/init.d/mariadb`, `config`.
+    pub service_from: String,
+    pub systemd: bool,
+    /// When the server does not answer: the datadir it would start with (`mariadbd
+    /// --verbose --help`: its option files, else the built-in default).
+    pub datadir_configured: String,
+}
+
+impl HostFacts {
+    /// From observe.sh's `key=value` lines (those before the server's answer).
+    pub fn parse(head: &str) -> HostFacts {
+        let values: HashMap<&str, &str> = head
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .collect();
+        let get = |key| values.get(key).copied().unwrap_or("").trim().to_owned();
+        HostFacts {
+            config_dir: get("config_dir").trim_end_matches('/').to_owned(),
+            config_dir_from: get("config_dir_from"),
+            service: get("service"),
+            service_from: get("service_from"),
+            systemd: get("systemd") == "yes",
+            datadir_configured: get("datadir_configured").trim_end_matches('/').to_owned(),
+        }
+    }
+}
+
+/// The filesystem a path is on (or would be on: its nearest existing ancestor's), and how
+/// much of it the path itself takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Room {
+    /// Bytes free for new files.
+    pub free: u64,
+    /// What is mounted: a device, or a name such as `tmpfs`.
+    pub device: String,
+    /// Where that filesystem is mounted.
+    pub mount: String,
+    /// Bytes the path itself takes (0 when it does not exist).
+    pub used: u64,
+}
+
+const ROOM: &str = include_str!("scripts/room.sh");
+
+pub fn room(host: &mut dyn Host, path: &str) -> anyhow::Result<Room> {
+    let text = host.run_ok(&Cmd::script(ROOM, &[path]).as_root())?;
+    parse_room(&text).with_context(|| {
+        format!(
+            "cannot read the free space at {path} on {}: {text:?}",
+            host.label()
+        )
+    })
+}
+
+pub fn parse_room(text: &str) -> Option<Room> {
+    let values: HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .collect();
+    Some(Room {
+        free: values.get("free")?.trim().parse().ok()?,
+        device: values.get("device")?.trim().to_owned(),
+        mount: values.get("mount")?.trim().to_owned(),
+        used: values
+            .get("used")
+            .and_then(|u| u.trim().parse().ok())
+            .unwrap_or(0),
+    })
+}
+
 /// Bytes free for new files in the filesystem holding `path` (or its nearest existing
 /// ancestor, for a directory not yet made).
 pub fn free_bytes(host: &mut dyn Host, path: &str) -> anyhow::Result<u64> {
@@ -241,10 +321,18 @@ pub fn free_bytes(host: &mut dyn Host, path: &str) -> anyhow::Result<u64> {
     })
 }
 
-/// Bytes used by a directory tree.
+/// Bytes used by a directory tree; in a datadir, ha-setup's own directories (an incoming
+/// copy, replaced data) and a filesystem's lost+found do not count.
 pub fn used_bytes(host: &mut dyn Host, path: &str) -> anyhow::Result<u64> {
-    let text =
-        host.run_ok(&Cmd::new(format!("du -s -B1 -- {} | cut -f1", quote(path))).as_root())?;
+    let text = host.run_ok(
+        &Cmd::new(format!(
+            "du -s -B1 --exclude={} --exclude={} --exclude=lost+found -- {} | cut -f1",
+            super::layout::INCOMING_NAME,
+            super::layout::MOVED_ASIDE_NAME,
+            quote(path)
+        ))
+        .as_root(),
+    )?;
     text.trim().parse().with_context(|| {
         format!(
             "cannot read the size of {path} on {}: {text:?}",
@@ -289,6 +377,32 @@ mod tests {
         let bare = parse_survey("server=\nbackup=\nsystemd=yes\nrunning=\n");
         assert_eq!(bare.server, None);
         assert_eq!(bare.backup_tool, None);
+    }
+
+    #[test]
+    fn where_mariadb_lives_on_a_host() {
+        let found = HostFacts::parse(
+            "config_dir=/etc/mysql/mariadb.conf.d/\nconfig_dir_from=/etc/mysql/my.cnf\n\
+             service=mariadb\nservice_from=/etc/init.d/mariadb\nsystemd=no\n\
+             member=yes\nseeded=no\ndatadir_configured=/srv/mysql/\n",
+        );
+        assert_eq!(found.config_dir, "/etc/mysql/mariadb.conf.d");
+        assert_eq!(found.config_dir_from, "/etc/mysql/my.cnf");
+        assert_eq!(found.service, "mariadb");
+        assert!(!found.systemd);
+        assert_eq!(found.datadir_configured, "/srv/mysql");
+        let nothing = HostFacts::parse("config_dir=\nservice=\nsystemd=yes\n");
+        assert!(nothing.config_dir.is_empty() && nothing.service.is_empty() && nothing.systemd);
+    }
+
+    #[test]
+    fn room_on_a_filesystem() {
+        let room = parse_room("free=1048576\ndevice=/dev/loop0\nmount=/var/lib/mysql\nused=4096\n")
+            .unwrap();
+        assert_eq!(room.free, 1 << 20);
+        assert_eq!(room.mount, "/var/lib/mysql");
+        assert_eq!(room.used, 4096);
+        assert_eq!(parse_room("free=\n"), None);
     }
 
     #[test]

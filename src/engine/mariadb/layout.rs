@@ -8,10 +8,11 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use super::facts::{Server, Version};
+use super::facts::{HostFacts, Server, Version};
 use super::observe;
 use crate::config::{Config, Node};
 use crate::node::NodeName;
+use crate::plan::Ctx;
 use crate::topology::Topology;
 
 /// The tool's own directory on a host: its binary, the bundle work directory, the seed record.
@@ -40,37 +41,169 @@ pub fn tool_path() -> String {
     format!("{TOOL_DIR}/bin/ha-setup-{}", env!("CARGO_PKG_VERSION"))
 }
 
-pub fn cnf_path(node: &Node) -> String {
-    let dir = node
-        .config_dir
-        .as_ref()
-        .map(|d| d.to_string_lossy().trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| DEFAULT_CONFIG_DIR.to_owned());
-    format!("{dir}/{CNF_NAME}")
+/// Where a value of [`Paths`] came from, for people: preflight prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The node's table in the config file.
+    Config,
+    /// The running server (`@@datadir`).
+    Server,
+    /// The server's option files: the file named, or the server's reading of them.
+    Options(String),
+    /// What the host has: a systemd unit, an init script.
+    Host(String),
+    /// Nothing was found: the usual place on Debian, unconfirmed.
+    Assumed,
 }
 
-pub fn service(node: &Node) -> &str {
-    node.service.as_deref().unwrap_or(DEFAULT_SERVICE)
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Config => f.write_str("set in the config"),
+            Origin::Server => f.write_str("from the running server"),
+            Origin::Options(what) => write!(f, "from {what}"),
+            Origin::Host(what) => write!(f, "{what}"),
+            Origin::Assumed => f.write_str("nothing found on the host: assumed"),
+        }
+    }
 }
 
-/// The datadir: the config's, else what the server reports, else Debian's.
-pub fn datadir(node: &Node, server: Option<&Server>) -> String {
-    node.datadir
-        .as_ref()
-        .map(|d| d.to_string_lossy().trim_end_matches('/').to_owned())
-        .or_else(|| server.map(|s| s.datadir.clone()))
-        .unwrap_or_else(|| DEFAULT_DATADIR.to_owned())
+/// One value of [`Paths`], with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub value: String,
+    pub origin: Origin,
 }
 
-/// Where a replica receives the bundle: beside its datadir, so that putting the data
-/// in place is a rename on one filesystem.
+impl Found {
+    fn new(value: impl Into<String>, origin: Origin) -> Found {
+        Found {
+            value: value.into(),
+            origin,
+        }
+    }
+}
+
+/// Where MariaDB lives on one node: found on the host (the running server, its option
+/// files, its service manager), the config's keys overriding. Never assumed from the
+/// config's silence: a copy put where the server does not look would be replaced by the
+/// old data at the next start, and then replicate from the wrong position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub datadir: Found,
+    /// The directory for ha-setup's settings file.
+    pub config_dir: Found,
+    pub service: Found,
+}
+
+impl Paths {
+    /// The config's keys first; then the running server; then what the host's files say.
+    pub fn resolve(node: &Node, host: Option<&HostFacts>, server: Option<&Server>) -> Paths {
+        let key = |path: &Option<std::path::PathBuf>| {
+            path.as_ref()
+                .map(|d| Found::new(trim_dir(&d.to_string_lossy()), Origin::Config))
+        };
+        let datadir = key(&node.datadir)
+            .or_else(|| server.map(|s| Found::new(s.datadir.clone(), Origin::Server)))
+            .or_else(|| {
+                host.filter(|h| !h.datadir_configured.is_empty()).map(|h| {
+                    Found::new(
+                        h.datadir_configured.clone(),
+                        Origin::Options("the server's settings (mariadbd --verbose --help)".into()),
+                    )
+                })
+            })
+            .unwrap_or_else(|| Found::new(DEFAULT_DATADIR, Origin::Assumed));
+        let config_dir = key(&node.config_dir)
+            .or_else(|| {
+                host.filter(|h| !h.config_dir.is_empty()).map(|h| {
+                    Found::new(
+                        h.config_dir.clone(),
+                        Origin::Options(format!("the last !includedir of {}", h.config_dir_from)),
+                    )
+                })
+            })
+            .unwrap_or_else(|| Found::new(DEFAULT_CONFIG_DIR, Origin::Assumed));
+        let service = node
+            .service
+            .as_ref()
+            .map(|s| Found::new(s.clone(), Origin::Config))
+            .or_else(|| {
+                host.filter(|h| !h.service.is_empty())
+                    .map(|h| Found::new(h.service.clone(), Origin::Host(h.service_from.clone())))
+            })
+            .unwrap_or_else(|| Found::new(DEFAULT_SERVICE, Origin::Assumed));
+        Paths {
+            datadir,
+            config_dir,
+            service,
+        }
+    }
+
+    /// ha-setup's settings file.
+    pub fn cnf_path(&self) -> String {
+        format!("{}/{CNF_NAME}", self.config_dir.value)
+    }
+
+    /// Where the copy is received, on the data's own filesystem.
+    pub fn incoming_dir(&self) -> String {
+        incoming_dir(&self.datadir.value)
+    }
+}
+
+fn trim_dir(path: &str) -> String {
+    match path.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        trimmed => trimmed.to_owned(),
+    }
+}
+
+/// Where MariaDB lives on a node, from what the run observed of it.
+pub fn paths(cx: &mut Ctx<'_>, name: &NodeName) -> Paths {
+    let seen = cx.observe(name);
+    Paths::resolve(
+        cx.node(name),
+        observe::host_facts(&seen),
+        observe::state(&seen).map(|s| &s.server),
+    )
+}
+
+/// ha-setup's settings file on a node.
+pub fn cnf_path(cx: &mut Ctx<'_>, name: &NodeName) -> String {
+    paths(cx, name).cnf_path()
+}
+
+/// The service that runs MariaDB on a node.
+pub fn service(cx: &mut Ctx<'_>, name: &NodeName) -> String {
+    paths(cx, name).service.value
+}
+
+// The layout of a replaced datadir, and why: the incoming copy and the old data stay on the
+// datadir's own filesystem, so putting the copy in place is renames (no copying, no room
+// beyond the copy itself) and the datadir may be a mount point of its own (a dedicated
+// disk or volume, where the datadir itself cannot be renamed: EBUSY). On a mount point the
+// only place on that filesystem is inside the datadir, so both go there, in directories
+// MariaDB is told to ignore (`ignore_db_dirs` in templates/mariadb-node.cnf: every
+// directory in a datadir is otherwise a database, and mariadb-upgrade would rename these).
+// The same layout serves a plain directory, so there is one way, tested on both.
+
+/// The staging directory's name inside the datadir.
+pub const INCOMING_NAME: &str = ".ha-setup-incoming";
+/// The directory inside the datadir that keeps replaced data, one subdirectory per time.
+pub const MOVED_ASIDE_NAME: &str = ".ha-setup-old";
+
+/// Where a replica receives the bundle: inside its datadir, on the data's own filesystem,
+/// so that putting the data in place is renames there.
 pub fn incoming_dir(datadir: &str) -> String {
-    format!("{datadir}.ha-setup-incoming")
+    format!("{}/{INCOMING_NAME}", datadir.trim_end_matches('/'))
 }
 
-/// Where a replica's previous datadir is moved: never deleted.
+/// Where a replica's previous data is moved: never deleted.
 pub fn moved_aside_dir(datadir: &str, stamp: &str) -> String {
-    format!("{datadir}.ha-setup-old-{stamp}")
+    format!(
+        "{}/{MOVED_ASIDE_NAME}/{stamp}",
+        datadir.trim_end_matches('/')
+    )
 }
 
 /// Every node's server_id: the config's; else the one it runs with, when ha-setup set it
@@ -179,6 +312,8 @@ impl NodeSettings {
                 tool_version => env!("CARGO_PKG_VERSION"),
                 nodes => config.nodes.keys().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
                 tls_dir => TLS_DIR,
+                net_timeout => super::link::NET_TIMEOUT_SECS,
+                ignored_dirs => [INCOMING_NAME, MOVED_ASIDE_NAME, "lost+found"],
                 ..minijinja::Value::from(minijinja::value::Serde(self))
             })
             .context("cannot render the MariaDB settings template")?;
@@ -251,6 +386,76 @@ mod tests {
             "127.0.0.1,198.51.100.11"
         );
         assert_eq!(bind_address(primary, Some(Version(10, 6, 1))), "0.0.0.0");
+    }
+
+    #[test]
+    fn paths_come_from_the_host_and_the_config_overrides() {
+        let config = config();
+        let node = config.node(&NodeName::new("secondary"));
+        let host = HostFacts {
+            config_dir: "/etc/my.cnf.d".into(),
+            config_dir_from: "/etc/my.cnf".into(),
+            service: "mysql".into(),
+            service_from: "/etc/init.d/mysql".into(),
+            systemd: false,
+            datadir_configured: "/srv/mysql".into(),
+        };
+        // Stopped: the datadir its settings name.
+        let paths = Paths::resolve(node, Some(&host), None);
+        assert_eq!(paths.datadir.value, "/srv/mysql");
+        assert!(matches!(paths.datadir.origin, Origin::Options(_)));
+        assert_eq!(paths.cnf_path(), "/etc/my.cnf.d/90-ha-setup.cnf");
+        assert_eq!(paths.service.value, "mysql");
+        assert_eq!(paths.incoming_dir(), "/srv/mysql/.ha-setup-incoming");
+        // Running: the server's own word.
+        let server = super::super::facts::parse_server(
+            &[
+                "10.11.6-MariaDB",
+                "2",
+                "1",
+                "",
+                "ROW",
+                "1",
+                "1",
+                "/data/db/",
+                "3306",
+                "",
+                "",
+                "",
+                "",
+                "YES",
+            ]
+            .map(|v| Some(v.to_owned())),
+        )
+        .unwrap();
+        assert_eq!(
+            Paths::resolve(node, Some(&host), Some(&server)).datadir,
+            Found::new("/data/db", Origin::Server)
+        );
+        // The config's keys win.
+        let mut overridden = node.clone();
+        overridden.datadir = Some("/var/lib/mysql/".into());
+        overridden.service = Some("mariadb".into());
+        let paths = Paths::resolve(&overridden, Some(&host), Some(&server));
+        assert_eq!(paths.datadir, Found::new("/var/lib/mysql", Origin::Config));
+        assert_eq!(paths.service, Found::new("mariadb", Origin::Config));
+        // Nothing found: said so, never silently Debian's.
+        let nothing = Paths::resolve(node, Some(&HostFacts::default()), None);
+        assert_eq!(nothing.config_dir.origin, Origin::Assumed);
+        assert_eq!(nothing.service.origin, Origin::Assumed);
+        assert_eq!(nothing.datadir.origin, Origin::Assumed);
+    }
+
+    #[test]
+    fn the_copy_and_the_old_data_stay_inside_the_datadir() {
+        assert_eq!(
+            incoming_dir("/var/lib/mysql/"),
+            "/var/lib/mysql/.ha-setup-incoming"
+        );
+        assert_eq!(
+            moved_aside_dir("/var/lib/mysql", "20260101T000000Z"),
+            "/var/lib/mysql/.ha-setup-old/20260101T000000Z"
+        );
     }
 
     #[test]

@@ -50,26 +50,56 @@ impl Step for EnableReplication {
         let port = source_port(cx, &source)?;
         let mut actions = Vec::new();
         let mut done = Vec::new();
-        let (secret, _) = password(cx)?;
-        let secret = Secret::new(client::escape(secret.expose()));
+        let (plain, _) = password(cx)?;
+        let secret = Secret::new(client::escape(plain.expose()));
         for target in cx.roles.targets.clone() {
             let mut gtid = "<the GTID position in the bundle>".to_owned();
             if !cx.predicting() {
                 let replica = facts::replica(cx.host(&target))?;
                 if let Some(replica) = replica.filter(|r| is_ours(r, cx.config, &source, port)) {
-                    if replica.io_ok() && replica.sql_ok() {
+                    // Configured already: its position is the replica's own now, so it is
+                    // only given a changed password, the timeout, or started.
+                    let kept = kept_link(cx.host(&target), &plain)?;
+                    let running = replica.io_ok() && replica.sql_ok();
+                    let (why, sql) = if kept.password_differs {
+                        (
+                            "the replication password changed: the replica reconnects with the new one \
+                             (CHANGE MASTER … MASTER_PASSWORD, kept in its master.info)"
+                                .to_owned(),
+                            format!(
+                                "STOP SLAVE;\n{UNLOGGED}{net}CHANGE MASTER TO MASTER_PASSWORD = '{SECRET_MARK}';\nSTART SLAVE;\n",
+                                net = net_timeout()
+                            ),
+                        )
+                    } else if running && kept.net_timeout == Some(NET_TIMEOUT_SECS) {
                         done.push(format!(
                             "{target} replicates from {}:{port} by GTID",
                             replica.master_host
                         ));
                         continue;
-                    }
-                    // Configured already: its position is the replica's own now, so only start.
+                    } else if running {
+                        (
+                            format!(
+                                "notice a silent primary within {NET_TIMEOUT_SECS}s (slave_net_timeout is {}): reconnect with it",
+                                kept.net_timeout
+                                    .map_or("unknown".into(), |t| format!("{t}s"))
+                            ),
+                            format!(
+                                "{}STOP SLAVE IO_THREAD;\nSTART SLAVE IO_THREAD;\n",
+                                net_timeout()
+                            ),
+                        )
+                    } else {
+                        (
+                            "start the replica threads".to_owned(),
+                            format!("{}START SLAVE;\n", net_timeout()),
+                        )
+                    };
                     actions.push(Action::Run {
                         on: target.clone(),
-                        why: "start the replica threads".into(),
+                        why,
                         cmd: client::command(),
-                        input: Input::Text("START SLAVE;\n".into()),
+                        input: Input::WithSecret(sql, secret.clone()),
                     });
                     continue;
                 }
@@ -110,8 +140,57 @@ impl Step for EnableReplication {
     }
 }
 
+/// How long a replica waits on a silent source before it drops the connection and
+/// reconnects (`slave_net_timeout`, MariaDB's default 60 s): three of the source's
+/// heartbeats. A replica that still receives (its IO thread running) is the witness that
+/// its primary lives (`recover promote`), so a source cut off by the network, which
+/// resets nothing, must stop counting as alive within a bounded time.
+pub const NET_TIMEOUT_SECS: u64 = 15;
+
+/// The source sends a heartbeat when it has had nothing to send for this long.
+pub const HEARTBEAT_SECS: u64 = 5;
+
+fn net_timeout() -> String {
+    format!("SET GLOBAL slave_net_timeout = {NET_TIMEOUT_SECS};\n")
+}
+
+/// What the session runs next stays out of the general and slow query logs: a
+/// `CHANGE MASTER` carries the password itself (the replica needs it to log in), and
+/// MariaDB writes statements to those logs as they are. It is not written to the binary
+/// log; the processlist shows it, to users with the PROCESS privilege, for the
+/// milliseconds it runs.
+const UNLOGGED: &str = "SET SESSION sql_log_off = ON, slow_query_log = OFF;\n";
+
+/// What a replica keeps of its link that SQL does not show.
+struct KeptLink {
+    /// Its stored replication password is not the one given.
+    password_differs: bool,
+    net_timeout: Option<u64>,
+}
+
+const REPLICA_LINK: &str = include_str!("scripts/replica-link.sh");
+
+fn kept_link(host: &mut dyn Host, password: &Secret) -> anyhow::Result<KeptLink> {
+    let input = Input::WithSecret(SECRET_MARK.into(), password.clone());
+    let text = host.run_ok_with_input(&Cmd::script(REPLICA_LINK, &[]).as_root(), &input.bytes())?;
+    Ok(parse_kept_link(&text))
+}
+
+fn parse_kept_link(text: &str) -> KeptLink {
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .map(str::trim)
+    };
+    KeptLink {
+        password_differs: value("password") == Some("differs"),
+        net_timeout: value("net_timeout").and_then(|t| t.parse().ok()),
+    }
+}
+
 /// `CHANGE MASTER TO` the `source` node, by GTID from `gtid_slave_pos`, over TLS checked
-/// against the other nodes' CAs when TLS is on; the password is [`SECRET_MARK`].
+/// against the other nodes' CAs when TLS is on; the password is [`SECRET_MARK`]. Kept out
+/// of the server's logs ([`UNLOGGED`]), with the replica's `slave_net_timeout` set.
 pub fn change_master(config: &Config, source: &NodeName, port: u16) -> String {
     let node = config.node(source);
     let tls = if config.replication.tls {
@@ -123,9 +202,10 @@ pub fn change_master(config: &Config, source: &NodeName, port: u16) -> String {
         String::new()
     };
     format!(
-        "CHANGE MASTER TO\n  MASTER_HOST = {host}, MASTER_PORT = {port},\n  \
+        "{UNLOGGED}{net}CHANGE MASTER TO\n  MASTER_HOST = {host}, MASTER_PORT = {port},\n  \
          MASTER_USER = {user}, MASTER_PASSWORD = '{SECRET_MARK}',\n  \
-         MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 10, MASTER_HEARTBEAT_PERIOD = 5{tls};",
+         MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 10, MASTER_HEARTBEAT_PERIOD = {HEARTBEAT_SECS}{tls};",
+        net = net_timeout(),
         host = literal(node.replication_address()),
         user = literal(&config.replication.user),
     )
@@ -381,4 +461,40 @@ fn lost_canary(replica: &mut dyn Host, timeout: Duration) -> String {
         replica.label(),
         timeout.as_secs()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_link_is_kept_out_of_the_logs_and_notices_a_silent_source() {
+        let config = Config::parse(
+            "engine = \"mariadb\"\n[primary]\nhost = \"198.51.100.11\"\n[secondary]\nhost = \"198.51.100.12\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let sql = change_master(&config, &NodeName::new("primary"), 3306);
+        let unlogged = sql.find("sql_log_off = ON").expect("unlogged");
+        let change = sql.find("CHANGE MASTER").expect("the change");
+        assert!(unlogged < change, "{sql}");
+        assert!(sql.contains("SET GLOBAL slave_net_timeout = 15;"), "{sql}");
+        assert!(sql.contains("MASTER_HEARTBEAT_PERIOD = 5"), "{sql}");
+        assert!(
+            sql.contains(&format!("MASTER_PASSWORD = '{SECRET_MARK}'")),
+            "{sql}"
+        );
+        const { assert!(NET_TIMEOUT_SECS >= 2 * HEARTBEAT_SECS) };
+    }
+
+    #[test]
+    fn what_a_replica_keeps() {
+        let kept = parse_kept_link("net_timeout=60\npassword=differs\n");
+        assert!(kept.password_differs);
+        assert_eq!(kept.net_timeout, Some(60));
+        let same = parse_kept_link("net_timeout=15\npassword=same\n");
+        assert!(!same.password_differs);
+        let unknown = parse_kept_link("net_timeout=15\npassword=unknown\n");
+        assert!(!unknown.password_differs);
+    }
 }

@@ -1,11 +1,13 @@
-//! Reading a MariaDB node for the topology, in one round trip: its settings file and seed
-//! record (is it set up by ha-setup? does it hold a placed copy?) and the server's state.
+//! Reading a MariaDB node for the topology, in one round trip: where MariaDB lives on the
+//! host (settings directory, service, and the datadir when the server is down), its
+//! settings file and seed record (is it set up by ha-setup? does it hold a placed copy?)
+//! and the server's state.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::facts::{self, NodeState, Replica};
+use super::facts::{self, HostFacts, NodeState, Replica};
 use super::layout;
 use crate::config::Config;
 use crate::host::{Cmd, Host, HostExt};
@@ -16,10 +18,18 @@ const SCRIPT: &str = include_str!("scripts/observe.sh");
 
 pub fn observe(host: &mut dyn Host, name: &NodeName, config: &Config) -> Observed {
     let label = host.label().to_owned();
+    let node = config.node(name);
+    let config_dir = node
+        .config_dir
+        .as_ref()
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let cmd = Cmd::script(
         SCRIPT,
         &[
-            &layout::cnf_path(config.node(name)),
+            &config_dir,
+            node.service.as_deref().unwrap_or(""),
+            layout::CNF_NAME,
             layout::SEED_RECORD,
             &facts::state_sql(),
         ],
@@ -52,6 +62,10 @@ pub fn parse(name: &NodeName, label: &str, output: &str) -> Observed {
     };
     observed.member = head.lines().any(|l| l == "member=yes");
     observed.seeded = head.lines().any(|l| l == "seeded=yes");
+    let mut reading = Reading {
+        host: HostFacts::parse(head),
+        state: None,
+    };
     match rest {
         Ok(text) => match facts::parse_state(text) {
             Ok((server, replica)) => {
@@ -59,9 +73,9 @@ pub fn parse(name: &NodeName, label: &str, output: &str) -> Observed {
                     version: server.version.to_string(),
                     writable: !server.read_only,
                     position: server.gtid_current_pos.clone(),
-                    upstream: replica.as_ref().map(upstream),
+                    upstream: replica.as_ref().map(|r| upstream(r, head)),
                 });
-                observed.detail = Some(Arc::new(NodeState { server, replica }));
+                reading.state = Some(NodeState { server, replica });
             }
             Err(err) => observed.problem = Some(format!("unexpected answer from MariaDB: {err:#}")),
         },
@@ -73,11 +87,34 @@ pub fn parse(name: &NodeName, label: &str, output: &str) -> Observed {
             })
         }
     }
+    observed.detail = Some(Arc::new(reading));
     observed
 }
 
-fn upstream(replica: &Replica) -> Upstream {
+/// The engine's reading of a node: where MariaDB lives on the host, and the server's state
+/// when it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub host: HostFacts,
+    pub state: Option<NodeState>,
+}
+
+/// The replica connection, with the witness lines of observe.sh's head (`heartbeat=5.000`,
+/// `received_ago=12`).
+fn upstream(replica: &Replica, head: &str) -> Upstream {
+    let value = |key: &str| {
+        head.lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .map(str::trim)
+    };
     Upstream {
+        received_secs_ago: value("received_ago")
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(|v| v.max(0) as u64),
+        heartbeat_secs: value("heartbeat")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|p| *p > 0.0)
+            .map(|p| p.ceil() as u64),
         address: replica.master_host.clone(),
         port: replica.master_port,
         node: None,
@@ -96,9 +133,14 @@ fn upstream(replica: &Replica) -> Upstream {
     }
 }
 
-/// The MariaDB reading behind an observation.
+/// The server's state behind an observation, when it answered.
 pub fn state(observed: &Observed) -> Option<&NodeState> {
-    observed.detail::<NodeState>()
+    observed.detail::<Reading>()?.state.as_ref()
+}
+
+/// Where MariaDB lives on the node, when the node was reached.
+pub fn host_facts(observed: &Observed) -> Option<&HostFacts> {
+    observed.detail::<Reading>().map(|r| &r.host)
 }
 
 /// Per GTID domain, the highest sequence number a node holds: applied, or (on a replica)
@@ -149,27 +191,46 @@ mod tests {
     #[test]
     fn a_node_read_in_one_round_trip() {
         let name = NodeName::new("db2");
-        let output = "member=yes\nseeded=no\n--- answered\n\
+        let output = "config_dir=/etc/mysql/mariadb.conf.d\nconfig_dir_from=/etc/mysql/my.cnf\n\
+            service=mariadb\nservice_from=/etc/init.d/mariadb\nsystemd=no\n\
+            member=yes\nseeded=no\nheartbeat=5.000\nreceived_ago=12\n--- answered\n\
             @@version\t@@server_id\t@@log_bin\t@@log_bin_basename\t@@binlog_format\t@@log_slave_updates\t@@read_only\t@@datadir\t@@port\tIFNULL(@@bind_address, '')\t@@gtid_binlog_pos\t@@gtid_slave_pos\t@@gtid_current_pos\t@@have_ssl\n\
             10.11.6-MariaDB-0+deb12u1-log\t2\t1\t/var/lib/mysql/mysql-bin\tROW\t1\t1\t/var/lib/mysql/\t3306\t127.0.0.1\t\t0-1-7\t0-1-7\tYES\n\
             Slave_IO_Running\tSlave_SQL_Running\tMaster_Host\tMaster_Port\tGtid_IO_Pos\n\
             Connecting\tYes\t198.51.100.11\t3306\t0-1-9\n";
         let seen = parse(&name, "db2 (h)", output);
         assert!(seen.member && !seen.seeded);
+        assert_eq!(
+            host_facts(&seen).map(|h| h.config_dir.as_str()),
+            Some("/etc/mysql/mariadb.conf.d")
+        );
+        assert_eq!(
+            state(&seen).map(|s| s.server.datadir.as_str()),
+            Some("/var/lib/mysql")
+        );
         let db = seen.db.as_ref().expect("answered");
         assert!(!db.writable);
         let up = db.upstream.as_ref().expect("a replica");
         assert_eq!(up.receiving, LinkState::Connecting);
         assert_eq!(up.applying, LinkState::Running);
+        assert_eq!(
+            (up.received_secs_ago, up.heartbeat_secs),
+            (Some(12), Some(5))
+        );
         // Received 0-1-9 counts, though only 0-1-7 is applied.
         assert_eq!(holdings(&seen)[&0], 9);
         let down = parse(
             &name,
             "db2 (h)",
-            "member=no\nseeded=no\n--- failed\nERROR 2002 (HY000): Can't connect to local server through socket\n",
+            "member=no\nseeded=no\ndatadir_configured=/srv/mysql/\n--- failed\nERROR 2002 (HY000): Can't connect to local server through socket\n",
         );
         assert!(!down.answers());
         assert_eq!(down.problem.as_deref(), Some("MariaDB is not running"));
+        assert!(state(&down).is_none());
+        assert_eq!(
+            host_facts(&down).map(|h| h.datadir_configured.as_str()),
+            Some("/srv/mysql")
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use anyhow::Context;
 
 use super::facts::{self, Installed, Server};
-use super::layout;
-use super::seed;
+use super::layout::{self, Origin};
+use super::{observe, seed};
 use crate::host::{Cmd, Host, HostExt, quote};
 use crate::node::NodeName;
 use crate::plan::{Ctx, Finding, Step, Verdict};
@@ -14,7 +14,7 @@ use crate::runner::human_bytes;
 pub struct Preflight;
 
 /// Room to leave on a filesystem beyond the data itself.
-const MARGIN_BYTES: u64 = 256 << 20;
+pub const MARGIN_BYTES: u64 = 256 << 20;
 
 impl Step for Preflight {
     fn name(&self) -> &'static str {
@@ -42,6 +42,9 @@ impl Step for Preflight {
             cx.findings = out;
             return Ok(Verdict::Done("stopped early".into()));
         };
+        for (name, installed) in everyone.iter().zip(&surveyed) {
+            whereabouts(cx, name, installed, &mut out);
+        }
         let on_source = &surveyed[0];
         let server = source_server(cx, on_source, &mut out);
         for (target, installed) in targets.iter().zip(&surveyed[1..]) {
@@ -105,6 +108,9 @@ impl Step for Preflight {
             }
             space(cx, server, &mut out)?;
         }
+        for target in &targets {
+            innodb_outside(cx, target, &mut out);
+        }
         let failed = out.iter().filter(|f| !f.ok).count();
         let total = out.len();
         cx.findings = out;
@@ -149,7 +155,7 @@ fn source_server(
 ) -> Option<Server> {
     let source = cx.roles.source.clone();
     let label = cx.host(&source).label().to_owned();
-    let service = layout::service(cx.node(&source)).to_owned();
+    let service = layout::service(cx, &source);
     if installed.server.is_none() {
         out.push(Finding::failed(
             format!("{label}: MariaDB server is not installed"),
@@ -259,8 +265,112 @@ fn reachability(cx: &mut Ctx<'_>, server: &Server, target: &NodeName, out: &mut 
     }
 }
 
-/// Room for the data: in the source's work directory for the snapshot, and beside each
-/// replica's datadir for its copy (its old datadir stays, moved aside).
+/// Where MariaDB lives on a node, as found there (preflight prints it for every node), and
+/// what makes that unusable: a config key that contradicts the running server, or nothing
+/// found where ha-setup must write its settings or control the service.
+fn whereabouts(cx: &mut Ctx<'_>, name: &NodeName, installed: &Installed, out: &mut Vec<Finding>) {
+    let label = cx.host(name).label().to_owned();
+    let paths = layout::paths(cx, name);
+    let seen = cx.observe(name);
+    if seen.unreachable.is_some()
+        || observe::host_facts(&seen).is_none()
+        || installed.server.is_none()
+    {
+        // Said already: the survey of this node failed, or MariaDB is not installed.
+        return;
+    }
+    out.push(Finding::ok(format!(
+        "{label}: data in {} ({}); settings go to {} ({}); service {} ({})",
+        paths.datadir.value,
+        paths.datadir.origin,
+        paths.config_dir.value,
+        paths.config_dir.origin,
+        paths.service.value,
+        paths.service.origin,
+    )));
+    let key = |k: &str| cx.config.key(name.as_str(), k);
+    if let Some(server) = observe::state(&seen).map(|s| &s.server)
+        && paths.datadir.origin == Origin::Config
+        && server.datadir != paths.datadir.value
+    {
+        out.push(Finding::failed(
+            format!(
+                "{label}: the config says datadir {} but MariaDB runs with {}",
+                paths.datadir.value, server.datadir
+            ),
+            format!(
+                "remove {} from the config (ha-setup finds the datadir on the host), or correct it",
+                key("datadir")
+            ),
+        ));
+    }
+    if paths.datadir.origin == Origin::Assumed {
+        out.push(Finding::failed(
+            format!("{label}: cannot tell where MariaDB keeps its data (it is not running, and mariadbd --verbose --help names no datadir)"),
+            format!("start MariaDB there, or set {} = \"…\" in the config", key("datadir")),
+        ));
+    }
+    if paths.config_dir.origin == Origin::Assumed {
+        out.push(Finding::failed(
+            format!("{label}: none of MariaDB's option files includes a directory (!includedir), so a settings file of ha-setup's would not be read"),
+            format!(
+                "set {} = \"…\" in the config to a directory MariaDB reads, or add `!includedir /etc/mysql/mariadb.conf.d/` to its my.cnf",
+                key("config_dir")
+            ),
+        ));
+    }
+    if paths.service.origin == Origin::Assumed {
+        out.push(Finding::failed(
+            format!("{label}: no service runs MariaDB there (no systemd unit or /etc/init.d script named mariadb, mysql or mysqld)"),
+            format!("set {} = \"…\" in the config to the service's name", key("service")),
+        ));
+    }
+}
+
+/// A replica whose InnoDB files live outside its datadir cannot take a copy by putting it
+/// in the datadir: the server would start with the old redo log or undo tablespaces.
+fn innodb_outside(cx: &mut Ctx<'_>, target: &NodeName, out: &mut Vec<Finding>) {
+    let seen = cx.observe(target);
+    let Some(state) = observe::state(&seen) else {
+        return;
+    };
+    let datadir = state.server.datadir.clone();
+    let Ok(row) = super::client::row(
+        cx.host(target),
+        "SELECT @@innodb_data_home_dir, @@innodb_log_group_home_dir, @@innodb_undo_directory",
+    ) else {
+        return;
+    };
+    let names = [
+        "innodb_data_home_dir",
+        "innodb_log_group_home_dir",
+        "innodb_undo_directory",
+    ];
+    let outside: Vec<String> = names
+        .iter()
+        .zip(row)
+        .filter_map(|(name, value)| {
+            let value = value.unwrap_or_default();
+            let dir = value.trim_end_matches('/');
+            let inside = matches!(dir, "" | "." | "./") || dir == datadir;
+            (!inside).then(|| format!("{name} = {value}"))
+        })
+        .collect();
+    if !outside.is_empty() {
+        let label = cx.host(target).label().to_owned();
+        out.push(Finding::failed(
+            format!(
+                "{label}: InnoDB keeps files outside the datadir {datadir} ({}); a copy put in the datadir would start with the old ones",
+                outside.join(", ")
+            ),
+            "move those files into the datadir and remove the settings there (ha-setup puts a copy only into the datadir)",
+        ));
+    }
+}
+
+/// Room for the data: in the source's work directory for the snapshot, and on each
+/// replica's data filesystem for its copy (received inside the datadir; its old data stays
+/// there too, moved aside, which takes no room).
 fn space(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) -> anyhow::Result<()> {
     let source = cx.roles.source.clone();
     let mut places = Vec::new();
@@ -269,8 +379,8 @@ fn space(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) -> anyhow::R
             out.push(Finding::ok(format!("disk space: {why}")));
             continue;
         }
-        let datadir = layout::datadir(cx.node(&target), None);
-        places.push((target, layout::incoming_dir(&datadir), "the copy"));
+        let incoming = layout::paths(cx, &target).incoming_dir();
+        places.push((target, incoming, "the copy"));
     }
     if places.is_empty() {
         return Ok(());
@@ -279,17 +389,21 @@ fn space(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) -> anyhow::R
         0,
         (source.clone(), layout::WORK_DIR.to_owned(), "the snapshot"),
     );
-    let datadir = layout::datadir(cx.node(&source), Some(server));
+    let datadir = server.datadir.clone();
     let data = facts::used_bytes(cx.host(&source), &datadir)
         .with_context(|| format!("measuring {datadir} on {source}"))?;
     let needed = data + data / 10 + MARGIN_BYTES;
     for (name, path, what) in places {
         let host = cx.host(&name);
-        let free = facts::free_bytes(host, &path)?;
+        let room = facts::room(host, &path)?;
+        // A copy already there (a resumed run) is replaced by the new one: its room counts.
+        let free = room.free + room.used;
         let line = format!(
-            "{}: {} free for {what} at {path}; the data takes {}",
+            "{}: {} free for {what} at {path} (filesystem {} mounted at {}); the data takes {}",
             host.label(),
             human_bytes(free),
+            room.device,
+            room.mount,
             human_bytes(data)
         );
         if free >= needed {

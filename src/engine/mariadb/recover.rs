@@ -41,10 +41,24 @@ impl Step for CheckPrimary {
         let seen = cx.observe(&target);
         let mut lines = vec![format!("{target} is promoted: {}", seen.describe())];
         if let Some(old) = cx.roles.old.clone() {
-            lines.push(format!(
-                "the old primary {old}: {}",
-                cx.observe(&old).describe()
-            ));
+            let seen = cx.observe(&old);
+            lines.push(format!("the old primary {old}: {}", seen.describe()));
+            if !seen.answers() {
+                // The verdict promote acts on (ops/resolve.rs refused if it were "alive"
+                // without --force), with its evidence.
+                let liveness = cx.topology().liveness(&old);
+                lines.push(if liveness.alive() {
+                    format!(
+                        "verdict: {old} is ALIVE as seen from {}; promoting anyway (--force)",
+                        crate::topology::and_list(
+                            &liveness.heard_by.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()
+                        )
+                    )
+                } else {
+                    format!("verdict: {old} is gone: neither this machine nor any replica reaches its database")
+                });
+                lines.extend(liveness.evidence.iter().map(|e| format!("  {e}")));
+            }
         }
         for other in cx.roles.targets.clone() {
             lines.push(format!(
@@ -77,14 +91,90 @@ impl Step for Fence {
                 "{old} does not answer; when it comes back it is read-only, as its config says"
             ))),
             Some(db) if !db.writable => Ok(Verdict::Done(format!("{old} is read-only"))),
-            Some(_) => Ok(Verdict::Todo(vec![Action::Run {
-                on: old.clone(),
-                why: "fence: read_only=ON, so it takes no more writes".into(),
-                cmd: client::command(),
-                input: Input::Text("SET GLOBAL read_only = ON;\n".into()),
-            }])),
+            Some(_) => {
+                let secs = cx.config.replication.fence_timeout_secs;
+                Ok(Verdict::Todo(vec![Action::Call {
+                    on: vec![old.clone()],
+                    why: format!(
+                        "fence: read_only=ON (waiting at most {secs}s for running writes), so it takes no more writes"
+                    ),
+                    call: Call::new(move |cx| match fence(cx.host(&old), secs)? {
+                        Fenced::Yes => Ok(vec![format!("{old} is read-only")]),
+                        Fenced::TimedOut(why) => {
+                            bail!("{why}\nNothing was promoted: {old} takes writes as before.")
+                        }
+                    }),
+                }]))
+            }
         }
     }
+}
+
+/// How a bounded fence ended.
+pub enum Fenced {
+    Yes,
+    /// The bound ran out and nothing changed: why, with the statements in the way.
+    TimedOut(String),
+}
+
+/// Fences a primary (`read_only = ON`), waiting at most `secs` for what that waits for:
+/// every running write statement (and, behind the fence meanwhile, the application's new
+/// writes). When the bound runs out nothing changed, and the answer names the statements
+/// that were running. Any other failure is an error: whether the fence took is unknown.
+pub fn fence(host: &mut dyn Host, secs: u64) -> anyhow::Result<Fenced> {
+    let sql = client::bounded("SET GLOBAL read_only = ON;\n", secs);
+    let Err(err) = client::execute(host, &Input::Text(sql)) else {
+        return Ok(Fenced::Yes);
+    };
+    if !client::timed_out(&err) {
+        return Err(err.context(format!(
+            "fencing {} (SET GLOBAL read_only = ON)",
+            host.label()
+        )));
+    }
+    let running = match running_statements(host) {
+        Ok(running) if running.is_empty() => {
+            "none is running now (they ended after the fence gave up)".to_owned()
+        }
+        Ok(running) => format!("these were running:\n    {}", running.join("\n    ")),
+        Err(list) => format!("and listing them failed: {list:#}"),
+    };
+    Ok(Fenced::TimedOut(format!(
+        "{} could not be fenced within {secs}s ([replication] fence_timeout_secs): \
+         SET GLOBAL read_only = ON waits for every running write statement, and {running}\n\
+         Let them finish, or end them (KILL ID), or raise fence_timeout_secs; then run again.",
+        host.label()
+    )))
+}
+
+/// The statements running on a server, longest first: what a fence waits for.
+fn running_statements(host: &mut dyn Host) -> anyhow::Result<Vec<String>> {
+    let rows = client::rows(
+        host,
+        "SELECT ID, USER, HOST, TIME, LEFT(INFO, 200) FROM information_schema.PROCESSLIST \
+         WHERE ID <> CONNECTION_ID() AND COMMAND IN ('Query', 'Execute') AND INFO IS NOT NULL \
+         AND IFNULL(STATE, '') NOT LIKE 'Waiting for backup lock%' \
+         ORDER BY TIME DESC, ID LIMIT 10",
+    )?;
+    Ok(rows.iter().map(|row| describe_statement(row)).collect())
+}
+
+/// `id 12, app@localhost, running 8 s: UPDATE app.t SET …`, on one line.
+fn describe_statement(row: &[Option<String>]) -> String {
+    let field = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let query: String = field(4).split_whitespace().collect::<Vec<_>>().join(" ");
+    let query = if query.chars().count() > 100 {
+        format!("{}…", query.chars().take(100).collect::<String>())
+    } else {
+        query
+    };
+    format!(
+        "id {}, {}@{}, running {} s: {query}",
+        field(0),
+        field(1),
+        field(2),
+        field(3)
+    )
 }
 
 pub struct Promote;
@@ -109,7 +199,10 @@ impl Step for Promote {
                 "promote: apply the relay log (up to {}s), report the loss window, stop and forget replication, read_only=OFF",
                 APPLY_WAIT.as_secs()
             ),
-            call: Call::new(move |cx| promote(cx.host(&target))),
+            call: Call::new(move |cx| {
+                let secs = cx.config.replication.fence_timeout_secs;
+                promote(cx.host(&target), secs)
+            }),
         }]))
     }
 }
@@ -154,12 +247,17 @@ fn drain(host: &mut dyn Host) -> anyhow::Result<Vec<String>> {
     Ok(report)
 }
 
-fn promote(host: &mut dyn Host) -> anyhow::Result<Vec<String>> {
+/// What makes a drained replica the primary, each statement bounded.
+pub fn promotion(secs: u64) -> String {
+    client::bounded(
+        "STOP SLAVE;\nRESET SLAVE ALL;\nSET GLOBAL read_only = OFF;\n",
+        secs,
+    )
+}
+
+fn promote(host: &mut dyn Host, secs: u64) -> anyhow::Result<Vec<String>> {
     let mut report = drain(host)?;
-    client::execute(
-        host,
-        &Input::Text("STOP SLAVE;\nRESET SLAVE ALL;\nSET GLOBAL read_only = OFF;\n".into()),
-    )?;
+    client::execute(host, &Input::Text(promotion(secs)))?;
     report.push(format!("{} takes writes", host.label()));
     Ok(report)
 }
@@ -388,12 +486,15 @@ impl Step for Rejoin {
             let (secret, _) = password(cx)?;
             let secret = Secret::new(client::escape(secret.expose()));
             let sql = format!(
-                "SET GLOBAL read_only = ON;\n\
+                "SET SESSION lock_wait_timeout = {secs}, max_statement_time = {secs};\n\
+                 SET GLOBAL read_only = ON;\n\
+                 SET SESSION max_statement_time = 0;\n\
                  STOP SLAVE;\n\
                  RESET SLAVE ALL;\n\
                  SET GLOBAL gtid_slave_pos = {gtid};\n\
                  {change}\n\
                  START SLAVE;\n",
+                secs = cx.config.replication.fence_timeout_secs,
                 gtid = literal(&old_server.gtid_binlog_pos),
                 change = change_master(cx.config, &new, port),
             );
@@ -467,6 +568,24 @@ impl Step for DiscardSeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_in_the_way_on_one_line() {
+        let row: Vec<Option<String>> = ["42", "app", "localhost", "12"]
+            .into_iter()
+            .map(|f| Some(f.to_owned()))
+            .chain([Some(format!(
+                "UPDATE app.t\n  SET v = 1 WHERE {}",
+                "x".repeat(200)
+            ))])
+            .collect();
+        let line = describe_statement(&row);
+        assert!(
+            line.starts_with("id 42, app@localhost, running 12 s: UPDATE app.t SET v = 1 WHERE xx"),
+            "{line}"
+        );
+        assert!(line.ends_with('…') && !line.contains('\n'), "{line}");
+    }
 
     #[test]
     fn gtid_lists() {

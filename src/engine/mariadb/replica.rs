@@ -39,8 +39,8 @@ impl Step for ConfigureReplicas {
         for target in cx.roles.targets.clone() {
             let settings = replica_settings(cx, &target)?;
             let node = cx.node(&target).clone();
+            actions.extend(settings_file(cx, &target, &settings)?);
             let host = cx.hosts.host(&target);
-            actions.extend(settings_file(cx.config, host, &target, &settings)?);
             if tls {
                 actions.extend(certificates(host, &target, node.replication_address())?);
             }
@@ -168,7 +168,7 @@ impl Step for Start {
                 on: source.clone(),
                 why: "start MariaDB".into(),
                 cmd: start_and_wait(
-                    layout::service(cx.node(&source)),
+                    &layout::service(cx, &source),
                     installed.systemd,
                     Verb::Start,
                 ),
@@ -177,7 +177,7 @@ impl Step for Start {
         }
         for target in cx.roles.targets.clone() {
             let installed = facts::survey(cx.host(&target))?;
-            let service = layout::service(cx.node(&target)).to_owned();
+            let service = layout::service(cx, &target);
             if cx.predicting() || !installed.running {
                 actions.push(Action::Run {
                     on: target.clone(),
@@ -195,7 +195,10 @@ impl Step for Start {
                     on: target.clone(),
                     why: "make the replica read-only now (its config says so too)".into(),
                     cmd: super::client::command(),
-                    input: Input::Text("SET GLOBAL read_only = ON;\n".into()),
+                    input: Input::Text(super::client::bounded(
+                        "SET GLOBAL read_only = ON;\n",
+                        cx.config.replication.fence_timeout_secs,
+                    )),
                 });
             }
             if !restart.is_empty() {

@@ -4,17 +4,20 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use super::client;
 use super::facts;
 use super::layout::{self, NodeSettings};
+use super::observe;
+use super::preflight::MARGIN_BYTES;
 use super::primary::{certificates, read_optional, settings_file};
-use super::seed::{SeedRecord, start_and_wait, tool_on};
+use super::seed::{SeedRecord, staging, start_and_wait, tool_on};
 use crate::bundle::{self, Manifest};
 use crate::error::Exit;
-use crate::host::{Cmd, quote};
+use crate::host::{Cmd, Host, HostExt, quote};
 use crate::plan::{Action, Ctx, Input, Step, Verdict};
+use crate::runner::human_bytes;
 use crate::service::Verb;
 
 pub fn read_bundle_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
@@ -35,11 +38,13 @@ impl Step for CheckTarget {
     }
 
     fn purpose(&self) -> &'static str {
-        "the target has MariaDB installed and is not a live primary"
+        "the target has MariaDB installed and holds no databases of its own"
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
         let target = cx.roles.source.clone();
+        let paths = layout::paths(cx, &target);
+        let seen = cx.observe(&target);
         let host = cx.host(&target);
         let label = host.label().to_owned();
         let installed =
@@ -50,36 +55,93 @@ impl Step for CheckTarget {
             ))
             .into());
         }
-        if installed.running {
-            let (server, replica) = facts::state(host)?;
-            if !server.read_only && replica.is_none() && !self.force {
-                // A fresh install has only the system schemas; anything else is someone's data.
-                let schemas = client::row(
-                    host,
-                    "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name NOT IN \
-                     ('mysql', 'information_schema', 'performance_schema', 'sys')",
-                )?;
-                let user_data = schemas.first().cloned().flatten().is_some_and(|n| n != "0");
-                // A re-run of this same restore finds the data it placed itself.
-                let created_at = read_bundle_manifest(&self.bundle)?.created_at;
-                let ours = read_optional(host, layout::SEED_RECORD)?
-                    .and_then(|r| serde_json::from_slice::<SeedRecord>(&r).ok())
-                    .is_some_and(|r| r.created_at == created_at);
-                if user_data && !ours {
-                    return Err(Exit::refused(format!(
-                        "{label} runs a writable MariaDB (GTID {}): restoring would replace a live primary's data. \
-                         Its data would be moved aside, not lost; if that is what you want, run again with --force",
-                        if server.gtid_current_pos.is_empty() { "none" } else { &server.gtid_current_pos }
-                    ))
-                    .into());
-                }
-            }
+        let done = Verdict::Done(format!("{label}: MariaDB {}", installed.server_text));
+        if self.force {
+            return Ok(done);
         }
-        Ok(Verdict::Done(format!(
-            "{label}: MariaDB {}",
-            installed.server_text
-        )))
+        // A re-run of this same restore finds the data it placed itself.
+        let created_at = read_bundle_manifest(&self.bundle)?.created_at;
+        let ours = read_optional(host, layout::SEED_RECORD)?
+            .and_then(|r| serde_json::from_slice::<SeedRecord>(&r).ok())
+            .is_some_and(|r| r.created_at == created_at);
+        if ours {
+            return Ok(done);
+        }
+        // A fresh install has only the system schemas; anything else is someone's data,
+        // whether the server takes writes, is fenced, replicates, or is stopped.
+        let datadir = &paths.datadir.value;
+        let (schemas, how) = match observe::state(&seen) {
+            Some(state) if installed.running => {
+                let how = match (&state.replica, state.server.read_only) {
+                    (Some(replica), _) => format!("replicates from {}", replica.master_host),
+                    (None, false) => "runs and takes writes".to_owned(),
+                    (None, true) => "runs read-only (fenced)".to_owned(),
+                };
+                let rows = client::rows(host, &user_schemas_sql())?;
+                let names = rows
+                    .into_iter()
+                    .filter_map(|r| r.into_iter().next().flatten());
+                (names.collect::<Vec<_>>(), how)
+            }
+            _ => (schema_dirs(host, datadir)?, "is stopped".to_owned()),
+        };
+        if !schemas.is_empty() {
+            return Err(Exit::refused(format!(
+                "{label} holds databases of its own ({}) and its MariaDB {how}{}: restoring would replace them. \
+                 Its data would be moved aside into {}, not lost; if that is what you want, run again with --force",
+                schemas.join(", "),
+                seen.db
+                    .as_ref()
+                    .map(|db| db.position.as_str())
+                    .filter(|p| !p.is_empty())
+                    .map(|p| format!(" (at GTID {p})"))
+                    .unwrap_or_default(),
+                layout::moved_aside_dir(datadir, "<time>"),
+            ))
+            .into());
+        }
+        Ok(done)
     }
+}
+
+/// Schemas that are not MariaDB's own nor directories it is told to ignore.
+fn user_schemas_sql() -> String {
+    let mut ignored: Vec<String> = SYSTEM_SCHEMAS.iter().map(|s| client::literal(s)).collect();
+    ignored.push("'information_schema'".into());
+    for dir in [
+        layout::INCOMING_NAME,
+        layout::MOVED_ASIDE_NAME,
+        "lost+found",
+    ] {
+        // A directory name MariaDB cannot map to a schema name shows with this prefix.
+        ignored.push(client::literal(&format!("#mysql50#{dir}")));
+    }
+    format!(
+        "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN ({}) ORDER BY schema_name",
+        ignored.join(", ")
+    )
+}
+
+/// MariaDB's own schemas, which every datadir has.
+const SYSTEM_SCHEMAS: [&str; 3] = ["mysql", "performance_schema", "sys"];
+
+/// The databases in a stopped server's datadir: its directories, less MariaDB's own,
+/// ha-setup's and lost+found.
+fn schema_dirs(host: &mut dyn Host, datadir: &str) -> anyhow::Result<Vec<String>> {
+    let text = host.run_ok(
+        &Cmd::new(format!(
+            "if [ -d {dir} ]; then find {dir}/ -mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\\n'; fi",
+            dir = quote(datadir)
+        ))
+        .as_root(),
+    )?;
+    let mut names: Vec<String> = text
+        .lines()
+        .map(str::to_owned)
+        .filter(|n| !n.is_empty() && n != "lost+found" && !SYSTEM_SCHEMAS.contains(&n.as_str()))
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 pub struct Receive {
@@ -99,7 +161,7 @@ impl Step for Receive {
         let manifest = read_bundle_manifest(&self.bundle)?;
         let target = cx.roles.source.clone();
         let node = cx.node(&target).clone();
-        let datadir = layout::datadir(&node, None);
+        let datadir = layout::paths(cx, &target).datadir.value;
         let incoming = layout::incoming_dir(&datadir);
         if !cx.predicting() {
             if let Some(record) = read_optional(cx.host(&target), layout::SEED_RECORD)? {
@@ -124,16 +186,35 @@ impl Step for Receive {
                 ));
             }
         }
+        // The copy and the old data share the datadir's filesystem: the copy must fit
+        // there, found out before anything is sent or stopped.
+        if !cx.predicting() {
+            let room = facts::room(cx.host(&target), &incoming)?;
+            let needed = manifest.total_bytes() + manifest.total_bytes() / 10 + MARGIN_BYTES;
+            let free = room.free + room.used;
+            if free < needed {
+                bail!(
+                    "{target} has {} free at {incoming} (filesystem {} mounted at {}), and the bundle's data needs {} \
+                     (with 10% and {} of margin). Nothing was changed: free at least {} there, then run this again",
+                    human_bytes(free),
+                    room.device,
+                    room.mount,
+                    human_bytes(needed),
+                    human_bytes(MARGIN_BYTES),
+                    human_bytes(needed - free),
+                );
+            }
+        }
         let mut actions = Vec::new();
         let (tool, place) = tool_on(cx.host(&target), &node, &target)?;
         actions.extend(place);
+        actions.push(staging(&target, &datadir));
         let record = quote(layout::SEED_RECORD);
         actions.push(Action::Run {
             on: target.clone(),
-            why: format!("make an empty staging directory {incoming}; set an older seed record aside"),
+            why: "set an older seed record aside".into(),
             cmd: Cmd::new(format!(
-                "set -e\nrm -rf -- {dir}\nmkdir -m 0700 -- {dir}\nif [ -e {record} ]; then mv -- {record} {record}.replaced; fi",
-                dir = quote(&incoming)
+                "if [ -e {record} ]; then mv -- {record} {record}.replaced; fi"
             ))
             .as_root(),
             input: Input::None,
@@ -174,12 +255,7 @@ impl Step for ConfigureRestored {
         let server_id = node.server_id.unwrap_or(1);
         let settings = NodeSettings::new(cx.config, &target, server_id, None);
         let mut actions = Vec::new();
-        actions.extend(settings_file(
-            cx.config,
-            cx.hosts.host(&target),
-            &target,
-            &settings,
-        )?);
+        actions.extend(settings_file(cx, &target, &settings)?);
         if settings.tls {
             actions.extend(certificates(
                 cx.host(&target),
@@ -209,7 +285,7 @@ impl Step for StartAsPrimary {
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
         let target = cx.roles.source.clone();
         let installed = facts::survey(cx.host(&target))?;
-        let service = layout::service(cx.node(&target)).to_owned();
+        let service = layout::service(cx, &target);
         let mut actions = Vec::new();
         if cx.predicting() || !installed.running {
             actions.push(Action::Run {
@@ -228,9 +304,9 @@ impl Step for StartAsPrimary {
                 on: target.clone(),
                 why: "forget any replication and open writes (read_only=OFF at run time)".into(),
                 cmd: client::command(),
-                input: Input::Text(
-                    "STOP SLAVE;\nRESET SLAVE ALL;\nSET GLOBAL read_only = OFF;\n".into(),
-                ),
+                input: Input::Text(super::recover::promotion(
+                    cx.config.replication.fence_timeout_secs,
+                )),
             });
         }
         Ok(if actions.is_empty() {

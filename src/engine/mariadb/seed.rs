@@ -1,10 +1,12 @@
 //! package, transfer, unpack: each replica that needs it gets a consistent copy of the
 //! primary's data. package takes one mariadb-backup snapshot into a work directory on the
 //! primary; transfer streams it as a bundle (ha-setup's own `bundle pack` there, `bundle
-//! unpack` on the replica, this machine relaying) into a staging directory beside each
-//! replica's datadir, every file checked against the manifest; unpack prepares the copy, moves the
-//! old datadir aside and puts the copy in its place. Each step is recognisable on the hosts
-//! afterwards, so an interrupted run resumes at the right one.
+//! unpack` on the replica, this machine relaying) into a staging directory inside each
+//! replica's datadir (on the data's own filesystem: see layout.rs), every file checked
+//! against the manifest; unpack prepares the copy, moves the old data aside and puts the
+//! copy in its place, undoing all of it if anything fails once MariaDB is stopped. Each
+//! step is recognisable on the hosts afterwards, so an interrupted run resumes at the
+//! right one.
 
 use std::io::Read;
 use std::sync::OnceLock;
@@ -17,9 +19,9 @@ use sha2::{Digest, Sha256};
 use super::{facts, layout};
 use crate::bundle::{self, Manifest};
 use crate::config::Node;
-use crate::host::{Cmd, FileMode, Host, HostExt, quote};
+use crate::host::{Cmd, Host, HostExt, quote};
 use crate::node::NodeName;
-use crate::plan::{Action, Ctx, Input, Step, Verdict};
+use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
 use crate::service::{self, Verb};
 
 /// Beside a work directory, marks its snapshot finished (outside it, so it is not packed).
@@ -120,8 +122,8 @@ fn snapshot_ready(cx: &mut Ctx<'_>) -> anyhow::Result<bool> {
         .success())
 }
 
-fn target_datadir(cx: &Ctx<'_>, target: &NodeName) -> String {
-    layout::datadir(cx.node(target), None)
+fn target_datadir(cx: &mut Ctx<'_>, target: &NodeName) -> String {
+    layout::paths(cx, target).datadir.value
 }
 
 /// This program's SHA-256, to tell whether a host already has the same binary.
@@ -331,16 +333,7 @@ impl Step for Transfer {
             let (target_tool, place) = tool_on(cx.host(&target), &node, &target)?;
             actions.extend(place);
             let incoming = layout::incoming_dir(&datadir);
-            actions.push(Action::Run {
-                on: target.clone(),
-                why: format!("make an empty staging directory {incoming}"),
-                cmd: Cmd::new(format!(
-                    "set -e\nrm -rf -- {dir}\nmkdir -m 0700 -- {dir}",
-                    dir = quote(&incoming)
-                ))
-                .as_root(),
-                input: Input::None,
-            });
+            actions.push(staging(&target, &datadir));
             actions.push(Action::Relay {
                 why: format!(
                     "stream the bundle into {incoming}, each file checked against the manifest"
@@ -384,6 +377,23 @@ impl Step for Transfer {
     }
 }
 
+/// Makes an empty staging directory in a node's datadir (the datadir too, if a fresh
+/// install has none yet): only root may enter it, so the server never sees the copy early.
+pub fn staging(on: &NodeName, datadir: &str) -> Action {
+    let incoming = layout::incoming_dir(datadir);
+    Action::Run {
+        on: on.clone(),
+        why: format!("make an empty staging directory {incoming}"),
+        cmd: Cmd::new(format!(
+            "set -e\nmkdir -p -- {datadir}\nrm -rf -- {dir}\nmkdir -m 0700 -- {dir}",
+            datadir = quote(datadir),
+            dir = quote(&incoming)
+        ))
+        .as_root(),
+        input: Input::None,
+    }
+}
+
 pub struct Unpack;
 
 impl Step for Unpack {
@@ -415,10 +425,16 @@ impl Step for Unpack {
     }
 }
 
-/// Puts the copy in place on one node: prepared, the old datadir moved aside (never
-/// deleted), the copy owned by mysql, and a record of what the node now holds.
+/// The script that stops MariaDB, swaps the old data for the copy inside the datadir and
+/// writes the seed record, or undoes it all and starts MariaDB again.
+const PUT_IN_PLACE: &str = include_str!("scripts/put-in-place.sh");
+
+/// Puts the copy in place on one node: prepared, the old data moved aside (never deleted),
+/// the copy owned by mysql, and a record of what the node now holds. All in one action on
+/// the host, so that a failure once MariaDB is stopped is undone there, connection or not.
 fn unpack(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<Vec<Action>> {
-    let datadir = target_datadir(cx, target);
+    let paths = layout::paths(cx, target);
+    let datadir = paths.datadir.value.clone();
     let manifest = if cx.predicting() {
         None
     } else {
@@ -434,9 +450,9 @@ fn unpack(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<Vec<Action>> {
     let incoming = layout::incoming_dir(&datadir);
     let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let aside = layout::moved_aside_dir(&datadir, &stamp);
-    let service = layout::service(cx.node(target)).to_owned();
+    let service = paths.service.value.clone();
     let installed = facts::survey(cx.host(target))?;
-    let (q_incoming, q_datadir, q_aside) = (quote(&incoming), quote(&datadir), quote(&aside));
+    let q_incoming = quote(&incoming);
     let mut actions = vec![Action::Run {
         on: target.clone(),
         why: "prepare the copy (mariadb-backup --prepare applies the redo log)".into(),
@@ -448,30 +464,6 @@ fn unpack(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<Vec<Action>> {
         .as_root(),
         input: Input::None,
     }];
-    actions.push(Action::Run {
-        on: target.clone(),
-        why: "stop MariaDB".into(),
-        cmd: stop_and_wait(&service, installed.systemd),
-        input: Input::None,
-    });
-    actions.push(Action::Run {
-        on: target.clone(),
-        why: format!(
-            "move the old data aside to {aside} (kept, not deleted) and put the copy in {datadir}"
-        ),
-        cmd: Cmd::new(format!(
-            "set -e\n\
-             if [ -e {q_datadir} ]; then mv -- {q_datadir} {q_aside}; fi\n\
-             mv -- {q_incoming} {q_datadir}\n\
-             mkdir -p -- {tool_dir}\n\
-             mv -f -- {q_datadir}/{manifest} {tool_dir}/seed-manifest.toml\n\
-             chown -R mysql:mysql -- {q_datadir}",
-            manifest = bundle::UNPACKED_MANIFEST,
-            tool_dir = quote(layout::TOOL_DIR),
-        ))
-        .as_root(),
-        input: Input::None,
-    });
     let record = manifest.map(|m| SeedRecord {
         source_host: m.source_host.clone(),
         server_version: m.server_version.clone(),
@@ -485,16 +477,51 @@ fn unpack(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<Vec<Action>> {
         moved_aside: Some(aside.clone()),
         unpacked_at: Timestamp::now(),
     });
-    let contents = match record {
+    let record = match record {
         Some(record) => serde_json::to_string_pretty(&record)?,
         None => "{ the bundle's source, time and GTID position }".into(),
     };
-    actions.push(Action::Write {
-        on: target.clone(),
-        why: "record what the node now holds".into(),
-        path: layout::SEED_RECORD.into(),
-        contents: Input::Text(contents),
-        mode: FileMode::new(0o644),
+    let stop = stop_and_wait(&service, installed.systemd);
+    let start = start_and_wait(&service, installed.systemd, Verb::Start);
+    let cmd = Cmd::script(
+        PUT_IN_PLACE,
+        &[
+            &datadir,
+            &incoming,
+            &aside,
+            layout::TOOL_DIR,
+            bundle::UNPACKED_MANIFEST,
+            layout::SEED_RECORD,
+            &record,
+            "mysql:mysql",
+            &stop.script,
+            &start.script,
+        ],
+    )
+    .as_root();
+    let on = target.clone();
+    // A call rather than a plain command, so that where the old data went is printed.
+    actions.push(Action::Call {
+        on: vec![target.clone()],
+        why: format!(
+            "stop MariaDB, move its data into {aside} (kept, not deleted), put the copy in \
+             {datadir} and record what the node holds; if anything fails once it is stopped, \
+             the old data goes back and MariaDB starts again"
+        ),
+        call: Call::new(move |cx| {
+            let host = cx.host(&on);
+            let label = host.label().to_owned();
+            tracing::info!("[{label}] {}", cmd.script);
+            let output = host.run(&cmd)?;
+            if !output.success() {
+                bail!("on {label}: {}", output.stderr.trim());
+            }
+            Ok(output
+                .stdout_text()
+                .lines()
+                .map(|line| format!("{on}: {line}"))
+                .collect())
+        }),
     });
     Ok(actions)
 }
@@ -526,4 +553,144 @@ pub fn start_and_wait(service: &str, systemd: bool, verb: Verb) -> Cmd {
          echo 'MariaDB did not answer within 90 seconds of starting; see its error log (journalctl -u mariadb, or /var/log/mysql/error.log)' >&2\nexit 1"
     ))
     .as_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+    use std::process::Command;
+
+    use super::PUT_IN_PLACE;
+
+    /// A datadir with old data, an earlier moved-aside copy and a lost+found, and a
+    /// complete copy in its staging directory.
+    fn host(root: &Path) {
+        let datadir = root.join("data");
+        fs::create_dir_all(datadir.join("olddb")).unwrap();
+        fs::create_dir_all(datadir.join("lost+found")).unwrap();
+        fs::create_dir_all(datadir.join(".ha-setup-old/20200101T000000Z")).unwrap();
+        fs::write(datadir.join("ibdata1"), "old").unwrap();
+        fs::write(datadir.join("olddb/t.frm"), "old").unwrap();
+        let incoming = datadir.join(".ha-setup-incoming");
+        fs::create_dir_all(incoming.join("app")).unwrap();
+        fs::write(incoming.join("ibdata1"), "new").unwrap();
+        fs::write(incoming.join("app/t.frm"), "new").unwrap();
+        fs::write(incoming.join("ha-setup-manifest.toml"), "manifest").unwrap();
+        // `mariadb-admin ping` answers: the server runs.
+        fs::create_dir_all(root.join("bin")).unwrap();
+        fs::write(root.join("bin/mariadb-admin"), "#!/bin/sh\nexit 0\n").unwrap();
+        Command::new("chmod")
+            .arg("755")
+            .arg(root.join("bin/mariadb-admin"))
+            .status()
+            .unwrap();
+    }
+
+    fn put_in_place(root: &Path, owner: &str) -> std::process::Output {
+        let r = root.to_str().unwrap();
+        let args = [
+            format!("{r}/data"),
+            format!("{r}/data/.ha-setup-incoming"),
+            format!("{r}/data/.ha-setup-old/20260101T000000Z"),
+            format!("{r}/tool"),
+            "ha-setup-manifest.toml".to_owned(),
+            format!("{r}/tool/seed.json"),
+            "{\"gtid\": \"0-1-7\"}".to_owned(),
+            owner.to_owned(),
+            format!("echo stopped >> {r}/log"),
+            format!("echo started >> {r}/log"),
+        ];
+        Command::new("sh")
+            .arg("-c")
+            .arg(PUT_IN_PLACE)
+            .arg("put-in-place.sh")
+            .args(&args)
+            .env(
+                "PATH",
+                format!("{r}/bin:{}", std::env::var("PATH").unwrap_or_default()),
+            )
+            .output()
+            .unwrap()
+    }
+
+    fn read(path: impl AsRef<Path>) -> String {
+        fs::read_to_string(path).unwrap_or_default()
+    }
+
+    fn me() -> String {
+        let id = |flag| {
+            let out = Command::new("id").arg(flag).output().unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        format!("{}:{}", id("-u"), id("-g"))
+    }
+
+    #[test]
+    fn the_copy_goes_in_and_the_old_data_stays_inside_the_datadir() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        host(root);
+        let out = put_in_place(root, &me());
+        assert!(out.status.success(), "{out:?}");
+        let data = root.join("data");
+        assert_eq!(read(data.join("ibdata1")), "new");
+        assert_eq!(read(data.join("app/t.frm")), "new");
+        assert!(!data.join("olddb").exists());
+        assert!(data.join("lost+found").is_dir());
+        assert!(!data.join(".ha-setup-incoming").exists());
+        let aside = data.join(".ha-setup-old/20260101T000000Z");
+        assert_eq!(read(aside.join("ibdata1")), "old");
+        assert_eq!(read(aside.join("olddb/t.frm")), "old");
+        assert!(!aside.join("lost+found").exists());
+        assert!(data.join(".ha-setup-old/20200101T000000Z").is_dir());
+        assert_eq!(read(root.join("tool/seed-manifest.toml")), "manifest");
+        assert_eq!(read(root.join("tool/seed.json")), "{\"gtid\": \"0-1-7\"}\n");
+        // Stopped, and left stopped for the next steps to start with their settings.
+        assert_eq!(read(root.join("log")), "stopped\n");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains(".ha-setup-old/20260101T000000Z (kept, not deleted)"));
+    }
+
+    #[test]
+    fn a_failure_after_the_stop_puts_everything_back_and_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        host(root);
+        // chown fails: the last step before the record.
+        let out = put_in_place(root, "no-such-user-ha-setup:no-such-group-ha-setup");
+        assert!(!out.status.success(), "{out:?}");
+        let data = root.join("data");
+        assert_eq!(read(data.join("ibdata1")), "old");
+        assert_eq!(read(data.join("olddb/t.frm")), "old");
+        assert!(!data.join("app").exists());
+        let incoming = data.join(".ha-setup-incoming");
+        assert_eq!(read(incoming.join("ibdata1")), "new");
+        assert_eq!(read(incoming.join("app/t.frm")), "new");
+        assert_eq!(read(incoming.join("ha-setup-manifest.toml")), "manifest");
+        assert!(!data.join(".ha-setup-old/20260101T000000Z").exists());
+        assert!(data.join(".ha-setup-old/20200101T000000Z").is_dir());
+        assert!(!root.join("tool/seed.json").exists());
+        assert_eq!(read(root.join("log")), "stopped\nstarted\n");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("giving the copy to"), "{said}");
+        assert!(
+            said.contains("MariaDB runs on it again, as before"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn an_incomplete_copy_is_refused_before_anything_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        host(root);
+        fs::remove_file(root.join("data/.ha-setup-incoming/ha-setup-manifest.toml")).unwrap();
+        let out = put_in_place(root, &me());
+        assert!(!out.status.success(), "{out:?}");
+        assert_eq!(read(root.join("log")), "");
+        assert_eq!(read(root.join("data/ibdata1")), "old");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("MariaDB was not stopped"), "{said}");
+    }
 }
