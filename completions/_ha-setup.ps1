@@ -268,13 +268,13 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Take a consistent snapshot of the primary and write it as a bundle file')
-            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print a bundle''s manifest: engine, version, source host, position, files')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print a bundle''s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every file of a bundle against its manifest (size and SHA-256)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'ha-setup;bundle;create' {
-            [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Where to write the bundle (a .zip file)')
+            [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Where to write the bundle (a new file)')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
@@ -316,7 +316,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
         }
         'ha-setup;bundle;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Take a consistent snapshot of the primary and write it as a bundle file')
-            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print a bundle''s manifest: engine, version, source host, position, files')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print a bundle''s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every file of a bundle against its manifest (size and SHA-256)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -471,7 +471,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
         }
         'ha-setup;help;bundle' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Take a consistent snapshot of the primary and write it as a bundle file')
-            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print a bundle''s manifest: engine, version, source host, position, files')
+            [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Print a bundle''s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every file of a bundle against its manifest (size and SHA-256)')
             break
         }

@@ -246,12 +246,12 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand create 'Take a consistent snapshot of the primary and write it as a bundle file'
-            cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files'
+            cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)'
             cand verify 'Check every file of a bundle against its manifest (size and SHA-256)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;bundle;create'= {
-            cand --out 'Where to write the bundle (a .zip file)'
+            cand --out 'Where to write the bundle (a new file)'
             cand -c 'Config file [default: ./ha-setup.toml]'
             cand --config 'Config file [default: ./ha-setup.toml]'
             cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
@@ -290,7 +290,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         }
         &'ha-setup;bundle;help'= {
             cand create 'Take a consistent snapshot of the primary and write it as a bundle file'
-            cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files'
+            cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)'
             cand verify 'Check every file of a bundle against its manifest (size and SHA-256)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -419,7 +419,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         }
         &'ha-setup;help;bundle'= {
             cand create 'Take a consistent snapshot of the primary and write it as a bundle file'
-            cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files'
+            cand inspect 'Print a bundle''s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)'
             cand verify 'Check every file of a bundle against its manifest (size and SHA-256)'
         }
         &'ha-setup;help;bundle;create'= {

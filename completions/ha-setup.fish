@@ -145,10 +145,10 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -s h -l help -d 'Print help'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -s V -l version -d 'Print version'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -f -a "create" -d 'Take a consistent snapshot of the primary and write it as a bundle file'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -f -a "inspect" -d 'Print a bundle\'s manifest: engine, version, source host, position, files'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -f -a "inspect" -d 'Print a bundle\'s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -f -a "verify" -d 'Check every file of a bundle against its manifest (size and SHA-256)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from create" -l out -d 'Where to write the bundle (a .zip file)' -r -F
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from create" -l out -d 'Where to write the bundle (a new file)' -r -F
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from create" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Say more: -v shows what runs on which host, -vv adds debug detail'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Say only what is asked for and errors'
@@ -167,7 +167,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_see
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "create" -d 'Take a consistent snapshot of the primary and write it as a bundle file'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Print a bundle\'s manifest: engine, version, source host, position, files'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Print a bundle\'s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check every file of a bundle against its manifest (size and SHA-256)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand config; and not __fish_seen_subcommand_from check example help" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
@@ -220,7 +220,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "rebuild" -d 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "restore" -d 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "create" -d 'Take a consistent snapshot of the primary and write it as a bundle file'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "inspect" -d 'Print a bundle\'s manifest: engine, version, source host, position, files'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "inspect" -d 'Print a bundle\'s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "verify" -d 'Check every file of a bundle against its manifest (size and SHA-256)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "check" -d 'Check a config file and report every problem with its line and column'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "example" -d 'Print a commented example config that passes `config check`'

@@ -102,8 +102,8 @@ pub enum Command {
     #[command(
         subcommand,
         after_help = "Examples:\n  \
-        ha-setup bundle create -c ha-setup.toml --out /backup/db1.zip\n  \
-        ha-setup bundle verify /backup/db1.zip"
+        ha-setup bundle create -c ha-setup.toml --out /backup/db1.bundle\n  \
+        ha-setup bundle verify /backup/db1.bundle"
     )]
     Bundle(BundleCommand),
 
@@ -190,7 +190,7 @@ pub enum RecoverCommand {
 
     /// Make a fresh MariaDB install a primary from a bundle file (disaster recovery)
     #[command(after_help = "Example:\n  \
-        ha-setup recover restore -c ha-setup.toml --bundle /backup/db1.zip --target secondary --yes")]
+        ha-setup recover restore -c ha-setup.toml --bundle /backup/db1.bundle --target secondary --yes")]
     Restore(RestoreArgs),
 }
 
@@ -299,16 +299,17 @@ pub enum StatusFormat {
 pub enum BundleCommand {
     /// Take a consistent snapshot of the primary and write it as a bundle file
     #[command(
-        after_help = "Example:\n  ha-setup bundle create -c ha-setup.toml --out /backup/db1.zip"
+        after_help = "Example:\n  ha-setup bundle create -c ha-setup.toml --out /backup/db1.bundle"
     )]
     Create {
-        /// Where to write the bundle (a .zip file)
+        /// Where to write the bundle (a new file)
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
     },
 
-    /// Print a bundle's manifest: engine, version, source host, position, files
-    #[command(after_help = "Example:\n  ha-setup bundle inspect /backup/db1.zip")]
+    /// Print a bundle's manifest: engine, version, source host, position, files (read
+    /// from its end; the data is checked by `verify`)
+    #[command(after_help = "Example:\n  ha-setup bundle inspect /backup/db1.bundle")]
     Inspect {
         /// The bundle file
         path: PathBuf,
@@ -319,7 +320,7 @@ pub enum BundleCommand {
     },
 
     /// Check every file of a bundle against its manifest (size and SHA-256)
-    #[command(after_help = "Example:\n  ha-setup bundle verify /backup/db1.zip")]
+    #[command(after_help = "Example:\n  ha-setup bundle verify /backup/db1.bundle")]
     Verify {
         /// The bundle file
         path: PathBuf,
@@ -328,7 +329,7 @@ pub enum BundleCommand {
     /// Write a directory as a bundle stream on stdout (run by ha-setup on the primary)
     #[command(hide = true)]
     Pack {
-        /// The backup directory (a prepared mariadb-backup target)
+        /// The directory to stream
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
 
@@ -343,6 +344,36 @@ pub enum BundleCommand {
         /// The primary's name, for the manifest
         #[arg(long, value_name = "HOST")]
         source_host: String,
+
+        /// Compress chunks with zstd: never, always, or while the output is the bottleneck
+        #[arg(long, value_parser = ["auto", "zstd", "none"], default_value = "none")]
+        compress: String,
+    },
+
+    /// Stream a hot backup of the server on this host as a bundle on stdout, as the backup
+    /// tool produces it (run by ha-setup on the primary)
+    #[command(hide = true)]
+    Stream {
+        /// The engine of the server
+        #[arg(long, value_parser = ["mariadb", "postgresql"])]
+        engine: String,
+
+        /// The server version, as the server reports it
+        #[arg(long, value_name = "VERSION")]
+        server_version: String,
+
+        /// The primary's name, for the manifest
+        #[arg(long, value_name = "HOST")]
+        source_host: String,
+
+        /// A directory for the backup tool's own temporary files: emptied first, removed
+        /// afterwards
+        #[arg(long, value_name = "DIR")]
+        work: PathBuf,
+
+        /// Compress chunks with zstd: never, always, or while the output is the bottleneck
+        #[arg(long, value_parser = ["auto", "zstd", "none"], default_value = "none")]
+        compress: String,
     },
 
     /// Read a bundle stream on stdin into a new directory, checking every file (run by

@@ -14,6 +14,7 @@ pub mod node;
 pub mod ops;
 pub mod plan;
 pub mod prompt;
+pub mod route;
 pub mod runner;
 pub mod secret;
 pub mod service;

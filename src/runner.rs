@@ -273,15 +273,28 @@ impl Runner<'_> {
             } => {
                 let started = Instant::now();
                 let transfer = progress.transfer(*bytes);
-                let sent = relay(cx, from, send, to, receive, &transfer)?;
+                let went = crate::route::transfer(
+                    cx,
+                    from,
+                    send,
+                    to,
+                    receive,
+                    &|n| transfer.add(n),
+                    &mut |cx| relay(cx, from, send, to, receive, &transfer),
+                )?;
                 transfer.done();
-                let elapsed = started.elapsed().max(Duration::from_millis(1));
-                progress.line(&format!(
-                    "      sent {} in {} ({}/s)",
-                    human_bytes(sent),
-                    seconds(elapsed),
-                    human_bytes((sent as f64 / elapsed.as_secs_f64()) as u64)
-                ));
+                for line in &went.lines {
+                    progress.line(&format!("      {line}"));
+                }
+                if let Some(sent) = went.relayed {
+                    let elapsed = started.elapsed().max(Duration::from_millis(1));
+                    progress.line(&format!(
+                        "      sent {} in {} ({}/s)",
+                        human_bytes(sent),
+                        seconds(elapsed),
+                        human_bytes((sent as f64 / elapsed.as_secs_f64()) as u64)
+                    ));
+                }
             }
             Action::Call { call, .. } => {
                 for line in (call.0)(cx)? {

@@ -94,6 +94,7 @@ fn ask_with(
         two_node_form: true,
         ssh: Ssh::default(),
         replication,
+        transfer: crate::config::Transfer::default(),
         sync_files: Vec::new(),
     };
     let text = render(&config);

@@ -54,7 +54,7 @@ fn backup(root: &Path) {
 }
 
 const PACK: &str = "\"$HA\" bundle pack --dir src --engine mariadb \
-    --server-version 10.11.6-MariaDB-0+deb12u1 --source-host db1.example.net > bundle.zip";
+    --server-version 10.11.6-MariaDB-0+deb12u1 --source-host db1.example.net > bundle.bundle";
 
 fn packed() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -87,7 +87,7 @@ fn files_under(root: &Path) -> Vec<(String, Vec<u8>)> {
 fn inspect_shows_where_the_bundle_comes_from() {
     let dir = packed();
     let run = HaSetup::new(dir.path())
-        .args(["bundle", "inspect", "bundle.zip"])
+        .args(["bundle", "inspect", "bundle.bundle"])
         .run();
     run.expect_code(0);
     for line in [
@@ -101,7 +101,7 @@ fn inspect_shows_where_the_bundle_comes_from() {
     }
 
     let run = HaSetup::new(dir.path())
-        .args(["bundle", "inspect", "bundle.zip", "--format", "json"])
+        .args(["bundle", "inspect", "bundle.bundle", "--format", "json"])
         .run();
     run.expect_code(0);
     let manifest: Manifest = serde_json::from_str(&run.stdout).unwrap();
@@ -115,17 +115,17 @@ fn inspect_shows_where_the_bundle_comes_from() {
 fn verify_passes_and_unpack_reproduces_the_tree() {
     let dir = packed();
     let run = HaSetup::new(dir.path())
-        .args(["bundle", "verify", "bundle.zip"])
+        .args(["bundle", "verify", "bundle.bundle"])
         .run();
     run.expect_code(0);
     assert_eq!(
         run.stdout.trim(),
-        "bundle.zip: 4 files, 370036 bytes (361.4 KiB), all match the manifest"
+        "bundle.bundle: 4 files, 370036 bytes (361.4 KiB), all match the manifest"
     );
 
     let run = sh(
         dir.path(),
-        "\"$HA\" bundle unpack --into out/new < bundle.zip",
+        "\"$HA\" bundle unpack --into out/new < bundle.bundle",
     );
     run.expect_code(0);
     assert_eq!(
@@ -144,7 +144,7 @@ fn verify_passes_and_unpack_reproduces_the_tree() {
     // Again into the same, now full, directory: refused.
     let run = sh(
         dir.path(),
-        "\"$HA\" bundle unpack --into out/new < bundle.zip",
+        "\"$HA\" bundle unpack --into out/new < bundle.bundle",
     );
     run.expect_code(1);
     assert!(run.stderr.contains("is not empty"), "{}", run.stderr);
@@ -153,41 +153,42 @@ fn verify_passes_and_unpack_reproduces_the_tree() {
 #[test]
 fn a_truncated_bundle_fails_verify_and_unpack() {
     let dir = packed();
-    let bytes = fs::read(dir.path().join("bundle.zip")).unwrap();
-    fs::write(dir.path().join("short.zip"), &bytes[..bytes.len() / 2]).unwrap();
+    let bytes = fs::read(dir.path().join("bundle.bundle")).unwrap();
+    fs::write(dir.path().join("short.bundle"), &bytes[..bytes.len() / 2]).unwrap();
     let run = HaSetup::new(dir.path())
-        .args(["bundle", "verify", "short.zip"])
+        .args(["bundle", "verify", "short.bundle"])
         .run();
     run.expect_code(1);
     assert!(
-        run.stderr.contains("short.zip failed verification")
-            && run
-                .stderr
-                .contains("the bundle is truncated: the stream ended inside `ibdata1`"),
+        run.stderr.contains("short.bundle failed verification")
+            && run.stderr.contains("the bundle is cut short"),
         "{}",
         run.stderr
     );
-    let run = sh(dir.path(), "\"$HA\" bundle unpack --into out < short.zip");
+    let run = sh(
+        dir.path(),
+        "\"$HA\" bundle unpack --into out < short.bundle",
+    );
     run.expect_code(1);
-    assert!(run.stderr.contains("truncated"), "{}", run.stderr);
+    assert!(run.stderr.contains("cut short"), "{}", run.stderr);
     assert!(!dir.path().join("out").join(UNPACKED_MANIFEST).exists());
 }
 
 #[test]
 fn an_altered_bundle_names_the_file() {
     let dir = packed();
-    let mut bytes = fs::read(dir.path().join("bundle.zip")).unwrap();
+    let mut bytes = fs::read(dir.path().join("bundle.bundle")).unwrap();
     let start = noise(64, 2);
     let t_ibd = bytes.windows(64).position(|w| w == start).unwrap();
     bytes[t_ibd + 5000] ^= 0x20;
-    fs::write(dir.path().join("altered.zip"), &bytes).unwrap();
+    fs::write(dir.path().join("altered.bundle"), &bytes).unwrap();
     let run = HaSetup::new(dir.path())
-        .args(["bundle", "verify", "altered.zip"])
+        .args(["bundle", "verify", "altered.bundle"])
         .run();
     run.expect_code(1);
     assert!(
         run.stderr
-            .contains("`shop/t.ibd` does not match the manifest: SHA-256"),
+            .contains("`shop/t.ibd` does not match what was sent"),
         "{}",
         run.stderr
     );
@@ -237,7 +238,7 @@ fn create_refuses_a_planted_partial_symlink_before_any_host() {
     std::os::unix::fs::symlink(&victim, dir.path().join("db.partial")).unwrap();
     let started = std::time::Instant::now();
     let run = HaSetup::new(dir.path())
-        .args(["bundle", "create", "-c", &config, "--out", "db.zip"])
+        .args(["bundle", "create", "-c", &config, "--out", "db.bundle"])
         .run();
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(
@@ -250,7 +251,7 @@ fn create_refuses_a_planted_partial_symlink_before_any_host() {
         "it connected first"
     );
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
-    assert!(!dir.path().join("db.zip").exists());
+    assert!(!dir.path().join("db.bundle").exists());
     assert!(
         fs::symlink_metadata(dir.path().join("db.partial"))
             .unwrap()
@@ -265,7 +266,7 @@ fn create_removes_its_partial_file_when_it_fails() {
     let dir = tempfile::tempdir().unwrap();
     let config = unreachable_config(dir.path());
     let run = HaSetup::new(dir.path())
-        .args(["bundle", "create", "-c", &config, "--out", "db.zip"])
+        .args(["bundle", "create", "-c", &config, "--out", "db.bundle"])
         .run();
     assert_ne!(run.code, Some(0), "{run:?}");
     let left: Vec<_> = fs::read_dir(dir.path())
@@ -285,7 +286,7 @@ fn create_writes_a_file_only_its_owner_can_read() {
     let lab = lab();
     lab.reset();
     let config = lab.write_config("bundle-mode", "");
-    let out = format!("{}/private-bundle.zip", lab.var("HA_LAB_ROOT"));
+    let out = format!("{}/private-bundle.bundle", lab.var("HA_LAB_ROOT"));
     let _ = fs::remove_file(&out);
     // Under the most permissive umask, as a careless shell might have.
     let run = Run::from(

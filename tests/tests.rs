@@ -13,5 +13,6 @@ mod host_ssh;
 mod init_mariadb;
 mod lab_smoke;
 mod recover_mariadb;
+mod seed_mariadb;
 mod volume_mariadb;
 mod wizard;

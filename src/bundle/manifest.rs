@@ -10,9 +10,14 @@ use super::{MANIFEST_NAME, UNPACKED_MANIFEST};
 /// The only format this build reads and writes. A reader that meets another refuses it
 /// instead of guessing, so a newer bundle never half-works with an older ha-setup.
 ///
-/// 2: the start position is the engine's own table (format 1 had MariaDB's fields for every
-/// engine). A format-1 bundle is refused with the command that makes a new one.
-pub const FORMAT: u32 = 2;
+/// 3: frames written as the backup tool streams, the manifest at the end. Formats 1 and 2
+/// were zip files with the manifest first (made from a full copy on the primary's disk);
+/// they are refused with the command that makes a new bundle.
+pub const FORMAT: u32 = 3;
+
+/// What to do with a bundle of an older format.
+pub const OLDER: &str =
+    "make a new bundle with this version: ha-setup bundle create -c FILE --out PATH";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -28,7 +33,7 @@ pub struct Manifest {
     /// Every directory, relative and '/'-separated, parents before children, empty ones too.
     #[serde(default)]
     pub dirs: Vec<String>,
-    /// In stream order.
+    /// In the order they ended in the stream.
     #[serde(default)]
     pub files: Vec<FileEntry>,
 }
@@ -90,7 +95,7 @@ impl Manifest {
             "bundle format {} is not supported by this ha-setup (it knows format {FORMAT}); {}",
             self.format,
             if self.format < FORMAT {
-                "make a new bundle with this version: ha-setup bundle create -c FILE --out PATH"
+                OLDER
             } else {
                 "use the ha-setup version that made the bundle"
             }
@@ -141,7 +146,7 @@ pub(crate) fn check_path(path: &str) -> anyhow::Result<()> {
     if path.contains('\0') {
         bail!("the path contains a NUL byte");
     }
-    // Windows zip readers take it for a separator; no database names a file with one.
+    // Windows takes it for a separator; no database names a file with one.
     if path.contains('\\') {
         bail!("the path contains a backslash");
     }

@@ -1,19 +1,28 @@
-//! The replication bundle: a zip stream with `manifest.toml` first, then every file of a
-//! backup directory, stored (not compressed) so the network and the disks set the pace.
+//! The replication bundle, format 3: a stream of frames written while the backup tool
+//! produces its files, each file's size and SHA-256 computed on the way and checked on
+//! arrival, and the manifest at the end. Nothing waits for the whole backup: the primary
+//! keeps no copy, and the replica writes each chunk as it comes.
 //!
-//! It is made to be streamed: `pack` writes it without seeking, `unpack` checks every file
-//! against the manifest as it arrives, so neither side needs room for a second copy.
+//! Layout (integers little-endian, paths as a u16 length and UTF-8 bytes):
+//! - header: `HA-SETUP BUNDLE\n` (16 bytes), then the format number (u32);
+//! - `C`, a chunk of a file: path, offset (u64), length (u32), the bytes. A file's chunks come
+//!   in order; files may interleave (a backup tool copies several at once, and the redo log
+//!   alongside them). A gap before an offset is a hole of zeros;
+//! - `E`, the end of a file: path, size (u64), SHA-256 (32 bytes), permission bits (u32). The
+//!   reader checks it at once, so a damaged file is named when it arrives;
+//! - `c`, a chunk compressed with zstd (`[transfer] compress`): path, offset, length as it
+//!   is (u32), length compressed (u32), the zstd frame;
+//! - `D`, a directory (needed only for an empty one): path, permission bits;
+//! - `M`, the manifest: a u32 length and `manifest.toml` (engine, versions, start position,
+//!   every file with its size and digest, in the order the files ended);
+//! - `Z`, the end: the CRC-32 of every byte before it (its own tag included: damage to the
+//!   framing; the files have their SHA-256), then the offset of `M` (u64), so that `inspect`
+//!   finds the manifest without reading the data.
 //!
-//! Layout, all readable by `unzip`:
-//! - `manifest.toml`, with its sizes and CRC in the local header (see `pack::manifest_entry`),
-//!   so a reader can take it before it knows anything else;
-//! - one entry per directory (`name/`), in manifest order;
-//! - one stored entry per file, in manifest order. A stream writer cannot go back to fill in
-//!   sizes, so each is followed by a data descriptor; the reader knows the size from the
-//!   manifest and checks the descriptor's size and CRC-32 after the data, and the SHA-256;
-//! - the central directory, which the reader only checks for being there and complete.
+//! Nothing may follow `Z`. A stream with no complete `M` and `Z` is cut short, and is never
+//! used: the unpacked directory's completion marker is written only after `Z` checked.
 
-mod hash;
+mod frame;
 mod manifest;
 mod pack;
 mod target;
@@ -22,11 +31,14 @@ mod unpack;
 #[cfg(test)]
 mod tests;
 
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
+pub use frame::{Compress, Writer};
 pub use manifest::{FileEntry, Manifest, Position};
 
+/// The name the manifest has where it is kept on its own (`inspect --format json` prints it).
 pub const MANIFEST_NAME: &str = "manifest.toml";
 /// Written last into an unpacked directory, after every file was verified and fsynced: its
 /// presence means complete.
@@ -34,6 +46,18 @@ pub const UNPACKED_MANIFEST: &str = "ha-setup-manifest.toml";
 
 /// Reads and writes go in chunks this large: fewer system calls, and whole pipe buffers.
 const CHUNK: usize = 1 << 20;
+
+impl Compress {
+    /// From its name (`[transfer] compress`, `bundle stream --compress`).
+    pub fn named(name: &str) -> Option<Compress> {
+        match name {
+            "none" => Some(Compress::None),
+            "zstd" => Some(Compress::Zstd),
+            "auto" => Some(Compress::Auto),
+            _ => None,
+        }
+    }
+}
 
 /// Who made the backup and where replication starts: what the manifest says besides files.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,24 +68,26 @@ pub struct Source {
     pub position: Position,
 }
 
-/// Hashes every file under `dir` (first pass, so the manifest can go first), then writes the
-/// zip stream. Refuses symlinks and special files. A file that changed between the passes is
-/// an error, and the stream then stops short, so the far side refuses it too.
+/// Streams every file under `dir` as a bundle (one pass: each file is hashed as it is
+/// sent). Refuses symlinks and special files; a file that grows or shrinks while it is read
+/// is an error, and the stream then stops short, so the far side refuses it too.
 /// `progress` gets the file bytes written so far.
 pub fn pack(
     dir: &Path,
     source: Source,
-    out: &mut dyn Write,
+    out: &mut dyn std::io::Write,
+    compress: Compress,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<Manifest> {
-    pack::pack(dir, source, out, progress, zip::ZIP64_BYTES_THR)
+    pack::pack(dir, source, out, compress, progress)
 }
 
 /// Reads a bundle stream into `into` (created if missing; must be empty if it exists),
-/// checking each file's size, CRC-32 and SHA-256 as it arrives; refuses entries not in the
-/// manifest, missing ones, duplicates, paths that would leave `into`, and a truncated stream.
-/// Files are fsynced; [`UNPACKED_MANIFEST`] is written last. On error whatever was written
-/// stays: the caller owns `into` and removes it. `progress` gets the file bytes read so far.
+/// checking each file's size and SHA-256 as it ends; refuses files the manifest does not
+/// list or lists differently, a file sent twice, paths that would leave `into`, and a
+/// stream cut short. Files are fsynced; [`UNPACKED_MANIFEST`] is written last. On error
+/// whatever was written stays: the caller owns `into` and removes it. `progress` gets the
+/// file bytes read so far.
 pub fn unpack(
     input: &mut dyn Read,
     into: &Path,
@@ -75,8 +101,8 @@ pub fn verify(input: &mut dyn Read) -> anyhow::Result<Manifest> {
     unpack::read(input, None, &mut |_| {})
 }
 
-/// Reads only the manifest (the first entry) of a bundle stream. Reads ahead: the input is
-/// not left at the end of the manifest.
-pub fn read_manifest(input: &mut dyn Read) -> anyhow::Result<Manifest> {
-    unpack::read_manifest(input)
+/// Reads only the manifest of a bundle file: from its end, which says where the manifest
+/// is. The data is not checked (that is `verify`).
+pub fn read_manifest(file: &mut File) -> anyhow::Result<Manifest> {
+    unpack::read_manifest(file)
 }

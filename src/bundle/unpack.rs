@@ -1,27 +1,25 @@
-//! Reading a bundle stream: the manifest first, then every entry checked against it as it
-//! arrives, in the manifest's order, which is what lets a stream reader know each stored
-//! entry's size before its data.
+//! Reading a bundle stream: every file written and hashed as its chunks arrive, checked at
+//! its end frame, the whole checked against the manifest and the final digest before the
+//! completion marker is written.
 
-use std::cell::Cell;
-use std::collections::HashMap;
-use std::io::{self, BufReader, Read};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use anyhow::{Context, anyhow, bail, ensure};
+use anyhow::{Context, bail, ensure};
 use sha2::{Digest, Sha256};
-use zip::read::{ZipFile, read_zipfile_from_stream_with_options};
-use zip::result::ZipError;
-use zip::{CompressionMethod, ExtraField, ZipReadOptions};
 
+use super::frame::{
+    CHUNK_TAG, DIR_TAG, END_TAG, FINAL_LEN, FINAL_TAG, MAGIC, MANIFEST_TAG, MAX_CHUNK,
+    MAX_MANIFEST, MAX_OPEN, ZSTD_CHUNK_TAG, add_parents, hash_zeros,
+};
+use super::manifest::{FORMAT, OLDER, check_path};
 use super::target::{Target, TargetFile};
-use super::{CHUNK, FileEntry, MANIFEST_NAME, Manifest};
+use super::{CHUNK, FileEntry, Manifest};
 
-/// Far more than any real manifest (about 200 bytes a file), small enough to hold in memory.
-const MAX_MANIFEST: u64 = 256 << 20;
-
-pub(super) fn read_manifest(input: &mut dyn Read) -> anyhow::Result<Manifest> {
-    manifest_entry(&mut BufReader::with_capacity(CHUNK, input))
-}
+/// A zip file's first bytes: formats 1 and 2 were zip files.
+const ZIP_MAGIC: &[u8; 4] = b"PK\x03\x04";
 
 /// Unpacks into `into`, or only checks when there is none.
 pub(super) fn read(
@@ -29,421 +27,462 @@ pub(super) fn read(
     into: Option<&Path>,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<Manifest> {
-    let blown = Cell::new(false);
-    let mut input = Fuse {
-        inner: BufReader::with_capacity(CHUNK, input),
-        blown: &blown,
-    };
-    let manifest = manifest_entry(&mut input)?;
+    let mut input = Hashing::new(BufReader::with_capacity(CHUNK, input));
+    header(&mut input)?;
     let target = match into {
         Some(into) => Some(Target::create(into)?),
         None => None,
     };
-    let mut entries = Entries {
+    let mut state = State {
         target: target.as_ref(),
+        open: HashMap::new(),
+        ended: HashSet::new(),
+        files: Vec::new(),
+        dirs: BTreeMap::new(),
+        manifest: None,
         buf: vec![0; CHUNK],
-        bytes: 0,
+        packed: Vec::new(),
+        unpacked: Vec::new(),
+        decompressor: None,
+        data: 0,
         progress,
     };
-    let order = Order::of(&manifest);
-    entries.all(&order, &mut input, &blown)?;
-    tail(&mut input, order.names.len())?;
+    let manifest = state.frames(&mut input)?;
     if let Some(target) = target {
         target.finish(&manifest)?;
     }
     Ok(manifest)
 }
 
-fn manifest_entry<R: Read>(input: &mut R) -> anyhow::Result<Manifest> {
-    let mut entry = match read_zipfile_from_stream_with_options(input, ZipReadOptions::new()) {
-        Ok(Some(entry)) => entry,
-        Ok(None) => bail!("not a bundle: the zip archive is empty"),
-        Err(err) if is_eof(&err) => {
-            bail!("not a bundle: the stream ended before the manifest (empty or truncated)")
-        }
-        Err(err) => {
-            return Err(anyhow!(err).context(
-                "not a bundle, or truncated: it does not start with a complete zip entry",
-            ));
-        }
-    };
-    if entry.name_raw() != MANIFEST_NAME.as_bytes() {
-        bail!(
-            "not a bundle made by ha-setup: its first entry is `{}`, not `{MANIFEST_NAME}`",
-            String::from_utf8_lossy(entry.name_raw())
-        );
-    }
+pub(super) fn read_manifest(file: &mut File) -> anyhow::Result<Manifest> {
+    header(&mut Hashing::new(BufReader::new(&mut *file)))?;
+    let len = file
+        .seek(SeekFrom::End(0))
+        .context("cannot read the bundle")?;
     ensure!(
-        entry.size() <= MAX_MANIFEST,
-        "not a bundle made by ha-setup: its manifest is {} bytes long",
-        entry.size()
+        len >= FINAL_LEN,
+        "the bundle is cut short: it has no end (it is {len} bytes long)"
     );
-    let mut text = String::new();
-    (&mut entry)
-        .take(MAX_MANIFEST)
-        .read_to_string(&mut text)
-        .context("cannot read the bundle's manifest.toml: the bundle is truncated or damaged")?;
-    Manifest::from_toml(&text)
-}
-
-/// What the manifest says of an entry.
-#[derive(Clone, Copy)]
-enum Expected<'a> {
-    Dir,
-    File(&'a FileEntry),
-}
-
-/// The entries after the manifest, in stream order, by zip name.
-struct Order<'a> {
-    manifest: &'a Manifest,
-    names: Vec<(String, Expected<'a>)>,
-    position: HashMap<String, usize>,
-}
-
-impl<'a> Order<'a> {
-    fn of(manifest: &'a Manifest) -> Self {
-        let dirs = manifest
-            .dirs
-            .iter()
-            .map(|dir| (format!("{dir}/"), Expected::Dir));
-        let files = manifest
-            .files
-            .iter()
-            .map(|file| (file.path.clone(), Expected::File(file)));
-        let names: Vec<_> = dirs.chain(files).collect();
-        let position = names
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| (name.clone(), i))
-            .collect();
-        Order {
-            manifest,
-            names,
-            position,
-        }
-    }
-
-    /// The entry named `name` must be the one the manifest lists next.
-    fn check(&self, next: usize, name: &str) -> anyhow::Result<Expected<'a>> {
-        let at = self.position.get(name).copied();
-        let Some((expected_name, expected)) = self.names.get(next) else {
-            bail!("{}", unexpected(name, at));
-        };
-        if name != expected_name {
-            match at {
-                Some(at) if at > next => bail!(
-                    "`{expected_name}` is missing from the bundle (`{name}` came in its place)"
-                ),
-                _ => bail!("{}", unexpected(name, at)),
-            }
-        }
-        Ok(*expected)
-    }
-
-    fn truncated_before(&self, next: usize) -> String {
-        let files = self.manifest.files.len();
-        let arrived = next.saturating_sub(self.manifest.dirs.len()).min(files);
-        match self.names.get(next) {
-            Some((name, _)) => format!(
-                "the bundle is truncated: the stream ended after {arrived} of {files} files, \
-                 before `{name}`"
-            ),
-            None => "the bundle is truncated: the stream ended after the last file, before \
-                     the zip directory"
-                .to_owned(),
-        }
-    }
-
-    fn damaged_after(&self, next: usize) -> String {
-        match next.checked_sub(1).and_then(|i| self.names.get(i)) {
-            Some((name, _)) => format!("the bundle is truncated or damaged after `{name}`"),
-            None => "the bundle is truncated or damaged after its manifest".to_owned(),
-        }
-    }
-}
-
-fn unexpected(name: &str, at: Option<usize>) -> String {
-    match at {
-        Some(_) => format!("`{name}` appears twice in the bundle"),
-        None if name == MANIFEST_NAME => "the bundle has a second manifest".to_owned(),
-        None => format!("`{name}` is in the bundle but not in its manifest"),
-    }
-}
-
-struct Entries<'a, 'p> {
-    target: Option<&'a Target>,
-    buf: Vec<u8>,
-    /// File bytes so far, for `progress`.
-    bytes: u64,
-    progress: &'p mut dyn FnMut(u64),
-}
-
-impl<'a> Entries<'a, '_> {
-    fn all<R: Read>(
-        &mut self,
-        order: &Order<'_>,
-        input: &mut R,
-        blown: &Cell<bool>,
-    ) -> anyhow::Result<()> {
-        for next in 0.. {
-            let expected = order.names.get(next);
-            // Stored entries written to a stream have their size only after the data; the
-            // manifest has it before. A directory's header has it, and ignores this.
-            let size = match expected {
-                Some((_, Expected::File(file))) => file.size,
-                _ => 0,
-            };
-            let options = ZipReadOptions::new()
-                .override_compressed_size(size)
-                // Checked here instead, against the data descriptor the zip reader skips.
-                .ignore_crc32(true);
-            let mut entry = match read_zipfile_from_stream_with_options(input, options) {
-                Ok(Some(entry)) => entry,
-                Ok(None) => match expected {
-                    None => return Ok(()),
-                    Some((name, _)) => match order.names.len() - next - 1 {
-                        0 => bail!("the bundle is incomplete: it ends without `{name}`"),
-                        more => bail!(
-                            "the bundle is incomplete: it ends without `{name}` and {more} \
-                             more entries of its manifest"
-                        ),
-                    },
-                },
-                Err(err) if is_eof(&err) => bail!("{}", order.truncated_before(next)),
-                Err(err) => return Err(anyhow!(err).context(order.damaged_after(next))),
-            };
-            let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
-            let result = order
-                .check(next, &name)
-                .and_then(|expected| match expected {
-                    Expected::Dir => self.dir(&entry, &name),
-                    Expected::File(file) => self.file(&mut entry, file),
-                });
-            // The entry drains its data when dropped; after an error, stop reading instead.
-            blown.set(result.is_err());
-            drop(entry);
-            if let Some(done) = result? {
-                done.finish(input)?;
-            }
-        }
-        unreachable!("the loop returns")
-    }
-
-    fn dir<R: Read>(&self, entry: &ZipFile<'_, R>, name: &str) -> anyhow::Result<Option<Done<'a>>> {
-        ensure!(
-            entry.is_dir() && entry.compressed_size() == 0,
-            "`{name}` should be a directory but the bundle has data for it"
-        );
-        if let Some(target) = self.target {
-            target.dir(name.trim_end_matches('/'))?;
-        }
-        Ok(None)
-    }
-
-    /// Copies one file's data, hashing it; what is left to check comes after the data.
-    fn file<R: Read>(
-        &mut self,
-        entry: &mut ZipFile<'_, R>,
-        expected: &FileEntry,
-    ) -> anyhow::Result<Option<Done<'a>>> {
-        let path = &expected.path;
-        ensure!(
-            entry.compression() == CompressionMethod::Stored && !entry.encrypted(),
-            "`{path}` is compressed or encrypted in the bundle; ha-setup writes neither"
-        );
-        let descriptor = entry.flags().is_using_data_descriptor();
-        // Without a data descriptor the header has the size and the CRC.
-        let header = (!descriptor).then(|| (entry.crc32(), entry.compressed_size()));
-        if let Some((_, size)) = header {
-            ensure!(
-                size == expected.size,
-                "`{path}` holds {size} bytes in the bundle but {} in its manifest",
-                expected.size
-            );
-        }
-        let zip64 = entry
-            .extra_data_fields()
-            .any(|field| matches!(field, ExtraField::Zip64ExtendedInformation(_)));
-        let mut out = match self.target {
-            Some(target) => Some(target.file(expected)?),
-            None => None,
-        };
-        let mut sha256 = Sha256::new();
-        let mut crc = crc32fast::Hasher::new();
-        let mut got = 0;
-        loop {
-            let n = read_full(entry, &mut self.buf).map_err(|err| {
-                anyhow!(err).context(format!(
-                    "the bundle is damaged inside `{path}` after {got} bytes"
-                ))
-            })?;
-            if n == 0 {
-                break;
-            }
-            let data = &self.buf[..n];
-            sha256.update(data);
-            crc.update(data);
-            if let Some(out) = &mut out {
-                out.write(data)?;
-            }
-            got += n as u64;
-            self.bytes += n as u64;
-            (self.progress)(self.bytes);
-        }
-        ensure!(
-            got == expected.size,
-            "the bundle is truncated: the stream ended inside `{path}` after {got} of {} bytes",
-            expected.size
-        );
-        Ok(Some(Done {
-            expected: expected.clone(),
-            sha256: hex::encode(sha256.finalize()),
-            crc: crc.finalize(),
-            descriptor: descriptor.then_some(zip64),
-            header,
-            out,
-        }))
-    }
-}
-
-/// A file whose data has all arrived: the checks that need the bytes after it.
-struct Done<'a> {
-    expected: FileEntry,
-    sha256: String,
-    crc: u32,
-    /// Whether a data descriptor follows, and whether it is the ZIP64 kind.
-    descriptor: Option<bool>,
-    header: Option<(u32, u64)>,
-    out: Option<TargetFile<'a>>,
-}
-
-impl Done<'_> {
-    fn finish<R: Read>(self, input: &mut R) -> anyhow::Result<()> {
-        let path = &self.expected.path;
-        let (crc, size) = match self.descriptor {
-            Some(zip64) => read_descriptor(input, zip64).map_err(|err| {
-                anyhow!(err).context(format!(
-                    "the bundle is truncated or damaged right after the data of `{path}`"
-                ))
-            })?,
-            None => self.header.unwrap_or_default(),
-        };
-        ensure!(
-            self.sha256 == self.expected.sha256,
-            "`{path}` does not match the manifest: SHA-256 {} expected {}",
-            self.sha256,
-            self.expected.sha256
-        );
-        ensure!(
-            crc == self.crc,
-            "`{path}` does not match its zip checksum: CRC-32 {:08x} expected {crc:08x}",
-            self.crc
-        );
-        ensure!(
-            size == self.expected.size,
-            "`{path}`: the zip entry says {size} bytes, the manifest {}",
-            self.expected.size
-        );
-        if let Some(out) = self.out {
-            out.finish()?;
-        }
-        Ok(())
-    }
-}
-
-/// The data descriptor after a streamed entry: signature, CRC-32, then both sizes, 4 bytes
-/// each or, for ZIP64, 8.
-fn read_descriptor<R: Read>(input: &mut R, zip64: bool) -> io::Result<(u32, u64)> {
-    const SIGNATURE: [u8; 4] = *b"PK\x07\x08";
-    let mut bytes = [0; 24];
-    let bytes = &mut bytes[..if zip64 { 24 } else { 16 }];
-    input.read_exact(bytes)?;
-    let word =
-        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-    if bytes[..4] != SIGNATURE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "no data descriptor where one belongs",
-        ));
-    }
-    let (compressed, uncompressed) = if zip64 {
-        let long = |at: usize| u64::from(word(at)) | (u64::from(word(at + 4)) << 32);
-        (long(8), long(16))
-    } else {
-        (u64::from(word(8)), u64::from(word(12)))
-    };
-    if compressed != uncompressed {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "a stored entry's two sizes differ",
-        ));
-    }
-    Ok((word(4), uncompressed))
-}
-
-/// After the last entry: the rest of the zip directory, which must end in a complete
-/// end-of-directory record counting every entry. Only a stream that was finished has one.
-fn tail<R: Read>(input: &mut R, entries: usize) -> anyhow::Result<()> {
-    const END: [u8; 4] = *b"PK\x05\x06";
-    const END_LEN: usize = 22;
-    let mut last = Vec::with_capacity(2 * CHUNK);
-    let mut buf = vec![0; CHUNK];
-    loop {
-        let n = input
-            .read(&mut buf)
-            .context("cannot read the bundle's zip directory")?;
-        if n == 0 {
-            break;
-        }
-        last.extend_from_slice(&buf[..n]);
-        let keep = last.len().saturating_sub(END_LEN);
-        last.drain(..keep);
-    }
-    // Past 65535 entries the count lives in the ZIP64 record and this one says 0xffff.
-    let count = u16::try_from(entries + 1).unwrap_or(u16::MAX);
-    let complete = last.len() == END_LEN
-        && last[..4] == END
-        && last[10..12] == count.to_le_bytes()
-        && last[20..22] == [0, 0];
+    file.seek(SeekFrom::End(-(FINAL_LEN as i64)))
+        .context("cannot read the bundle")?;
+    let mut end = [0; FINAL_LEN as usize];
+    file.read_exact(&mut end)
+        .context("cannot read the bundle")?;
     ensure!(
-        complete,
-        "the bundle is truncated: every file arrived, but its zip directory is incomplete"
+        end[0] == FINAL_TAG,
+        "the bundle is cut short: it does not end with its final frame (make it again)"
+    );
+    let at = u64::from_le_bytes(end[5..].try_into().expect("8 bytes"));
+    ensure!(
+        at < len - FINAL_LEN,
+        "the bundle is damaged: its end points at byte {at}, past its manifest"
+    );
+    file.seek(SeekFrom::Start(at))
+        .context("cannot read the bundle")?;
+    let mut input = Hashing::new(BufReader::new(&mut *file));
+    let tag = input.u8()?.unwrap_or(0);
+    ensure!(
+        tag == MANIFEST_TAG,
+        "the bundle is damaged: its end points at byte {at}, which is not its manifest"
+    );
+    manifest_frame(&mut input)
+}
+
+fn header(input: &mut Hashing<impl Read>) -> anyhow::Result<()> {
+    let mut magic = [0; 16];
+    let got = input.fill(&mut magic)?;
+    if got >= 4 && magic[..4] == *ZIP_MAGIC {
+        bail!(
+            "this bundle is a zip file, format 2 or older, made by an earlier ha-setup; this \
+             version reads format {FORMAT} only: {OLDER}"
+        );
+    }
+    ensure!(
+        got == magic.len() && magic == *MAGIC,
+        "not a bundle made by ha-setup: it does not start with `HA-SETUP BUNDLE`{}",
+        if got < magic.len() {
+            " (it is empty or cut short)"
+        } else {
+            ""
+        }
+    );
+    let format = input.u32()?;
+    ensure!(
+        format == FORMAT,
+        "bundle format {format} is not supported by this ha-setup (it knows format {FORMAT}); {}",
+        if format < FORMAT {
+            OLDER
+        } else {
+            "use the ha-setup version that made the bundle"
+        }
     );
     Ok(())
 }
 
-/// Reads until `buf` is full or the entry ends: pipes deliver 64 KiB at a time, and whole
-/// chunks make fewer, larger writes.
-fn read_full<R: Read>(entry: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match entry.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
+struct State<'a, 't> {
+    target: Option<&'t Target>,
+    open: HashMap<String, Open<'t>>,
+    ended: HashSet<String>,
+    files: Vec<FileEntry>,
+    dirs: BTreeMap<String, u32>,
+    /// With the offset of its frame.
+    manifest: Option<(Manifest, u64)>,
+    buf: Vec<u8>,
+    /// A compressed chunk as it came, and as it is.
+    packed: Vec<u8>,
+    unpacked: Vec<u8>,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+    data: u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+struct Open<'t> {
+    size: u64,
+    sha: Sha256,
+    file: Option<TargetFile<'t>>,
+}
+
+impl<'t> State<'_, 't> {
+    fn frames(&mut self, input: &mut Hashing<impl Read>) -> anyhow::Result<Manifest> {
+        loop {
+            let at = input.count;
+            let Some(tag) = input.u8()? else {
+                bail!(
+                    "the bundle is cut short after {at} bytes: it ends {}",
+                    if self.manifest.is_some() {
+                        "after its manifest, without its final frame"
+                    } else {
+                        "before its manifest"
+                    }
+                );
+            };
+            ensure!(
+                self.manifest.is_none() || tag == FINAL_TAG,
+                "the bundle is damaged: a frame follows its manifest (byte {at})"
+            );
+            match tag {
+                CHUNK_TAG => self.chunk(input, false)?,
+                ZSTD_CHUNK_TAG => self.chunk(input, true)?,
+                END_TAG => self.end(input)?,
+                DIR_TAG => self.dir(input)?,
+                MANIFEST_TAG => {
+                    ensure!(
+                        self.manifest.is_none(),
+                        "the bundle is damaged: a second manifest at byte {at}"
+                    );
+                    let manifest = manifest_frame(input)?;
+                    self.check(&manifest)?;
+                    self.manifest = Some((manifest, at));
+                }
+                FINAL_TAG => return self.finish(input),
+                other => bail!(
+                    "the bundle is damaged: byte {at} starts no frame (0x{other:02x}); make it again"
+                ),
+            }
         }
     }
-    Ok(filled)
-}
 
-fn is_eof(err: &ZipError) -> bool {
-    matches!(err, ZipError::Io(io) if io.kind() == io::ErrorKind::UnexpectedEof)
-}
-
-/// Reads through until blown, then reports the end: a zip entry dropped after an error
-/// would otherwise read the rest of its data, gigabytes perhaps, before the error is seen.
-struct Fuse<'a, R> {
-    inner: R,
-    blown: &'a Cell<bool>,
-}
-
-impl<R: Read> Read for Fuse<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.blown.get() {
-            Ok(0)
-        } else {
-            self.inner.read(buf)
+    fn chunk(&mut self, input: &mut Hashing<impl Read>, zstd: bool) -> anyhow::Result<()> {
+        let path = input.path()?;
+        let offset = input.u64()?;
+        let len = input.u32()?;
+        ensure!(
+            len <= MAX_CHUNK,
+            "the bundle is damaged: a chunk of `{path}` claims {len} bytes"
+        );
+        if zstd {
+            let packed_len = input.u32()?;
+            ensure!(
+                packed_len <= MAX_CHUNK,
+                "the bundle is damaged: a compressed chunk of `{path}` claims {packed_len} bytes"
+            );
+            let mut packed = std::mem::take(&mut self.packed);
+            packed.resize(packed_len as usize, 0);
+            input.exact(&mut packed)?;
+            self.unpacked.clear();
+            self.unpacked.reserve(len as usize);
+            let unpacked = self
+                .decompressor
+                .get_or_insert_with(|| {
+                    zstd::bulk::Decompressor::new().expect("a zstd decompressor")
+                })
+                .decompress_to_buffer(&packed, &mut self.unpacked);
+            self.packed = packed;
+            ensure!(
+                unpacked.is_ok_and(|n| n == len as usize),
+                "the bundle is damaged: a compressed chunk of `{path}` does not decompress to its {len} bytes"
+            );
         }
+        if !self.open.contains_key(&path) {
+            self.start(&path)?;
+        }
+        let open = self.open.get_mut(&path).expect("started above");
+        ensure!(
+            offset >= open.size,
+            "the bundle is damaged: `{path}` has a piece at offset {offset}, before its end {} so far",
+            open.size
+        );
+        if offset > open.size {
+            hash_zeros(&mut open.sha, offset - open.size);
+            if let Some(file) = &mut open.file {
+                file.skip_to(offset)?;
+            }
+            open.size = offset;
+        }
+        if zstd {
+            let data = &self.unpacked[..];
+            open.sha.update(data);
+            if let Some(file) = &mut open.file {
+                file.write(data)?;
+            }
+            open.size += data.len() as u64;
+            self.data += data.len() as u64;
+            (self.progress)(self.data);
+            return Ok(());
+        }
+        let mut left = len as usize;
+        while left > 0 {
+            let n = left.min(self.buf.len());
+            input.exact(&mut self.buf[..n])?;
+            open.sha.update(&self.buf[..n]);
+            if let Some(file) = &mut open.file {
+                file.write(&self.buf[..n])?;
+            }
+            left -= n;
+            open.size += n as u64;
+            self.data += n as u64;
+            (self.progress)(self.data);
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, input: &mut Hashing<impl Read>) -> anyhow::Result<()> {
+        let path = input.path()?;
+        let size = input.u64()?;
+        let mut sha = [0; 32];
+        input.exact(&mut sha)?;
+        let mode = input.u32()?;
+        ensure!(
+            mode <= 0o7777,
+            "the bundle is damaged: `{path}` has mode {mode:o}"
+        );
+        if !self.open.contains_key(&path) {
+            self.start(&path)?;
+        }
+        let open = self.open.remove(&path).expect("started above");
+        let got: [u8; 32] = open.sha.finalize().into();
+        ensure!(
+            open.size == size && got == sha,
+            "`{path}` does not match what was sent ({} bytes with SHA-256 {} arrived; it was \
+             {size} bytes with SHA-256 {}): the bundle was altered or damaged on the way",
+            open.size,
+            hex::encode(got),
+            hex::encode(sha)
+        );
+        if let Some(file) = open.file {
+            file.finish(mode)?;
+        }
+        self.ended.insert(path.clone());
+        self.files.push(FileEntry {
+            path,
+            size,
+            sha256: hex::encode(sha),
+            mode,
+        });
+        Ok(())
+    }
+
+    fn dir(&mut self, input: &mut Hashing<impl Read>) -> anyhow::Result<()> {
+        let path = input.path()?;
+        let mode = input.u32()?;
+        ensure!(
+            mode <= 0o7777,
+            "the bundle is damaged: directory `{path}` has mode {mode:o}"
+        );
+        if let Some(target) = self.target {
+            target.dir(&path, mode)?;
+        }
+        add_parents(&mut self.dirs, &path);
+        self.dirs.insert(path, mode);
+        Ok(())
+    }
+
+    fn start(&mut self, path: &str) -> anyhow::Result<()> {
+        ensure!(
+            !self.ended.contains(path),
+            "the bundle is damaged: `{path}` comes again after it ended"
+        );
+        ensure!(
+            self.open.len() < MAX_OPEN,
+            "the bundle is damaged: more than {MAX_OPEN} files are open at once"
+        );
+        let file = match self.target {
+            Some(target) => Some(target.file(path)?),
+            None => None,
+        };
+        add_parents(&mut self.dirs, path);
+        self.open.insert(
+            path.to_owned(),
+            Open {
+                size: 0,
+                sha: Sha256::new(),
+                file,
+            },
+        );
+        Ok(())
+    }
+
+    /// The manifest must list exactly what arrived: every file, in the order it ended, with
+    /// the same size, digest and mode, and every directory.
+    fn check(&self, manifest: &Manifest) -> anyhow::Result<()> {
+        if let Some(path) = self.open.keys().min() {
+            bail!("the bundle is damaged: `{path}` never ended before the manifest");
+        }
+        let listed: HashMap<&str, &FileEntry> = manifest
+            .files
+            .iter()
+            .map(|file| (file.path.as_str(), file))
+            .collect();
+        for file in &self.files {
+            match listed.get(file.path.as_str()) {
+                None => bail!(
+                    "the bundle is damaged: `{}` arrived but the manifest does not list it",
+                    file.path
+                ),
+                Some(entry) if *entry != file => bail!(
+                    "the bundle is damaged: the manifest lists `{}` differently from what arrived",
+                    file.path
+                ),
+                Some(_) => {}
+            }
+        }
+        if manifest.files.len() != self.files.len() {
+            let arrived: HashSet<&str> = self.files.iter().map(|f| f.path.as_str()).collect();
+            let missing: Vec<&str> = manifest
+                .files
+                .iter()
+                .map(|f| f.path.as_str())
+                .filter(|p| !arrived.contains(p))
+                .take(5)
+                .collect();
+            bail!(
+                "the bundle is damaged: the manifest lists files that never arrived: {}",
+                missing.join(", ")
+            );
+        }
+        let dirs: Vec<&String> = self.dirs.keys().collect();
+        let listed: Vec<&String> = manifest.dirs.iter().collect();
+        ensure!(
+            dirs == listed,
+            "the bundle is damaged: the manifest's directories are not those that arrived"
+        );
+        Ok(())
+    }
+
+    fn finish(&mut self, input: &mut Hashing<impl Read>) -> anyhow::Result<Manifest> {
+        let crc = input.crc.clone().finalize();
+        let sent = input.u32()?;
+        let at = input.u64()?;
+        let Some((manifest, manifest_at)) = self.manifest.take() else {
+            bail!("the bundle is damaged: it ends without a manifest");
+        };
+        ensure!(
+            crc == sent,
+            "the bundle is damaged: its final checksum does not match what arrived"
+        );
+        ensure!(
+            at == manifest_at,
+            "the bundle is damaged: its end points at byte {at}, its manifest is at {manifest_at}"
+        );
+        ensure!(
+            input.u8()?.is_none(),
+            "the bundle is damaged: bytes follow its final frame"
+        );
+        Ok(manifest)
+    }
+}
+
+fn manifest_frame(input: &mut Hashing<impl Read>) -> anyhow::Result<Manifest> {
+    let len = input.u32()?;
+    ensure!(
+        len <= MAX_MANIFEST,
+        "the bundle is damaged: its manifest claims {len} bytes"
+    );
+    let mut text = vec![0; len as usize];
+    input.exact(&mut text)?;
+    let text = String::from_utf8(text).context("the bundle's manifest is not UTF-8")?;
+    Manifest::from_toml(&text)
+}
+
+/// A reader that checksums and counts what it hands out.
+struct Hashing<R: Read> {
+    inner: R,
+    crc: crc32fast::Hasher,
+    count: u64,
+}
+
+impl<R: Read> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            crc: crc32fast::Hasher::new(),
+            count: 0,
+        }
+    }
+
+    /// As many bytes as there are, up to `buf`'s length.
+    fn fill(&mut self, buf: &mut [u8]) -> anyhow::Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.inner.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err).context("cannot read the bundle"),
+            }
+        }
+        self.crc.update(&buf[..got]);
+        self.count += got as u64;
+        Ok(got)
+    }
+
+    fn exact(&mut self, buf: &mut [u8]) -> anyhow::Result<()> {
+        let got = self.fill(buf)?;
+        ensure!(
+            got == buf.len(),
+            "the bundle is cut short: it ends at byte {} in the middle of a frame",
+            self.count
+        );
+        Ok(())
+    }
+
+    /// None at the end of the stream.
+    fn u8(&mut self) -> anyhow::Result<Option<u8>> {
+        let mut byte = [0];
+        Ok((self.fill(&mut byte)? == 1).then_some(byte[0]))
+    }
+
+    fn u32(&mut self) -> anyhow::Result<u32> {
+        let mut bytes = [0; 4];
+        self.exact(&mut bytes)?;
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    fn u64(&mut self) -> anyhow::Result<u64> {
+        let mut bytes = [0; 8];
+        self.exact(&mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn path(&mut self) -> anyhow::Result<String> {
+        let mut len = [0; 2];
+        self.exact(&mut len)?;
+        let mut bytes = vec![0; u16::from_le_bytes(len) as usize];
+        self.exact(&mut bytes)?;
+        let path = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("the bundle is damaged: a path is not UTF-8"))?;
+        check_path(&path)
+            .with_context(|| format!("the bundle names `{path}`, which is refused"))?;
+        Ok(path)
     }
 }

@@ -41,6 +41,8 @@ struct Written {
     #[serde(default)]
     replication: Replication,
     #[serde(default)]
+    transfer: Transfer,
+    #[serde(default)]
     sync_files: Vec<SyncFile>,
 }
 
@@ -59,6 +61,7 @@ pub struct Config {
     pub two_node_form: bool,
     pub ssh: Ssh,
     pub replication: Replication,
+    pub transfer: Transfer,
     pub sync_files: Vec<SyncFile>,
 }
 
@@ -229,6 +232,60 @@ impl Default for Replication {
     }
 }
 
+/// How a copy of the data (the bundle) travels from the primary to a replica.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Transfer {
+    pub route: Route,
+    pub compress: Compression,
+}
+
+/// Whether the bundle's chunks are compressed on the way (zstd, its fastest level).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Only while the link is slower than the compressor, as measured during the transfer:
+    /// never on a fast LAN.
+    #[default]
+    Auto,
+    Zstd,
+    None,
+}
+
+impl Compression {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Auto => "auto",
+            Compression::Zstd => "zstd",
+            Compression::None => "none",
+        }
+    }
+}
+
+/// Which way the bundle goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// Straight from the primary to the replica when the primary can log in to it over SSH
+    /// (a one-time key), else relayed through this machine, saying why.
+    #[default]
+    Auto,
+    /// Only straight from host to host: an error when the primary cannot log in.
+    Direct,
+    /// Always through this machine.
+    Relay,
+}
+
+impl Route {
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Auto => "auto",
+            Route::Direct => "direct",
+            Route::Relay => "relay",
+        }
+    }
+}
+
 /// An application file that must be identical on both nodes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -322,6 +379,7 @@ impl Config {
             two_node_form,
             ssh: written.ssh,
             replication: written.replication,
+            transfer: written.transfer,
             sync_files: written.sync_files,
         };
         (config, problems)

@@ -5,7 +5,10 @@
 pub mod mariadb;
 
 use std::cmp::Ordering;
+use std::os::unix::fs::DirBuilderExt;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::config::{self, Config};
 use crate::error::Exit;
@@ -31,6 +34,17 @@ pub trait Engine: Sync {
     /// The replication start position a backup directory records, as the bundle manifest
     /// keeps it (run on a host by `bundle pack --engine NAME`).
     fn backup_position(&self, dir: &std::path::Path) -> anyhow::Result<crate::bundle::Position>;
+
+    /// Runs on the source host (the hidden `bundle stream`): a hot backup of the server there,
+    /// written to `out` as a bundle while the backup tool produces it, its start position in
+    /// the manifest. `work` is an empty directory for the tool's own temporary files.
+    fn stream_backup(
+        &self,
+        source: crate::bundle::Source,
+        work: &std::path::Path,
+        out: &mut dyn std::io::Write,
+        compress: crate::bundle::Compress,
+    ) -> anyhow::Result<crate::bundle::Manifest>;
 
     /// Reads one node in one round trip; a node that cannot be read is described, not an
     /// error.
@@ -75,6 +89,7 @@ pub trait Engine: Sync {
         name: &NodeName,
         node: &crate::config::Node,
         out: &mut (dyn std::io::Write + Send),
+        compress: crate::config::Compression,
         ui: &crate::ui::Ui,
     ) -> anyhow::Result<()>;
 
@@ -105,6 +120,42 @@ pub fn backup_position(
     match named(engine) {
         Some(engine) => engine.backup_position(dir),
         None => Ok(crate::bundle::Position::default()),
+    }
+}
+
+/// `bundle stream` on a host: `work` is made empty (a killed run may have left it) and
+/// removed again, whatever happens.
+pub fn stream_backup(
+    source: crate::bundle::Source,
+    work: &std::path::Path,
+    out: &mut dyn std::io::Write,
+    compress: crate::bundle::Compress,
+) -> anyhow::Result<crate::bundle::Manifest> {
+    let Some(engine) = named(&source.engine) else {
+        anyhow::bail!(
+            "this ha-setup cannot make a backup of engine `{}`",
+            source.engine
+        );
+    };
+    clear(work)?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(work)
+        .with_context(|| format!("cannot create {}", work.display()))?;
+    let streamed = engine.stream_backup(source, work, out, compress);
+    let cleared = clear(work);
+    let manifest = streamed?;
+    cleared?;
+    Ok(manifest)
+}
+
+fn clear(dir: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("cannot remove {}", dir.display()))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -148,6 +148,16 @@ fn offered(session: &Session) -> Option<Offered> {
     })
 }
 
+/// The key the server offered, as known_hosts writes it after the host: `TYPE BASE64`.
+pub(super) fn offered_key(session: &Session) -> Option<String> {
+    let offered = offered(session)?;
+    Some(format!(
+        "{} {}",
+        offered.type_name,
+        STANDARD.encode(&offered.key)
+    ))
+}
+
 /// Appends one line, never rewriting the file: what libssh2 could not parse stays as it was.
 pub(super) fn record(known_hosts: &Path, line: &str) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

@@ -20,7 +20,7 @@ pub use error::HostError;
 pub use files::{FileMode, HostFiles, Transfer};
 pub use local::LocalHost;
 pub use quote::quote;
-pub use ssh::{SshHost, SshTarget};
+pub use ssh::{CIPHERS, SshHost, SshTarget};
 
 /// Who a command runs as on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +103,28 @@ impl Cmd {
     }
 }
 
+/// Where and as whom this machine logged in to a host, and the host key it checked there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshEndpoint {
+    /// The address connected to (after `~/.ssh/config` HostName).
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// `TYPE BASE64`, as known_hosts writes it.
+    pub host_key: String,
+}
+
+impl SshEndpoint {
+    /// The line a known_hosts file needs for this host's key.
+    pub fn known_hosts_line(&self) -> String {
+        if self.port == 22 {
+            format!("{} {}", self.host, self.host_key)
+        } else {
+            format!("[{}]:{} {}", self.host, self.port, self.host_key)
+        }
+    }
+}
+
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
@@ -142,6 +164,12 @@ pub trait Host: Send {
 
     /// Whether the login user is root (so root commands need no `sudo`).
     fn login_is_root(&self) -> bool;
+
+    /// How another host would log in to this one over SSH, as this machine did (for a
+    /// route straight from host to host); None for this machine itself.
+    fn ssh_endpoint(&self) -> Option<SshEndpoint> {
+        None
+    }
 
     /// Runs `cmd`, feeding it `stdin` until that ends and copying its stdout into
     /// `stdout` as it arrives. Returns when the command has ended; its exit status is data,

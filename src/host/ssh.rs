@@ -14,14 +14,14 @@ use zeroize::Zeroizing;
 
 use super::jump::Tunnel;
 use super::openssh::{Login, OpenSsh};
-use super::{Cmd, Finished, Host, HostError, known_hosts};
+use super::{Cmd, Finished, Host, HostError, SshEndpoint, known_hosts};
 use crate::config::{HostKeyPolicy, Node, Ssh};
 use crate::prompt::Prompter;
 
 /// Ciphers in order of preference: AES-GCM runs on the CPU's AES instructions and needs no
 /// separate MAC; chacha20-poly1305 is next best where AES-NI is missing. Measured in
 /// docs/BENCHMARKS.md.
-pub(super) const CIPHERS: &str = "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr";
+pub const CIPHERS: &str = "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr";
 /// A large receive window, so the far side never waits for window adjustments on a fast link.
 const WINDOW: u32 = 16 * 1024 * 1024;
 const PACKET: u32 = 32 * 1024;
@@ -84,6 +84,8 @@ pub struct SshHost {
     lane: Lane,
     /// The relay through the jump host, if any; last, so it ends after the session.
     tunnel: Option<Tunnel>,
+    /// The host key checked at connection (`TYPE BASE64`).
+    host_key: String,
 }
 
 /// What a session runs over: a TCP connection to the host, or a tunnel through its jump
@@ -149,6 +151,7 @@ impl SshHost {
             source,
         })?;
         let (session, login) = open_session(&target, &label, for_session, prompter)?;
+        let host_key = known_hosts::offered_key(&session).unwrap_or_default();
         tracing::debug!(
             "connected to {label} as {}{}",
             target.user,
@@ -167,6 +170,7 @@ impl SshHost {
             login,
             lane: Lane::Untried,
             tunnel,
+            host_key,
         })
     }
 
@@ -384,6 +388,15 @@ impl Host for SshHost {
 
     fn login_is_root(&self) -> bool {
         self.target.user == "root"
+    }
+
+    fn ssh_endpoint(&self) -> Option<SshEndpoint> {
+        Some(SshEndpoint {
+            host: self.target.hostname.clone(),
+            port: self.target.port,
+            user: self.target.user.clone(),
+            host_key: self.host_key.clone(),
+        })
     }
 
     fn exec(

@@ -145,7 +145,14 @@ fn create_from(
             inner: &mut writer,
             bytes: 0,
         };
-        engine.bundle_to(host, &source, &node, &mut count, ui)?;
+        engine.bundle_to(
+            host,
+            &source,
+            &node,
+            &mut count,
+            config.transfer.compress,
+            ui,
+        )?;
         let bytes = count.bytes;
         writer.flush()?;
         writer.get_ref().sync_all()?;
@@ -234,7 +241,7 @@ mod tests {
     #[test]
     fn the_rename_never_replaces_a_bundle() {
         let dir = tempfile::tempdir().unwrap();
-        let (from, to) = (dir.path().join("b.partial"), dir.path().join("b.zip"));
+        let (from, to) = (dir.path().join("b.partial"), dir.path().join("b.bundle"));
         fs::write(&from, "new").unwrap();
         fs::write(&to, "old").unwrap();
         assert_eq!(

@@ -2,8 +2,8 @@
 # Moves a backup-like directory from D to E, in the same run, three ways, and prints each
 # time and the ratios:
 #   ha-setup   `ha-setup bundle pack --dir D … | ha-setup bundle unpack --into E`: the
-#              streamed path (every file hashed twice on the way out, checked on the way
-#              in, fsynced);
+#              streamed path (every file hashed on the way out, checked on the way in,
+#              made durable);
 #   zip        the manual approach of the PMP guide: `zip -r` to a file, then `unzip`;
 #   tar        `tar -C D -cf - . | tar -C E -xf -`: a plain copy through a pipe, no checks.
 # zip and tar are followed by `sync` inside their timing, since unpack fsyncs every file.

@@ -53,7 +53,7 @@ readonly PACKAGES=(mariadb-server mariadb-backup postgresql openssh-server opens
     iproute2 jq tmux util-linux mount procps perl-base coreutils sudo e2fsprogs nftables)
 # MariaDB's data volume on each database host: a sparse ext4 image, loop-mounted on
 # /var/lib/mysql inside the host (only what is written takes space on the machine).
-readonly DATA_SIZE=3G
+readonly DATA_SIZE=8G
 readonly DATA_IMG=mysql-data.ext4
 readonly DEFAULT_DATADIR=/var/lib/mysql
 # The nftables table that `block` fills, in the receiving host's network namespace.

@@ -324,9 +324,29 @@ pub fn free_bytes(host: &mut dyn Host, path: &str) -> anyhow::Result<u64> {
 /// Bytes used by a directory tree; in a datadir, ha-setup's own directories (an incoming
 /// copy, replaced data) and a filesystem's lost+found do not count.
 pub fn used_bytes(host: &mut dyn Host, path: &str) -> anyhow::Result<u64> {
+    used_bytes_but(host, path, &[])
+}
+
+/// What a backup of the server copies: its datadir without the binary and relay logs that
+/// may live there (mariadb-backup copies neither; a week of binary logs can be far larger
+/// than the data).
+pub fn backup_bytes(host: &mut dyn Host, server: &Server) -> anyhow::Result<u64> {
+    let mut logs = vec!["*-relay-bin.*".to_owned()];
+    if let Some(base) = &server.log_bin_basename {
+        let name = base.rsplit('/').next().unwrap_or(base);
+        logs.push(format!("{name}.*"));
+    }
+    used_bytes_but(host, &server.datadir, &logs)
+}
+
+fn used_bytes_but(host: &mut dyn Host, path: &str, also: &[String]) -> anyhow::Result<u64> {
+    let also: String = also
+        .iter()
+        .map(|pattern| format!(" --exclude={}", quote(pattern)))
+        .collect();
     let text = host.run_ok(
         &Cmd::new(format!(
-            "du -s -B1 --exclude={} --exclude={} --exclude=lost+found -- {} | cut -f1",
+            "du -s -B1 --exclude={} --exclude={} --exclude=lost+found{also} -- {} | cut -f1",
             super::layout::INCOMING_NAME,
             super::layout::MOVED_ASIDE_NAME,
             quote(path)

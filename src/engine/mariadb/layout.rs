@@ -23,8 +23,12 @@ pub const PASSWORD_FILE: &str = "/etc/ha-setup/replication-password";
 /// and the other node's CA as `peer-ca.pem`.
 pub const TLS_DIR: &str = "/etc/mysql/ha-setup-tls";
 pub const PEER_CA: &str = "/etc/mysql/ha-setup-tls/peer-ca.pem";
-/// The primary's bundle work directory (removed once the bundle has been sent).
-pub const WORK_DIR: &str = "/var/lib/ha-setup/backup";
+/// Where `bundle stream` lets mariadb-backup keep its own temporary files on the primary
+/// (emptied first, removed afterwards).
+pub const STREAM_DIR: &str = "/var/lib/ha-setup/stream";
+/// Where ha-setup before bundle format 3 kept a full snapshot on the primary (and its
+/// `.complete` marker); removed where a run finds it.
+pub const OLD_SNAPSHOT_DIR: &str = "/var/lib/ha-setup/backup";
 /// What a replica received: the bundle's manifest summary and where its old data went.
 pub const SEED_RECORD: &str = "/var/lib/ha-setup/seed.json";
 pub const CNF_NAME: &str = "90-ha-setup.cnf";

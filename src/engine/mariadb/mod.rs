@@ -13,7 +13,9 @@ pub mod recover;
 pub mod replica;
 pub mod restore;
 pub mod seed;
+pub mod stream;
 pub mod switchover;
+pub mod xbstream;
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -34,6 +36,16 @@ impl Engine for MariaDb {
 
     fn backup_position(&self, dir: &std::path::Path) -> anyhow::Result<crate::bundle::Position> {
         position::backup_position(dir)
+    }
+
+    fn stream_backup(
+        &self,
+        source: crate::bundle::Source,
+        work: &std::path::Path,
+        out: &mut dyn std::io::Write,
+        compress: crate::bundle::Compress,
+    ) -> anyhow::Result<crate::bundle::Manifest> {
+        stream::stream_backup(source, work, out, compress)
     }
 
     fn observe(&self, host: &mut dyn Host, name: &NodeName, config: &Config) -> Observed {
@@ -69,7 +81,6 @@ impl Engine for MariaDb {
             steps: vec![
                 Box::new(preflight::Preflight),
                 Box::new(primary::PreparePrimary),
-                Box::new(seed::Package),
                 Box::new(seed::Transfer),
                 Box::new(seed::Unpack),
                 Box::new(replica::ConfigureReplicas),
@@ -147,9 +158,10 @@ impl Engine for MariaDb {
         name: &NodeName,
         node: &crate::config::Node,
         out: &mut (dyn std::io::Write + Send),
+        compress: crate::config::Compression,
         ui: &crate::ui::Ui,
     ) -> anyhow::Result<()> {
-        seed::bundle_to(host, name, node, out, ui)
+        seed::bundle_to(host, name, node, out, compress, ui)
     }
 
     fn canary(
@@ -175,7 +187,6 @@ mod tests {
             [
                 "preflight",
                 "prepare-primary",
-                "package",
                 "transfer",
                 "unpack",
                 "configure-replicas",

@@ -12,7 +12,7 @@ pub const GTID: &str = "gtid";
 
 /// MariaDB 10.11's mariadb-backup still uses the xtrabackup name; 11.x renamed it. When both
 /// are present the new name is the one the running tool wrote.
-const BINLOG_INFO: [&str; 2] = ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"];
+pub const BINLOG_INFO: [&str; 2] = ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"];
 
 /// Reads `file<TAB>pos[<TAB>gtid]`. No file means the binary log was off: no position.
 pub fn backup_position(dir: &Path) -> anyhow::Result<Position> {

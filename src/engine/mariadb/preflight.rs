@@ -368,9 +368,10 @@ fn innodb_outside(cx: &mut Ctx<'_>, target: &NodeName, out: &mut Vec<Finding>) {
     }
 }
 
-/// Room for the data: in the source's work directory for the snapshot, and on each
-/// replica's data filesystem for its copy (received inside the datadir; its old data stays
-/// there too, moved aside, which takes no room).
+/// Room for the data on each replica's data filesystem for its copy (received inside the
+/// datadir; its old data stays there too, moved aside, which takes no room). The source
+/// keeps no copy: the backup is streamed as it is taken, and only mariadb-backup's own
+/// temporary files, a small constant, land in its stream directory.
 fn space(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) -> anyhow::Result<()> {
     let source = cx.roles.source.clone();
     let mut places = Vec::new();
@@ -385,12 +386,30 @@ fn space(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) -> anyhow::R
     if places.is_empty() {
         return Ok(());
     }
-    places.insert(
-        0,
-        (source.clone(), layout::WORK_DIR.to_owned(), "the snapshot"),
+    let host = cx.host(&source);
+    let room = facts::room(host, layout::STREAM_DIR)?;
+    let line = format!(
+        "{}: {} free at {} for mariadb-backup's temporary files (filesystem {} mounted at {}); \
+         the backup itself is streamed, not kept there",
+        host.label(),
+        human_bytes(room.free + room.used),
+        layout::STREAM_DIR,
+        room.device,
+        room.mount
     );
+    if room.free + room.used >= MARGIN_BYTES {
+        out.push(Finding::ok(line));
+    } else {
+        out.push(Finding::failed(
+            line,
+            format!(
+                "free at least {} on that filesystem",
+                human_bytes(MARGIN_BYTES)
+            ),
+        ));
+    }
     let datadir = server.datadir.clone();
-    let data = facts::used_bytes(cx.host(&source), &datadir)
+    let data = facts::backup_bytes(cx.host(&source), server)
         .with_context(|| format!("measuring {datadir} on {source}"))?;
     let needed = data + data / 10 + MARGIN_BYTES;
     for (name, path, what) in places {
@@ -399,7 +418,7 @@ fn space(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) -> anyhow::R
         // A copy already there (a resumed run) is replaced by the new one: its room counts.
         let free = room.free + room.used;
         let line = format!(
-            "{}: {} free for {what} at {path} (filesystem {} mounted at {}); the data takes {}",
+            "{}: {} free for {what} at {path} (filesystem {} mounted at {}); a backup of the data takes {} (binary logs not counted)",
             host.label(),
             human_bytes(free),
             room.device,

@@ -1,12 +1,12 @@
-//! package, transfer, unpack: each replica that needs it gets a consistent copy of the
-//! primary's data. package takes one mariadb-backup snapshot into a work directory on the
-//! primary; transfer streams it as a bundle (ha-setup's own `bundle pack` there, `bundle
-//! unpack` on the replica, this machine relaying) into a staging directory inside each
-//! replica's datadir (on the data's own filesystem: see layout.rs), every file checked
-//! against the manifest; unpack prepares the copy, moves the old data aside and puts the
-//! copy in its place, undoing all of it if anything fails once MariaDB is stopped. Each
-//! step is recognisable on the hosts afterwards, so an interrupted run resumes at the
-//! right one.
+//! transfer, unpack: each replica that needs it gets a consistent copy of the primary's
+//! data. transfer streams a mariadb-backup hot backup as a bundle while it is taken
+//! (ha-setup's own `bundle stream` on the primary, `bundle unpack` on the replica, this
+//! machine relaying), with no copy on the primary's disk, into a staging directory inside
+//! each replica's datadir (on the data's own filesystem: see layout.rs), every file checked
+//! as it ends; unpack prepares the copy, moves the old data aside and puts the copy in its
+//! place, undoing all of it if anything fails once MariaDB is stopped. Each step is
+//! recognisable on the hosts afterwards, so an interrupted run resumes at the right one: a
+//! complete copy in the staging directory is kept, a partial one is streamed again.
 
 use std::io::Read;
 use std::sync::OnceLock;
@@ -18,16 +18,11 @@ use sha2::{Digest, Sha256};
 
 use super::{facts, layout};
 use crate::bundle::{self, Manifest};
-use crate::config::Node;
+use crate::config::{Compression, Node};
 use crate::host::{Cmd, Host, HostExt, quote};
 use crate::node::NodeName;
 use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
 use crate::service::{self, Verb};
-
-/// Beside a work directory, marks its snapshot finished (outside it, so it is not packed).
-fn snapshot_marker(dir: &str) -> String {
-    format!("{dir}.complete")
-}
 
 /// What a replica holds after unpack, kept at [`layout::SEED_RECORD`] on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,14 +109,6 @@ fn incoming(host: &mut dyn Host, datadir: &str) -> anyhow::Result<Option<Manifes
         .with_context(|| format!("{path} on {} is damaged", host.label()))
 }
 
-fn snapshot_ready(cx: &mut Ctx<'_>) -> anyhow::Result<bool> {
-    let marker = snapshot_marker(layout::WORK_DIR);
-    Ok(cx
-        .source()
-        .run(&Cmd::new(format!("test -f {}", quote(&marker))).as_root())?
-        .success())
-}
-
 fn target_datadir(cx: &mut Ctx<'_>, target: &NodeName) -> String {
     layout::paths(cx, target).datadir.value
 }
@@ -170,79 +157,27 @@ pub fn tool_on(
     Ok((remote, action))
 }
 
-pub struct Package;
-
-impl Step for Package {
-    fn name(&self) -> &'static str {
-        "package"
-    }
-
-    fn purpose(&self) -> &'static str {
-        "take a consistent hot snapshot of the primary with mariadb-backup"
-    }
-
-    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        // One snapshot serves every replica that needs a copy: one backup's load on the
-        // primary, and one position they all start from.
-        if !cx.predicting() {
-            let mut waiting = Vec::new();
-            for target in needing_copy(cx)? {
-                let datadir = target_datadir(cx, &target);
-                if incoming(cx.host(&target), &datadir)?.is_none() {
-                    waiting.push(target);
-                }
-            }
-            if waiting.is_empty() {
-                return Ok(Verdict::Done(
-                    "every replica holds its copy of the data, or its bundle".into(),
-                ));
-            }
-            if snapshot_ready(cx)? {
-                return Ok(Verdict::Done(format!(
-                    "a finished snapshot is waiting in {} on {}",
-                    layout::WORK_DIR,
-                    cx.roles.source
-                )));
-            }
-        }
-        Ok(Verdict::Todo(vec![Action::Run {
-            on: cx.roles.source.clone(),
-            why: format!(
-                "snapshot the data with mariadb-backup into {}",
-                layout::WORK_DIR
-            ),
-            cmd: snapshot(layout::WORK_DIR),
-            input: Input::None,
-        }]))
-    }
-}
-
-/// Takes a mariadb-backup snapshot into `dir`, ha-setup's own work directory: one left
-/// unfinished by an interrupted run is cleared first. `--user=root` logs in through the
-/// socket, like the client.
-pub fn snapshot(dir: &str) -> Cmd {
-    let work = quote(dir);
-    let done = quote(&snapshot_marker(dir));
+/// The command that streams a hot backup of `node`'s server as a bundle on its stdout.
+fn stream_command(tool: &str, version: &str, node: &Node, compress: Compression) -> Cmd {
     Cmd::new(format!(
-        "set -e\n\
-         rm -rf -- {work} {done}\n\
-         mkdir -p -m 0700 -- {work}\n\
-         mariadb-backup --backup --user=root --target-dir={work}\n\
-         touch -- {done}"
+        "exec {} bundle stream --engine mariadb --server-version {} --source-host {} --work {} --compress {}",
+        quote(tool),
+        quote(version),
+        quote(&node.host),
+        quote(layout::STREAM_DIR),
+        compress.name()
     ))
     .as_root()
+    .bulk()
 }
 
-/// Where `bundle create` takes its snapshot on the primary (removed afterwards).
-const CREATE_DIR: &str = "/var/lib/ha-setup/bundle-create";
-
-/// `bundle create`: a snapshot in a work directory of its own, packed by ha-setup on the
-/// host into `out`; the directory is removed whatever happens.
+/// `bundle create`: a hot backup streamed by ha-setup on the host into `out`.
 pub fn bundle_to(
     host: &mut dyn Host,
     name: &NodeName,
     node: &Node,
     out: &mut (dyn std::io::Write + Send),
+    compress: Compression,
     ui: &crate::ui::Ui,
 ) -> anyhow::Result<()> {
     let server = facts::server(host)?;
@@ -252,37 +187,17 @@ pub fn bundle_to(
         crate::runner::place_tool(host, &local, &remote)?;
     }
     ui.note(&format!(
-        "taking a snapshot with mariadb-backup in {CREATE_DIR} on {name}"
+        "streaming a hot backup of {name} with mariadb-backup"
     ));
-    let result = (|| -> anyhow::Result<()> {
-        host.run_ok(&snapshot(CREATE_DIR))?;
-        let pack = Cmd::new(format!(
-            "exec {} bundle pack --dir {} --engine mariadb --server-version {} --source-host {}",
-            quote(&tool),
-            quote(CREATE_DIR),
-            quote(&server.version_text),
-            quote(&node.host)
-        ))
-        .as_root()
-        .bulk();
-        let finished = host.exec(&pack, &mut std::io::empty(), out)?;
-        if !finished.success() {
-            bail!("packing on {name} failed: {}", finished.stderr.trim());
-        }
-        Ok(())
-    })();
-    let cleanup = host.run_ok(
-        &Cmd::new(format!(
-            "rm -rf -- {} {}",
-            quote(CREATE_DIR),
-            quote(&snapshot_marker(CREATE_DIR))
-        ))
-        .as_root(),
-    );
-    if let Err(err) = cleanup {
-        ui.warn(&format!("could not remove {CREATE_DIR} on {name}: {err}"));
+    let finished = host.exec(
+        &stream_command(&tool, &server.version_text, node, compress),
+        &mut std::io::empty(),
+        out,
+    )?;
+    if !finished.success() {
+        bail!("the backup on {name} failed: {}", finished.stderr.trim());
     }
-    result
+    Ok(())
 }
 
 pub struct Transfer;
@@ -293,10 +208,17 @@ impl Step for Transfer {
     }
 
     fn purpose(&self) -> &'static str {
-        "stream the bundle from the primary to each replica that needs it, every file checked"
+        "stream a hot backup of the primary into each replica that needs it, every file checked"
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
+        let mut everyone = vec![cx.roles.source.clone()];
+        everyone.extend(cx.roles.targets.iter().cloned());
+        let leftovers = if cx.predicting() {
+            Vec::new()
+        } else {
+            crate::route::leftovers(cx, &everyone)?
+        };
         let mut sending = Vec::new();
         let mut arrived = Vec::new();
         for target in needing_copy(cx)? {
@@ -310,6 +232,9 @@ impl Step for Transfer {
                 _ => sending.push((target, datadir)),
             }
         }
+        if sending.is_empty() && !leftovers.is_empty() {
+            return Ok(Verdict::Todo(leftovers));
+        }
         if sending.is_empty() {
             return Ok(Verdict::Done(if arrived.is_empty() {
                 "every replica holds its copy of the data".into()
@@ -318,16 +243,35 @@ impl Step for Transfer {
             }));
         }
         let source = cx.roles.source.clone();
-        let mut actions = Vec::new();
+        let mut actions = leftovers;
         let source_node = cx.node(&source).clone();
         let (source_tool, place) = tool_on(cx.host(&source), &source_node, &source)?;
         actions.extend(place);
         let server = facts::server(cx.host(&source))?;
+        let old = quote(layout::OLD_SNAPSHOT_DIR);
+        let old_snapshot = cx
+            .host(&source)
+            .run(&Cmd::new(format!("test -e {old} || test -e {old}.complete")).as_root())?
+            .success();
+        if old_snapshot {
+            actions.push(Action::Run {
+                on: source.clone(),
+                why: format!(
+                    "remove the full snapshot an earlier ha-setup left in {}",
+                    layout::OLD_SNAPSHOT_DIR
+                ),
+                cmd: Cmd::new(format!("rm -rf -- {old} {old}.complete")).as_root(),
+                input: Input::None,
+            });
+        }
+        // For the progress bar: the backup is about as large as the data.
         let bytes = if cx.predicting() {
             0
         } else {
-            facts::used_bytes(cx.host(&source), layout::WORK_DIR)?
+            facts::backup_bytes(cx.host(&source), &server)?
         };
+        // One backup per replica, one after the other: each starts from its own position,
+        // which its manifest records.
         for (target, datadir) in sending {
             let node = cx.node(&target).clone();
             let (target_tool, place) = tool_on(cx.host(&target), &node, &target)?;
@@ -336,18 +280,15 @@ impl Step for Transfer {
             actions.push(staging(&target, &datadir));
             actions.push(Action::Relay {
                 why: format!(
-                    "stream the bundle into {incoming}, each file checked against the manifest"
+                    "stream a hot backup (mariadb-backup) into {incoming}, each file checked as it ends"
                 ),
                 from: source.clone(),
-                send: Cmd::new(format!(
-                    "exec {} bundle pack --dir {} --engine mariadb --server-version {} --source-host {}",
-                    quote(&source_tool),
-                    quote(layout::WORK_DIR),
-                    quote(&server.version_text),
-                    quote(&source_node.host)
-                ))
-                .as_root()
-                .bulk(),
+                send: stream_command(
+                    &source_tool,
+                    &server.version_text,
+                    &source_node,
+                    cx.config.transfer.compress,
+                ),
                 to: target.clone(),
                 receive: Cmd::new(format!(
                     "exec {} bundle unpack --into {}",
@@ -359,20 +300,6 @@ impl Step for Transfer {
                 bytes,
             });
         }
-        actions.push(Action::Run {
-            on: source.clone(),
-            why: format!(
-                "remove the snapshot {} (every replica that needed it has it now)",
-                layout::WORK_DIR
-            ),
-            cmd: Cmd::new(format!(
-                "rm -rf -- {} {}",
-                quote(layout::WORK_DIR),
-                quote(&snapshot_marker(layout::WORK_DIR))
-            ))
-            .as_root(),
-            input: Input::None,
-        });
         Ok(Verdict::Todo(actions))
     }
 }
@@ -546,9 +473,10 @@ pub fn start_and_wait(service: &str, systemd: bool, verb: Verb) -> Cmd {
     let start = service::control(service, verb, systemd).script;
     Cmd::new(format!(
         "{start}\n\
-         for i in $(seq 90); do\n\
+         end=$(($(date +%s) + 90))\n\
+         while [ \"$(date +%s)\" -lt \"$end\" ]; do\n\
          \tmariadb-admin --connect-timeout=2 ping >/dev/null 2>&1 && exit 0\n\
-         \tsleep 1\n\
+         \tsleep 0.2\n\
          done\n\
          echo 'MariaDB did not answer within 90 seconds of starting; see its error log (journalctl -u mariadb, or /var/log/mysql/error.log)' >&2\nexit 1"
     ))
