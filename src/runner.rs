@@ -246,7 +246,7 @@ impl Runner<'_> {
                 let finished = host.exec(receive, &mut file, &mut stdout)?;
                 if !finished.success() {
                     bail!(
-                        "receiving {} on the {to} failed: {}",
+                        "receiving {} on {to} failed: {}",
                         local.display(),
                         finished.stderr.trim()
                     );
@@ -469,11 +469,11 @@ fn relay(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (sent, received.map(|finished| (finished, stdout)))
     });
-    let sent = sent.with_context(|| format!("sending from the {from} failed"))?;
-    let (received, _stdout) = received.with_context(|| format!("receiving on the {to} failed"))?;
+    let sent = sent.with_context(|| format!("sending from {from} failed"))?;
+    let (received, _stdout) = received.with_context(|| format!("receiving on {to} failed"))?;
     if !received.success() {
         bail!(
-            "receiving on the {to} failed (exit {}): {}",
+            "receiving on {to} failed (exit {}): {}",
             received
                 .status
                 .map_or("by signal".into(), |s| s.to_string()),
@@ -482,7 +482,7 @@ fn relay(
     }
     if !sent.success() {
         bail!(
-            "sending from the {from} failed (exit {}): {}",
+            "sending from {from} failed (exit {}): {}",
             sent.status.map_or("by signal".into(), |s| s.to_string()),
             sent.stderr.trim()
         );

@@ -30,24 +30,7 @@ tests/lab/lab.sh exec primary mariadb -e "
 tests/lab/lab.sh exec primary mariadb -e "SELECT * FROM shop.orders"
 
 config="$HA_LAB_ROOT/ha-setup.toml"
-cat > "$config" <<TOML
-# The lab pair: written by tests/demo.sh.
-engine = "mariadb"
-
-[primary]
-host = "$HA_LAB_PRIMARY_ADDR"
-ssh_user = "root"
-identity_file = "$HA_LAB_KEY"
-
-[secondary]
-host = "$HA_LAB_SECONDARY_ADDR"
-ssh_user = "root"
-identity_file = "$HA_LAB_KEY"
-
-[ssh]
-known_hosts = "$HA_LAB_KNOWN_HOSTS"
-host_key_policy = "strict"
-TOML
+tests/lab/lab.sh config >"$config"
 on_operator() { tests/lab/lab.sh exec operator env HA_SETUP_STATE_DIR="$HA_LAB_ROOT/demo-state" "$bin" "$@"; }
 rm -rf "$HA_LAB_ROOT/demo-state"
 

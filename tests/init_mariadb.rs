@@ -244,44 +244,10 @@ fn init_killed_during_the_transfer_resumes() {
     );
     let config = lab.write_config("resume", "[replication]\ntls = false\n");
     let state = fresh_state("resume");
-    let pidfile = format!("{}/resume.pid", lab.var("HA_LAB_ROOT"));
-    let _ = std::fs::remove_file(&pidfile);
-    let mut child = std::process::Command::new(lab.script_path())
-        .args(["exec", "operator", "sh", "-c"])
-        .arg(format!(
-            "echo $$ > {pidfile}; exec env HA_SETUP_STATE_DIR={state} {} init -c {config} --yes",
-            crate::util::binary().display()
-        ))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("init starts");
+    let mut init = lab.spawn_ha_setup(&state, &format!("init -c {config} --yes"));
     // Kill it once data is arriving on the secondary.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let arriving = lab.exec(
-            Host::Secondary,
-            "test \"$(du -s -B1M /var/lib/mysql/.ha-setup-incoming 2>/dev/null | cut -f1)\" -ge 20",
-        );
-        if arriving.code == Some(0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the transfer never started");
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("init ended before the transfer could be interrupted: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // The PID is the operator's own (it has a PID namespace of its own): kill it there.
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    lab.exec(Host::Operator, &format!("kill -KILL {pid}"))
-        .expect_code(0);
-    let _ = child.wait();
+    lab.wait_for_incoming(&mut init, 20);
+    init.kill(&lab);
     // The stream's far ends notice: no backup goes on holding the primary's locks.
     let deadline = Instant::now() + Duration::from_secs(60);
     while lab.exec(Host::Primary, "pgrep -x mariadb-backup").code == Some(0) {
@@ -318,7 +284,7 @@ fn a_bundle_file_is_checked_and_a_corrupted_one_refused() {
     lab.reset();
     seed_application(&lab);
     let config = lab.write_config("bundle", "");
-    let out = format!("{}/test-bundle.zip", lab.var("HA_LAB_ROOT"));
+    let out = format!("{}/test-bundle.bundle", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_file(&out);
     let create = lab.ha_setup(&["bundle", "create", "-c", &config, "--out", &out]);
     create.expect_code(0);
@@ -328,15 +294,15 @@ fn a_bundle_file_is_checked_and_a_corrupted_one_refused() {
     let manifest: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(manifest["engine"], "mariadb");
     assert_eq!(manifest["source_host"], lab.addr(Host::Primary));
-    // The work directory on the primary is gone again.
-    lab.exec(Host::Primary, "test ! -e /var/lib/ha-setup/bundle-create")
+    // Nothing of the backup stays on the primary.
+    lab.exec(Host::Primary, "test ! -e /var/lib/ha-setup/stream")
         .expect_code(0);
 
     // One byte changed in the middle of the data: refused, naming a file.
     let mut bytes = std::fs::read(&out).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
-    let corrupted = format!("{}/test-bundle-corrupted.zip", lab.var("HA_LAB_ROOT"));
+    let corrupted = format!("{}/test-bundle-corrupted.bundle", lab.var("HA_LAB_ROOT"));
     std::fs::write(&corrupted, &bytes).unwrap();
     let verify = lab.ha_setup(&["bundle", "verify", &corrupted]);
     assert_eq!(verify.code, Some(1), "{verify:?}");
@@ -344,7 +310,7 @@ fn a_bundle_file_is_checked_and_a_corrupted_one_refused() {
     std::fs::write(&corrupted, &bytes[..middle]).unwrap();
     let verify = lab.ha_setup(&["bundle", "verify", &corrupted]);
     assert_eq!(verify.code, Some(1), "{verify:?}");
-    assert!(verify.stderr.contains("truncated"), "{verify:?}");
+    assert!(verify.stderr.contains("cut short"), "{verify:?}");
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&corrupted);
 }

@@ -329,7 +329,7 @@ fn restore_a_bundle_file_onto_a_fresh_host() {
     );
     let config = lab.write_config("restore", "");
     let state = state("restore");
-    let bundle = format!("{}/restore-test.zip", lab.var("HA_LAB_ROOT"));
+    let bundle = format!("{}/restore-test.bundle", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_file(&bundle);
     ha(
         &lab,

@@ -271,41 +271,19 @@ fn another_host_key_where_the_primary_looks_for_the_replica_is_refused() {
 fn a_direct_transfer_cut_half_way_stops_cleanly_and_the_next_run_finishes() {
     let lab = lab();
     let (config, state) = pair(&lab, "cut", 200, "");
-    let pidfile = format!("{}/seed-cut.pid", lab.var("HA_LAB_ROOT"));
-    let _ = std::fs::remove_file(&pidfile);
-    let child = std::process::Command::new(lab.script_path())
-        .args(["exec", "operator", "sh", "-c"])
-        .arg(format!(
-            "echo $$ > {pidfile}; exec env HA_SETUP_STATE_DIR={state} {} recover rebuild -c {config} --yes",
-            crate::util::binary().display()
-        ))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("rebuild starts");
+    let mut rebuild = lab.spawn_ha_setup(&state, &format!("recover rebuild -c {config} --yes"));
     // Once data arrives, the receiving end on the replica dies.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let arriving = lab.exec(
-            Host::Secondary,
-            "test \"$(du -s -B1M /var/lib/mysql/.ha-setup-incoming 2>/dev/null | cut -f1)\" -ge 20",
-        );
-        if arriving.code == Some(0) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no data ever arrived");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    lab.wait_for_incoming(&mut rebuild, 20);
     lab.exec_ok(
         Host::Secondary,
         "for p in $(pgrep -f 'bundle unpac[k]'); do kill -KILL \"$p\"; done",
     );
-    let out = child.wait_with_output().expect("rebuild ends");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = rebuild.wait();
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("the direct transfer from primary to secondary failed"),
+        stderr.contains("the direct transfer from primary to secondary failed")
+            && stderr.contains("the receiving command on secondary was ended")
+            && stderr.contains("the bundle is cut short"),
         "{stderr}"
     );
     no_key_left(&lab);

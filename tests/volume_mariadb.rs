@@ -144,7 +144,7 @@ fn restore_with_the_datadir_a_mount_point() {
     fresh(&lab);
     let config = lab.write_config("volume-restore", "");
     let state = state(&lab, "restore");
-    let bundle = format!("{}/volume-restore.zip", lab.var("HA_LAB_ROOT"));
+    let bundle = format!("{}/volume-restore.bundle", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_file(&bundle);
     ha(
         &lab,
@@ -385,7 +385,7 @@ fn restore_refuses_a_stopped_or_fenced_node_holding_data() {
     fresh(&lab);
     let config = lab.write_config("volume-guard", "");
     let state = state(&lab, "guard");
-    let bundle = format!("{}/volume-guard.zip", lab.var("HA_LAB_ROOT"));
+    let bundle = format!("{}/volume-guard.bundle", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_file(&bundle);
     ha(
         &lab,

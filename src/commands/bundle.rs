@@ -21,6 +21,25 @@ pub fn create(config_path: &Path, out: &Path, ui: &Ui) -> anyhow::Result<ExitCod
 
 /// Every other `bundle` subcommand works on local files and streams only.
 pub fn run(command: BundleCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
+    let streaming = matches!(
+        command,
+        BundleCommand::Pack { .. } | BundleCommand::Stream { .. }
+    );
+    run_one(command, ui).map_err(|err| {
+        // A closed stdout is no failure for a command whose output a person reads
+        // (`| head`); for a bundle it means the receiving side stopped, and the bundle is
+        // cut short.
+        if streaming && crate::error::is_broken_pipe(&err) {
+            anyhow::anyhow!(
+                "the receiving side closed the stream before the bundle's end (it stopped or failed): the bundle is cut short"
+            )
+        } else {
+            err
+        }
+    })
+}
+
+fn run_one(command: BundleCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
     match command {
         BundleCommand::Create { .. } => unreachable!("dispatched to `create`"),
         BundleCommand::Inspect { path, format } => {

@@ -7,8 +7,8 @@
 //!    never leaves the primary. The replica's host key, as this machine checked it, goes
 //!    into a known_hosts file there, so the primary's `ssh` accepts no other key;
 //! 2. the replica's login user gets the public half in its authorized_keys, restricted:
-//!    `restrict`, `from=` the primary's address towards it, an `expiry-time` an hour away,
-//!    and a forced command that only answers a probe or runs the receiving command
+//!    `restrict`, `from=` the primary's address towards it, an `expiry-time` an hour away
+//!    by the replica's clock, and a forced command that only answers a probe or runs the receiving command
 //!    (`authorize.sh`);
 //! 3. a probe logs in (`send.sh probe`): a changed host key is refused, any other failure
 //!    means no direct route, and `auto` relays instead, saying why;
@@ -179,10 +179,14 @@ fn direct(
                 endpoint.host
             )));
         }
-        let line = authorized_line(receive, cx.host(to), &source_addr, &public);
-        let added = cx
-            .host(to)
-            .run(&Cmd::script(AUTHORIZE_SH, &["add", &endpoint.user, MARK, &line]).as_root())?;
+        let command = forced_command(receive, cx.host(to));
+        let added = cx.host(to).run(
+            &Cmd::script(
+                AUTHORIZE_SH,
+                &["add", &endpoint.user, MARK, &source_addr, &command, &public],
+            )
+            .as_root(),
+        )?;
         if !added.success() {
             return Ok(Direct::Unavailable(format!(
                 "the one-time key could not be added for {} on {to}: {}",
@@ -235,9 +239,11 @@ fn direct(
                 "the direct transfer from {from} to {to} failed ({}): {}",
                 match finished.status {
                     Some(20) => "sending failed".to_owned(),
-                    Some(255) => "the SSH connection from the primary failed".to_owned(),
                     Some(code) => format!("receiving failed, exit {code}"),
-                    None => "ended by a signal".to_owned(),
+                    // send.sh's 255 is ssh's: the bulk lane reads it as a signal.
+                    None => format!(
+                        "the SSH connection from {from} to {to} broke, or the receiving command on {to} was ended"
+                    ),
                 },
                 finished.stderr.trim()
             );
@@ -290,25 +296,15 @@ fn direct(
     .with_context(|| format!("sending the bundle from {from} to {to}"))
 }
 
-/// The authorized_keys line for the one-time key: it logs in only from the primary's
-/// address, for an hour, with nothing but the probe or the receiving command.
-fn authorized_line(
-    receive: &Cmd,
-    target: &mut dyn Host,
-    source_addr: &str,
-    public: &str,
-) -> String {
-    let expiry = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(EXPIRY_HOURS.into());
-    let expiry = expiry.strftime("%Y%m%d%H%MZ");
+/// The forced command of the one-time key, escaped for authorized_keys: the probe, or the
+/// receiving command, and nothing else.
+fn forced_command(receive: &Cmd, target: &mut dyn Host) -> String {
     // sshd runs it with the user's shell; the value of the case word is not split.
     let command = format!(
         "case $SSH_ORIGINAL_COMMAND in probe) echo {PROBED};; receive) exec {};; *) echo 'this key only receives a bundle from ha-setup' >&2; exit 1;; esac",
         receive.command_line(target.login_is_root())
     );
-    format!(
-        "restrict,from=\"{source_addr}\",expiry-time=\"{expiry}\",command=\"{}\" {public}",
-        command.replace('"', "\\\"")
-    )
+    command.replace('"', "\\\"")
 }
 
 /// `send.sh send`'s output: `progress N` lines (bytes sent so far) go to the progress

@@ -4,7 +4,8 @@
 # `send` runs SEND and pipes its output straight into the receiving host's forced command.
 # Arguments: DIR (key.sh's), USER, HOST, PORT, CIPHERS (OpenSSH's Ciphers, AES-GCM first:
 # the CPU's AES instructions make it the cheapest), probe | send SEND.
-# Exit: 0; for send, 20 when SEND failed, else ssh's status (the far side's, or 255).
+# Exit: 0; for send, ssh's status when the receiving side failed (the far side's own, or
+# 255: the connection failed or the far side was ended by a signal), else 20 when SEND did.
 set -u
 dir=$1 user=$2 host=$3 port=$4 ciphers=$5 mode=$6
 to() {
@@ -43,10 +44,12 @@ send)
 	received=$?
 	kill "$watchdog" 2>/dev/null
 	sent=$(cat -- "$dir/sent" 2>/dev/null) || sent=1
+	if [ "$received" != 0 ]; then
+		exit "$received"
+	fi
 	if [ "$sent" != 0 ]; then
 		exit 20
 	fi
-	exit "$received"
 	;;
 *)
 	echo "send.sh: unknown mode $mode" >&2

@@ -23,19 +23,7 @@ tests/lab/lab.sh up >/dev/null
 eval "$(tests/lab/lab.sh env | sed 's/^/export /')"
 lab() { tests/lab/lab.sh "$@"; }
 config="$HA_LAB_ROOT/bench-seed.toml"
-cat >"$config" <<TOML
-engine = "mariadb"
-[primary]
-host = "$HA_LAB_PRIMARY_ADDR"
-ssh_user = "root"
-identity_file = "$HA_LAB_KEY"
-[secondary]
-host = "$HA_LAB_SECONDARY_ADDR"
-ssh_user = "root"
-identity_file = "$HA_LAB_KEY"
-[ssh]
-known_hosts = "$HA_LAB_KNOWN_HOSTS"
-TOML
+tests/lab/lab.sh config >"$config"
 state="$HA_LAB_ROOT/bench-seed-state"
 key_dir=/root/.ha-bench-seed
 

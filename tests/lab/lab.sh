@@ -97,6 +97,7 @@ usage: lab.sh COMMAND [ARGS]   (as root)
                       (HOST: primary|secondary|tertiary|operator)
   addr HOST           print HOST's lab address
   env                 print KEY=value lines describing the lab
+  config              print an ha-setup config for the lab pair
   status              one line per host; exit 0 only if everything is up
 
 Environment: HA_LAB_ROOT (default /var/tmp/ha-lab) holds the lab's state;
@@ -1773,6 +1774,29 @@ cmd_env() {
         "HA_LAB_NSDIR=$NSDIR"
 }
 
+# The ha-setup config of the lab pair (root with the lab's key, strict host keys), for the
+# demo and the benchmarks.
+cmd_config() {
+    cat <<TOML
+# The lab pair, as \`tests/lab/lab.sh config\` writes it.
+engine = "mariadb"
+
+[primary]
+host = "${ADDR[primary]}"
+ssh_user = "root"
+identity_file = "$LAB_ROOT/keys/id_ed25519"
+
+[secondary]
+host = "${ADDR[secondary]}"
+ssh_user = "root"
+identity_file = "$LAB_ROOT/keys/id_ed25519"
+
+[ssh]
+known_hosts = "$LAB_ROOT/known_hosts"
+host_key_policy = "strict"
+TOML
+}
+
 cmd_status() {
     local state h line link blocks datadir ok=0
     state=$(lab_state)
@@ -1805,7 +1829,7 @@ main() {
     local cmd=$1
     shift
     case $cmd in
-    up | down | env | status) [[ $# -eq 0 ]] || usage ;;
+    up | down | env | status | config) [[ $# -eq 0 ]] || usage ;;
     reset) ;;
     cut | heal | addr) if [[ $# -ne 1 ]] || ! is_host "$1"; then usage; fi ;;
     flavour) if [[ $# -lt 1 || $# -gt 2 ]] || ! is_db_host "$1" || [[ $# -eq 2 && $2 != plain && $2 != systemd ]]; then usage; fi ;;
@@ -1847,6 +1871,7 @@ main() {
     exec) cmd_exec "$@" ;;
     addr) printf '%s\n' "${ADDR[$1]}" ;;
     env) cmd_env ;;
+    config) cmd_config ;;
     status) cmd_status ;;
     esac
 }

@@ -284,6 +284,57 @@ impl Lab {
         )
     }
 
+    /// Starts ha-setup on the operator in the background, for a test that interrupts it:
+    /// `args` as one shell word list, `state` as its state directory. Its stderr goes to a
+    /// file (a pipe nobody reads could fill and stop it).
+    pub fn spawn_ha_setup(&self, state: &str, args: &str) -> Background {
+        let base = format!(
+            "{}/background-{}",
+            self.var("HA_LAB_ROOT"),
+            std::process::id()
+        );
+        let (pidfile, errfile) = (format!("{base}.pid"), format!("{base}.err"));
+        let _ = std::fs::remove_file(&pidfile);
+        let child = Command::new(&self.script)
+            .args(["exec", "operator", "sh", "-c"])
+            .arg(format!(
+                "echo $$ > {pidfile}; exec env HA_SETUP_STATE_DIR={state} {} {args} 2> {errfile}",
+                binary().display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ha-setup starts on the operator");
+        Background {
+            child,
+            pidfile,
+            errfile,
+        }
+    }
+
+    /// Waits until the secondary's staging directory holds at least `mib` MiB (a copy is
+    /// arriving); panics if `background` ends first, or after two minutes.
+    pub fn wait_for_incoming(&self, background: &mut Background, mib: u32) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let arriving = self.exec(
+                Host::Secondary,
+                &format!(
+                    "test \"$(du -s -B1M /var/lib/mysql/.ha-setup-incoming 2>/dev/null | cut -f1)\" -ge {mib}"
+                ),
+            );
+            if arriving.code == Some(0) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "no copy ever arrived");
+            if let Ok(Some(status)) = background.child.try_wait() {
+                panic!("ha-setup ended before a copy arrived: {status}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Writes a config for the lab pair (root, the lab key, strict host keys) with `extra`
     /// appended, under the lab's root; returns its path.
     pub fn write_config(&self, name: &str, extra: &str) -> String {
@@ -373,4 +424,36 @@ pub fn on_operator<T: Send>(work: impl FnOnce() -> T + Send) -> T {
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+/// ha-setup running on the operator in the background.
+pub struct Background {
+    pub child: std::process::Child,
+    pidfile: String,
+    errfile: String,
+}
+
+impl Background {
+    /// Kills it with SIGKILL, by its PID in the operator's own PID namespace.
+    pub fn kill(mut self, lab: &Lab) {
+        let pid: u32 = std::fs::read_to_string(&self.pidfile)
+            .expect("the background run wrote its PID")
+            .trim()
+            .parse()
+            .expect("a PID");
+        lab.exec(Host::Operator, &format!("kill -KILL {pid}"))
+            .expect_code(0);
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.pidfile);
+        let _ = std::fs::remove_file(&self.errfile);
+    }
+
+    /// Waits for it to end; its exit code and stderr.
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().expect("ha-setup ends");
+        let stderr = std::fs::read_to_string(&self.errfile).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.pidfile);
+        let _ = std::fs::remove_file(&self.errfile);
+        (status.code(), stderr)
+    }
 }
