@@ -229,6 +229,26 @@ fn a_failed_preflight_changes_nothing() {
     .expect_code(0);
 }
 
+/// A 20 Mbit/s token bucket on a host's link, lifted when dropped.
+struct SlowLink<'a>(&'a Lab, Host);
+
+impl SlowLink<'_> {
+    fn on(lab: &Lab, host: Host) -> SlowLink<'_> {
+        lab.exec_ok(
+            host,
+            "tc qdisc replace dev eth0 root tbf rate 20mbit burst 64kbit latency 400ms",
+        );
+        SlowLink(lab, host)
+    }
+}
+
+impl Drop for SlowLink<'_> {
+    fn drop(&mut self) {
+        self.0
+            .exec(self.1, "tc qdisc del dev eth0 root 2>/dev/null || true");
+    }
+}
+
 #[test]
 #[ignore = "needs the lab"]
 fn init_killed_during_the_transfer_resumes() {
@@ -244,19 +264,29 @@ fn init_killed_during_the_transfer_resumes() {
     );
     let config = lab.write_config("resume", "[replication]\ntls = false\n");
     let state = fresh_state("resume");
+    // A slow link out of the primary (about 40 s for the copy), so the transfer is still
+    // running when ha-setup is killed, whichever route it takes.
+    let slow = SlowLink::on(&lab, Host::Primary);
     let mut init = lab.spawn_ha_setup(&state, &format!("init -c {config} --yes"));
     // Kill it once data is arriving on the secondary.
     lab.wait_for_incoming(&mut init, 20);
     init.kill(&lab);
-    // The stream's far ends notice: no backup goes on holding the primary's locks.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // The stream's far ends notice: no backup goes on holding the primary's locks, and the
+    // copy stops half way.
+    let deadline = Instant::now() + Duration::from_secs(20);
     while lab.exec(Host::Primary, "pgrep -x mariadb-backup").code == Some(0) {
         assert!(
             Instant::now() < deadline,
-            "mariadb-backup still runs on the primary a minute after its reader was killed"
+            "mariadb-backup still runs on the primary 20 s after its reader was killed"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    lab.exec(
+        Host::Secondary,
+        "test ! -e /var/lib/mysql/.ha-setup-incoming/ha-setup-manifest.toml",
+    )
+    .expect_code(0);
+    drop(slow);
 
     let run = lab.ha_setup_with(
         &[("HA_SETUP_STATE_DIR", &state)],

@@ -65,6 +65,7 @@ pub struct Writer<'a> {
     judge: Judge,
     packed: Vec<u8>,
     compressor: Option<zstd::bulk::Compressor<'static>>,
+    progress: Option<&'a mut dyn FnMut(u64)>,
 }
 
 /// What `auto` measures: per window, the time spent waiting on the output and the rate.
@@ -135,7 +136,14 @@ impl<'a> Writer<'a> {
             judge: Judge::new(),
             packed: Vec::new(),
             compressor: None,
+            progress: None,
         })
+    }
+
+    /// `progress` gets the file bytes written so far, after each chunk.
+    pub fn with_progress(mut self, progress: &'a mut dyn FnMut(u64)) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// The file bytes written so far.
@@ -203,6 +211,9 @@ impl<'a> Writer<'a> {
         if self.compress == Compress::Auto {
             let blocked = self.out.blocked - blocked_before;
             self.judge.saw(data.len() as u64, blocked, self.data);
+        }
+        if let Some(progress) = &mut self.progress {
+            progress(self.data);
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ pub(super) fn pack(
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<Manifest> {
     let tree = scan(dir)?;
-    let mut writer = Writer::new(out, compress)?;
+    let mut writer = Writer::new(out, compress)?.with_progress(progress);
     for (path, mode) in &tree.dirs {
         writer.dir(path, *mode)?;
     }
@@ -41,7 +41,6 @@ pub(super) fn pack(
             }
             writer.chunk(&listed.path, offset, &buf[..n])?;
             offset += n as u64;
-            progress(writer.data_bytes());
         }
         if offset < listed.len {
             return Err(changed(&full, "it got shorter"));

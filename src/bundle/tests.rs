@@ -278,6 +278,21 @@ fn auto_compresses_only_while_the_output_is_the_bottleneck() {
 }
 
 #[test]
+fn progress_counts_file_bytes_also_when_compressed() {
+    let dir = backup_dir();
+    fs::write(dir.path().join("text.ibd"), "row of text, ".repeat(100_000)).unwrap();
+    for compress in [Compress::None, Compress::Zstd] {
+        let mut seen = Vec::new();
+        let manifest = pack(dir.path(), source(), &mut Vec::new(), compress, &mut |n| {
+            seen.push(n)
+        })
+        .unwrap();
+        assert_eq!(seen.last(), Some(&manifest.total_bytes()), "{compress:?}");
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{compress:?}");
+    }
+}
+
+#[test]
 fn the_writer_refuses_what_a_bundle_cannot_hold() {
     let mut out = Vec::new();
     let mut w = Writer::new(&mut out, Compress::None).unwrap();

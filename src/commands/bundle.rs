@@ -96,15 +96,16 @@ fn run_one(command: BundleCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
             };
             let compress = bundle::Compress::named(&compress).unwrap_or(bundle::Compress::None);
             let mut out = ui.raw_stdout()?;
-            match std::env::var_os(PROGRESS_FILE) {
-                Some(path) => {
-                    let mut counted = ProgressFile::new(&mut out, path.into());
-                    crate::engine::stream_backup(source, &work, &mut counted, compress)?;
-                    counted.save();
+            let mut saver =
+                std::env::var_os(PROGRESS_FILE).map(|path| ProgressFile::new(path.into()));
+            let mut progress = |bytes: u64| {
+                if let Some(saver) = &mut saver {
+                    saver.saw(bytes);
                 }
-                None => {
-                    crate::engine::stream_backup(source, &work, &mut out, compress)?;
-                }
+            };
+            crate::engine::stream_backup(source, &work, &mut out, compress, &mut progress)?;
+            if let Some(saver) = &mut saver {
+                saver.save();
             }
         }
         BundleCommand::Unpack { into } => {
@@ -121,25 +122,30 @@ fn run_one(command: BundleCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
-/// Where `bundle stream` keeps the count of bytes it wrote, for a caller that cannot see
-/// its output (the direct route: `route/send.sh` reads it).
+/// Where `bundle stream` keeps the count of file bytes it streamed, for a caller that cannot
+/// see its output (the direct route: `route/send.sh` reads it).
 pub const PROGRESS_FILE: &str = "HA_SETUP_PROGRESS_FILE";
 
-/// Counts what goes through, and writes the count to a file about once a second.
-struct ProgressFile<'a> {
-    inner: &'a mut dyn io::Write,
+/// Writes the count of file bytes streamed so far to a file, about once a second.
+struct ProgressFile {
     path: std::path::PathBuf,
     count: u64,
     saved: std::time::Instant,
 }
 
-impl<'a> ProgressFile<'a> {
-    fn new(inner: &'a mut dyn io::Write, path: std::path::PathBuf) -> Self {
+impl ProgressFile {
+    fn new(path: std::path::PathBuf) -> Self {
         ProgressFile {
-            inner,
             path,
             count: 0,
             saved: std::time::Instant::now(),
+        }
+    }
+
+    fn saw(&mut self, count: u64) {
+        self.count = count;
+        if self.saved.elapsed() >= std::time::Duration::from_secs(1) {
+            self.save();
         }
     }
 
@@ -150,21 +156,6 @@ impl<'a> ProgressFile<'a> {
             let _ = std::fs::rename(&partial, &self.path);
         }
         self.saved = std::time::Instant::now();
-    }
-}
-
-impl io::Write for ProgressFile<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        if self.saved.elapsed() >= std::time::Duration::from_secs(1) {
-            self.save();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -44,6 +44,7 @@ pub trait Engine: Sync {
         work: &std::path::Path,
         out: &mut dyn std::io::Write,
         compress: crate::bundle::Compress,
+        progress: &mut dyn FnMut(u64),
     ) -> anyhow::Result<crate::bundle::Manifest>;
 
     /// Reads one node in one round trip; a node that cannot be read is described, not an
@@ -130,6 +131,7 @@ pub fn stream_backup(
     work: &std::path::Path,
     out: &mut dyn std::io::Write,
     compress: crate::bundle::Compress,
+    progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<crate::bundle::Manifest> {
     let Some(engine) = named(&source.engine) else {
         anyhow::bail!(
@@ -143,7 +145,7 @@ pub fn stream_backup(
         .recursive(true)
         .create(work)
         .with_context(|| format!("cannot create {}", work.display()))?;
-    let streamed = engine.stream_backup(source, work, out, compress);
+    let streamed = engine.stream_backup(source, work, out, compress, progress);
     let cleared = clear(work);
     let manifest = streamed?;
     cleared?;

@@ -76,7 +76,7 @@ pub fn leftovers(cx: &mut Ctx<'_>, nodes: &[NodeName]) -> anyhow::Result<Vec<Act
 }
 
 /// How a transfer went: the lines for the operator, and the bytes this machine carried
-/// (0 on the direct route).
+/// (None on the direct route: it carried none).
 pub struct Went {
     pub lines: Vec<String>,
     pub relayed: Option<u64>,

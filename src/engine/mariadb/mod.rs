@@ -44,8 +44,9 @@ impl Engine for MariaDb {
         work: &std::path::Path,
         out: &mut dyn std::io::Write,
         compress: crate::bundle::Compress,
+        progress: &mut dyn FnMut(u64),
     ) -> anyhow::Result<crate::bundle::Manifest> {
-        stream::stream_backup(source, work, out, compress)
+        stream::stream_backup(source, work, out, compress, progress)
     }
 
     fn observe(&self, host: &mut dyn Host, name: &NodeName, config: &Config) -> Observed {

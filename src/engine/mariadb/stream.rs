@@ -27,6 +27,7 @@ pub fn stream_backup(
     work: &Path,
     out: &mut dyn Write,
     compress: Compress,
+    progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<Manifest> {
     let log_path = work.join("mariadb-backup.log");
     let log = std::fs::File::create(&log_path)
@@ -45,7 +46,7 @@ pub fn stream_backup(
              mariadb-backup, the same version as the server)",
         )?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut writer = Writer::new(out, compress)?;
+    let mut writer = Writer::new(out, compress)?.with_progress(progress);
     let copied = copy(stdout, &mut writer);
     if copied.is_err() {
         // The far side is gone, or the stream is damaged: mariadb-backup must not go on
