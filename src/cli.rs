@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
+use crate::bundle::Compress;
+
+/// The engines a bundle may come from (the hidden `bundle pack`/`stream`).
+const ENGINE_NAMES: [&str; 2] = ["mariadb", "postgresql"];
+
 /// Sets up database replication between hosts over SSH (a primary and its replicas),
 /// keeps it checked, and gets the operator through losing the primary.
 #[derive(Debug, Parser)]
@@ -334,7 +339,7 @@ pub enum BundleCommand {
         dir: PathBuf,
 
         /// The engine that made the backup
-        #[arg(long, value_parser = ["mariadb", "postgresql"])]
+        #[arg(long, value_parser = ENGINE_NAMES)]
         engine: String,
 
         /// The server version, as the server reports it
@@ -346,8 +351,8 @@ pub enum BundleCommand {
         source_host: String,
 
         /// Compress chunks with zstd: never, always, or while the output is the bottleneck
-        #[arg(long, value_parser = ["auto", "zstd", "none"], default_value = "none")]
-        compress: String,
+        #[arg(long, value_enum, default_value_t = Compress::None)]
+        compress: Compress,
     },
 
     /// Stream a hot backup of the server on this host as a bundle on stdout, as the backup
@@ -355,7 +360,7 @@ pub enum BundleCommand {
     #[command(hide = true)]
     Stream {
         /// The engine of the server
-        #[arg(long, value_parser = ["mariadb", "postgresql"])]
+        #[arg(long, value_parser = ENGINE_NAMES)]
         engine: String,
 
         /// The server version, as the server reports it
@@ -372,8 +377,8 @@ pub enum BundleCommand {
         work: PathBuf,
 
         /// Compress chunks with zstd: never, always, or while the output is the bottleneck
-        #[arg(long, value_parser = ["auto", "zstd", "none"], default_value = "none")]
-        compress: String,
+        #[arg(long, value_enum, default_value_t = Compress::None)]
+        compress: Compress,
     },
 
     /// Read a bundle stream on stdin into a new directory, checking every file (run by

@@ -39,8 +39,20 @@ const WINDOW: u64 = 32 << 20;
 /// pages, random data).
 const WORTH: f64 = 0.95;
 
-/// Whether the chunks of a bundle are compressed on the way (`[transfer] compress`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether the chunks of a bundle are compressed on the way (`[transfer] compress`,
+/// `bundle stream --compress`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Compress {
     /// Never.
     None,
@@ -48,8 +60,19 @@ pub enum Compress {
     Zstd,
     /// Only while the link is slower than the compressor: when writing the bundle spends
     /// most of its time waiting for the output to drain, compression starts, and stops
-    /// again if it does not carry more data per second.
+    /// again if it does not carry more data per second. Never on a fast LAN.
+    #[default]
     Auto,
+}
+
+impl Compress {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compress::None => "none",
+            Compress::Zstd => "zstd",
+            Compress::Auto => "auto",
+        }
+    }
 }
 
 /// Writes a bundle: `chunk` and `end` as the files come, `finish` with where they came from.

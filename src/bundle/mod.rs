@@ -47,18 +47,6 @@ pub const UNPACKED_MANIFEST: &str = "ha-setup-manifest.toml";
 /// Reads and writes go in chunks this large: fewer system calls, and whole pipe buffers.
 const CHUNK: usize = 1 << 20;
 
-impl Compress {
-    /// From its name (`[transfer] compress`, `bundle stream --compress`).
-    pub fn named(name: &str) -> Option<Compress> {
-        match name {
-            "none" => Some(Compress::None),
-            "zstd" => Some(Compress::Zstd),
-            "auto" => Some(Compress::Auto),
-            _ => None,
-        }
-    }
-}
-
 /// Who made the backup and where replication starts: what the manifest says besides files.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {

@@ -77,7 +77,6 @@ fn run_one(command: BundleCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
                 source_host,
                 position,
             };
-            let compress = bundle::Compress::named(&compress).unwrap_or(bundle::Compress::None);
             bundle::pack(&dir, source, &mut ui.raw_stdout()?, compress, &mut |_| {})
                 .with_context(|| format!("cannot pack {}", dir.display()))?;
         }
@@ -94,7 +93,6 @@ fn run_one(command: BundleCommand, ui: &Ui) -> anyhow::Result<ExitCode> {
                 source_host,
                 position: Default::default(),
             };
-            let compress = bundle::Compress::named(&compress).unwrap_or(bundle::Compress::None);
             let mut out = ui.raw_stdout()?;
             let mut saver =
                 std::env::var_os(PROGRESS_FILE).map(|path| ProgressFile::new(path.into()));

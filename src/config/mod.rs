@@ -237,29 +237,7 @@ impl Default for Replication {
 #[serde(deny_unknown_fields, default)]
 pub struct Transfer {
     pub route: Route,
-    pub compress: Compression,
-}
-
-/// Whether the bundle's chunks are compressed on the way (zstd, its fastest level).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// Only while the link is slower than the compressor, as measured during the transfer:
-    /// never on a fast LAN.
-    #[default]
-    Auto,
-    Zstd,
-    None,
-}
-
-impl Compression {
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::Auto => "auto",
-            Compression::Zstd => "zstd",
-            Compression::None => "none",
-        }
-    }
+    pub compress: crate::bundle::Compress,
 }
 
 /// Which way the bundle goes.

@@ -90,7 +90,7 @@ pub trait Engine: Sync {
         name: &NodeName,
         node: &crate::config::Node,
         out: &mut (dyn std::io::Write + Send),
-        compress: crate::config::Compression,
+        compress: crate::bundle::Compress,
         ui: &crate::ui::Ui,
     ) -> anyhow::Result<()>;
 

@@ -159,7 +159,7 @@ impl Engine for MariaDb {
         name: &NodeName,
         node: &crate::config::Node,
         out: &mut (dyn std::io::Write + Send),
-        compress: crate::config::Compression,
+        compress: crate::bundle::Compress,
         ui: &crate::ui::Ui,
     ) -> anyhow::Result<()> {
         seed::bundle_to(host, name, node, out, compress, ui)

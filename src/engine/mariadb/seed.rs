@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{facts, layout};
+use crate::bundle::Compress;
 use crate::bundle::{self, Manifest};
-use crate::config::{Compression, Node};
+use crate::config::Node;
 use crate::host::{Cmd, Host, HostExt, quote};
 use crate::node::NodeName;
 use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
@@ -158,7 +159,7 @@ pub fn tool_on(
 }
 
 /// The command that streams a hot backup of `node`'s server as a bundle on its stdout.
-fn stream_command(tool: &str, version: &str, node: &Node, compress: Compression) -> Cmd {
+fn stream_command(tool: &str, version: &str, node: &Node, compress: Compress) -> Cmd {
     Cmd::new(format!(
         "exec {} bundle stream --engine mariadb --server-version {} --source-host {} --work {} --compress {}",
         quote(tool),
@@ -177,7 +178,7 @@ pub fn bundle_to(
     name: &NodeName,
     node: &Node,
     out: &mut (dyn std::io::Write + Send),
-    compress: Compression,
+    compress: Compress,
     ui: &crate::ui::Ui,
 ) -> anyhow::Result<()> {
     let server = facts::server(host)?;
