@@ -11,6 +11,7 @@ mod known_hosts;
 mod local;
 mod openssh;
 mod quote;
+pub mod room;
 mod ssh;
 mod ssh_config;
 

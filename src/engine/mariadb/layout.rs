@@ -15,17 +15,12 @@ use crate::node::NodeName;
 use crate::plan::Ctx;
 use crate::topology::Topology;
 
-/// The tool's own directory on a host: its binary, the bundle work directory, the seed record.
-pub const TOOL_DIR: &str = "/var/lib/ha-setup";
-/// The replication password, 0600 root, on both nodes.
-pub const PASSWORD_FILE: &str = "/etc/ha-setup/replication-password";
+pub use crate::password::PASSWORD_FILE;
+pub use crate::tool::{STREAM_DIR, TOOL_DIR};
 /// TLS material for the replication channel: the node's own CA, certificate and key,
 /// and the other node's CA as `peer-ca.pem`.
 pub const TLS_DIR: &str = "/etc/mysql/ha-setup-tls";
 pub const PEER_CA: &str = "/etc/mysql/ha-setup-tls/peer-ca.pem";
-/// Where `bundle stream` lets mariadb-backup keep its own temporary files on the primary
-/// (emptied first, removed afterwards).
-pub const STREAM_DIR: &str = "/var/lib/ha-setup/stream";
 /// Where ha-setup before bundle format 3 kept a full snapshot on the primary (and its
 /// `.complete` marker); removed where a run finds it.
 pub const OLD_SNAPSHOT_DIR: &str = "/var/lib/ha-setup/backup";
@@ -39,11 +34,6 @@ pub const DEFAULT_SERVICE: &str = "mariadb";
 pub const DEFAULT_LOG_BIN: &str = "mariadb-bin";
 /// The tool's small schema, for the canary.
 pub const SCHEMA: &str = "ha_setup";
-
-/// The path of this version of ha-setup on a host.
-pub fn tool_path() -> String {
-    format!("{TOOL_DIR}/bin/ha-setup-{}", env!("CARGO_PKG_VERSION"))
-}
 
 /// Where a value of [`Paths`] came from, for people: preflight prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]

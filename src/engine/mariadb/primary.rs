@@ -3,17 +3,17 @@
 //! at run time where MariaDB allows it and by a restart (announced) where it does not;
 //! and the replication user with only the replication privilege.
 
-use anyhow::{Context, bail};
-
 use super::client::{self, literal};
 use super::facts::{self, Server};
 use super::layout::{self, NodeSettings};
 use super::seed::start_and_wait;
-use crate::host::{Cmd, FileMode, Host, HostExt, quote};
+use crate::host::{Cmd, FileMode, Host, HostExt};
 use crate::node::NodeName;
 use crate::plan::{Action, Ctx, Input, SECRET_MARK, Step, Verdict};
 use crate::secret::Secret;
 use crate::service::Verb;
+
+pub use crate::password::{password, read_optional};
 
 pub struct PreparePrimary;
 
@@ -103,10 +103,21 @@ pub fn settings_file(
     }))
 }
 
-/// A file's contents, or None when it does not exist.
-pub fn read_optional(host: &mut dyn Host, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
-    let output = host.run(&Cmd::new(format!("cat -- {} 2>/dev/null", quote(path))).as_root())?;
-    Ok(output.success().then_some(output.stdout))
+/// The node's TLS certificate for its replication address (see [`crate::tls`]), its key
+/// readable by mysql, loaded by a running server with FLUSH SSL.
+pub fn certificates(
+    host: &mut dyn Host,
+    on: &NodeName,
+    address: &str,
+) -> anyhow::Result<Option<Action>> {
+    let place = crate::tls::Place {
+        dir: layout::TLS_DIR,
+        key_owner: "mysql:mysql",
+        reload: Cmd::new(
+            "if mariadb-admin --connect-timeout=5 ping >/dev/null 2>&1; then mariadb --connect-timeout=10 -e 'FLUSH SSL'; fi",
+        ),
+    };
+    crate::tls::certificates(host, on, address, &place)
 }
 
 /// Settings MariaDB takes at run time, applied with SET GLOBAL when they differ.
@@ -135,141 +146,6 @@ pub fn open_writes(on: &NodeName) -> Action {
         cmd: client::command(),
         input: Input::Text("SET GLOBAL read_only = OFF;\n".into()),
     }
-}
-
-/// A private CA and a server certificate for a node's replication address, made on the
-/// node with its openssl; the keys never leave the host. The other nodes get the CA. A
-/// certificate made for another address (the replication address changed) is made again,
-/// signed by the same CA, since the replicas check the address against it.
-pub fn certificates(
-    host: &mut dyn Host,
-    on: &NodeName,
-    address: &str,
-) -> anyhow::Result<Option<Action>> {
-    let cert = format!("{}/server-cert.pem", layout::TLS_DIR);
-    let output = host.run(&Cmd::script(CERT_NAMES, &[&cert]).as_root())?;
-    let made_for = match output.status {
-        Some(3) => None,
-        Some(0) => Some(cert_names(&output.stdout_text())),
-        // Unreadable (or no openssl, which making one then says): made again.
-        _ => Some(Vec::new()),
-    };
-    let why = match &made_for {
-        Some(names) if cert_matches(names, address) => return Ok(None),
-        Some(names) => format!(
-            "make the TLS certificate in {} again, for {address}: the one there was made for {} \
-             (the replicas check the address; it is moved aside, the CA kept)",
-            layout::TLS_DIR,
-            if names.is_empty() {
-                "no address ha-setup can read".to_owned()
-            } else {
-                names.join(", ")
-            }
-        ),
-        None => format!(
-            "make a TLS certificate for {address} in {} (replication is encrypted, and the replica checks it)",
-            layout::TLS_DIR
-        ),
-    };
-    let san = if address.parse::<std::net::IpAddr>().is_ok() {
-        format!("IP:{address}")
-    } else {
-        format!("DNS:{address}")
-    };
-    Ok(Some(Action::Run {
-        on: on.clone(),
-        why,
-        cmd: Cmd::script(
-            CERTIFICATE,
-            &[layout::TLS_DIR, &format!("/CN={address}"), &san],
-        )
-        .as_root(),
-        input: Input::None,
-    }))
-}
-
-const CERTIFICATE: &str = include_str!("scripts/certificate.sh");
-
-/// The addresses a certificate was made for; exit 3 when there is none.
-const CERT_NAMES: &str =
-    "[ -e \"$1\" ] || exit 3\nopenssl x509 -in \"$1\" -noout -ext subjectAltName";
-
-/// `IP Address:10.0.0.1` and `DNS:db1.example.com` entries of openssl's subjectAltName
-/// text, as `10.0.0.1` and `db1.example.com`.
-fn cert_names(text: &str) -> Vec<String> {
-    text.lines()
-        .skip_while(|line| !line.contains("Subject Alternative Name"))
-        .skip(1)
-        .flat_map(|line| line.split(','))
-        .filter_map(|entry| {
-            let entry = entry.trim();
-            entry
-                .strip_prefix("IP Address:")
-                .or_else(|| entry.strip_prefix("DNS:"))
-                .map(str::to_owned)
-        })
-        .collect()
-}
-
-/// Whether a certificate made for `names` is good for `address` (IP addresses compared
-/// as addresses: openssl writes IPv6 in full).
-fn cert_matches(names: &[String], address: &str) -> bool {
-    match address.parse::<std::net::IpAddr>() {
-        Ok(ip) => names
-            .iter()
-            .any(|name| name.parse::<std::net::IpAddr>().ok() == Some(ip)),
-        Err(_) => names.iter().any(|name| name.eq_ignore_ascii_case(address)),
-    }
-}
-
-/// The replication password: from the environment variable the config names, else the
-/// one already kept on the source (the primary now), else, when none is kept, a new one
-/// (which init then gives the primary's user and every replica). A kept file that is empty
-/// or cannot be read is an error: a new password made then would lock the replicas out.
-pub fn password(cx: &mut Ctx<'_>) -> anyhow::Result<(Secret, bool)> {
-    if let Some(var) = &cx.config.replication.password_env {
-        let value = std::env::var(var).map_err(|_| {
-            crate::error::Exit::usage(format!(
-                "[replication] password_env names {var}, which is not set: export {var}=… \
-                 (or remove password_env to let ha-setup generate and keep a password)"
-            ))
-        })?;
-        if value.is_empty() {
-            return Err(crate::error::Exit::usage(format!("{var} is empty")).into());
-        }
-        let kept = read_optional(cx.source(), layout::PASSWORD_FILE)?;
-        let same = kept.as_deref() == Some(value.as_bytes());
-        return Ok((Secret::new(value), !same));
-    }
-    let source = cx.roles.source.clone();
-    match kept_password(cx.source()).with_context(|| format!("on {source}"))? {
-        Some(kept) => Ok((kept, false)),
-        None => Ok((Secret::generate(), true)),
-    }
-}
-
-const READ_KEPT: &str =
-    "f=$1\nif [ ! -e \"$f\" ] && [ ! -L \"$f\" ]; then exit 3; fi\nexec cat -- \"$f\"";
-
-/// The password kept on a node, or None when no file is there.
-fn kept_password(host: &mut dyn Host) -> anyhow::Result<Option<Secret>> {
-    let file = layout::PASSWORD_FILE;
-    let output = host.run(&Cmd::script(READ_KEPT, &[file]).as_root())?;
-    let fix = "ha-setup will not make a new password while one is kept: the replicas still use it. \
-               Put it back (each replica keeps a copy in the same file), or delete the file to have \
-               init make a new one (it sets it on the primary and every replica), or name one with \
-               [replication] password_env";
-    match output.status {
-        Some(0) => {}
-        Some(3) => return Ok(None),
-        _ => bail!("{file} cannot be read: {}. {fix}", output.stderr.trim()),
-    }
-    let text = String::from_utf8(output.stdout)
-        .map_err(|_| anyhow::anyhow!("{file} is not text. {fix}"))?;
-    if text.is_empty() {
-        bail!("{file} is empty. {fix}");
-    }
-    Ok(Some(Secret::new(text)))
 }
 
 /// The password as MariaDB's mysql_native_password keeps it: `*` and the upper-case hex
@@ -364,21 +240,5 @@ mod tests {
             native_hash(&Secret::new("password")).expose(),
             "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
         );
-    }
-
-    #[test]
-    fn a_certificate_is_for_the_address_it_names() {
-        let ip = cert_names("X509v3 Subject Alternative Name: \n    IP Address:198.51.100.11\n");
-        assert_eq!(ip, ["198.51.100.11"]);
-        assert!(cert_matches(&ip, "198.51.100.11"));
-        assert!(!cert_matches(&ip, "198.51.100.12"));
-        assert!(!cert_matches(&ip, "db1.example.com"));
-        let v6 = cert_names(
-            "X509v3 Subject Alternative Name: \n    IP Address:2001:DB8:0:0:0:0:0:1, DNS:db1.example.com\n",
-        );
-        assert!(cert_matches(&v6, "2001:db8::1"));
-        assert!(cert_matches(&v6, "DB1.example.com"));
-        assert!(cert_names("No extensions in certificate\n").is_empty());
-        assert!(!cert_matches(&[], "198.51.100.11"));
     }
 }

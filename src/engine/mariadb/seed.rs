@@ -8,13 +8,9 @@
 //! recognisable on the hosts afterwards, so an interrupted run resumes at the right one: a
 //! complete copy in the staging directory is kept, a partial one is streamed again.
 
-use std::io::Read;
-use std::sync::OnceLock;
-
 use anyhow::{Context, bail};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{facts, layout};
 use crate::bundle::Compress;
@@ -24,6 +20,7 @@ use crate::host::{Cmd, Host, HostExt, quote};
 use crate::node::NodeName;
 use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
 use crate::service::{self, Verb};
+pub use crate::tool::tool_on;
 
 /// What a replica holds after unpack, kept at [`layout::SEED_RECORD`] on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,50 +109,6 @@ fn incoming(host: &mut dyn Host, datadir: &str) -> anyhow::Result<Option<Manifes
 
 fn target_datadir(cx: &mut Ctx<'_>, target: &NodeName) -> String {
     layout::paths(cx, target).datadir.value
-}
-
-/// This program's SHA-256, to tell whether a host already has the same binary.
-fn own_sha256() -> anyhow::Result<&'static str> {
-    static SHA: OnceLock<String> = OnceLock::new();
-    if let Some(sha) = SHA.get() {
-        return Ok(sha);
-    }
-    let path = std::env::current_exe().context("cannot find this program's binary")?;
-    let mut file = std::fs::File::open(&path)
-        .with_context(|| format!("cannot read this program's binary {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(SHA.get_or_init(|| hex::encode(hasher.finalize())))
-}
-
-/// The action that places this binary on `on`, unless the same bytes are there already.
-/// On this machine (`host = "local"`) the running binary itself is used.
-pub fn tool_on(
-    host: &mut dyn Host,
-    node: &Node,
-    on: &NodeName,
-) -> anyhow::Result<(String, Option<Action>)> {
-    let local = std::env::current_exe().context("cannot find this program's binary")?;
-    if node.is_local() {
-        return Ok((local.to_string_lossy().into_owned(), None));
-    }
-    let remote = layout::tool_path();
-    let there =
-        host.run(&Cmd::new(format!("sha256sum -- {} 2>/dev/null", quote(&remote))).as_root())?;
-    let same = there.stdout_text().split_whitespace().next() == Some(own_sha256()?);
-    let action = (!same).then(|| Action::PlaceTool {
-        on: on.clone(),
-        local,
-        remote: remote.clone(),
-    });
-    Ok((remote, action))
 }
 
 /// The command that streams a hot backup of `node`'s server as a bundle on its stdout.
