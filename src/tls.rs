@@ -2,9 +2,10 @@
 //! node's replication address, made on the node with its own openssl, so that no key ever
 //! leaves its host. The other nodes get the CA and check the address against it.
 
-use crate::host::{Cmd, Host, HostExt};
+use crate::host::{Cmd, FileMode, Host, HostExt, HostFiles, quote};
 use crate::node::NodeName;
-use crate::plan::{Action, Input};
+use crate::password::read_optional;
+use crate::plan::{Action, Call, Ctx, Input};
 
 /// Where an engine keeps a node's TLS files, and what it needs of them.
 pub struct Place {
@@ -106,6 +107,79 @@ fn cert_matches(names: &[String], address: &str) -> bool {
             .iter()
             .any(|name| name.parse::<std::net::IpAddr>().ok() == Some(ip)),
         Err(_) => names.iter().any(|name| name.eq_ignore_ascii_case(address)),
+    }
+}
+
+fn ca_path(dir: &str) -> String {
+    format!("{dir}/ca.pem")
+}
+
+/// The other nodes' CAs, which a node checks its source's certificate against.
+pub fn peer_ca(dir: &str) -> String {
+    format!("{dir}/peer-ca.pem")
+}
+
+/// Every node's CAs but its own, in config order: the file a replica checks its source's
+/// certificate against, whichever node that is.
+fn peer_bundle(cas: &[(NodeName, Option<Vec<u8>>)], node: &NodeName) -> Vec<u8> {
+    cas.iter()
+        .filter(|(name, _)| name != node)
+        .filter_map(|(_, ca)| ca.clone())
+        .flatten()
+        .collect()
+}
+
+fn read_cas(
+    cx: &mut Ctx<'_>,
+    nodes: &[NodeName],
+    dir: &str,
+) -> anyhow::Result<Vec<(NodeName, Option<Vec<u8>>)>> {
+    let mut cas = Vec::new();
+    for name in nodes {
+        cas.push((name.clone(), read_optional(cx.host(name), &ca_path(dir))?));
+    }
+    Ok(cas)
+}
+
+/// Whether each of `nodes` holds every other's CA already.
+pub fn cas_shared(cx: &mut Ctx<'_>, nodes: &[NodeName], dir: &str) -> anyhow::Result<bool> {
+    let cas = read_cas(cx, nodes, dir)?;
+    if cas.iter().any(|(_, ca)| ca.is_none()) {
+        return Ok(false);
+    }
+    for name in nodes {
+        let there = read_optional(cx.host(name), &peer_ca(dir))?;
+        if there.as_deref() != Some(&peer_bundle(&cas, name)[..]) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Gives each node the others' CA certificates, read when the action runs (after the
+/// certificates are made). Only certificates travel; keys stay where they were made.
+pub fn share_cas(nodes: Vec<NodeName>, dir: &'static str) -> Action {
+    Action::Call {
+        on: nodes.clone(),
+        why: format!(
+            "give each node the other nodes' CA certificates ({}), so any replica checks whichever node is its source",
+            peer_ca(dir)
+        ),
+        call: Call::new(move |cx| {
+            let cas = read_cas(cx, &nodes, dir)?;
+            let mut lines = Vec::new();
+            for name in &nodes {
+                let bundle = peer_bundle(&cas, name);
+                let host = cx.host(name);
+                if read_optional(host, &peer_ca(dir))?.as_deref() == Some(&bundle[..]) {
+                    continue;
+                }
+                host.run_ok(&Cmd::new(format!("mkdir -p -- {}", quote(dir))).as_root())?;
+                host.write_file(&peer_ca(dir), &bundle, &FileMode::new(0o644))?;
+                lines.push(format!("{name}: {} written", peer_ca(dir)));
+            }
+            Ok(lines)
+        }),
     }
 }
 

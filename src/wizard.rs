@@ -95,6 +95,7 @@ fn ask_with(
         ssh: Ssh::default(),
         replication,
         transfer: crate::config::Transfer::default(),
+        postgresql: crate::config::Postgresql::default(),
         sync_files: Vec::new(),
     };
     let text = render(&config);

@@ -43,6 +43,8 @@ struct Written {
     #[serde(default)]
     transfer: Transfer,
     #[serde(default)]
+    postgresql: Postgresql,
+    #[serde(default)]
     sync_files: Vec<SyncFile>,
 }
 
@@ -62,6 +64,7 @@ pub struct Config {
     pub ssh: Ssh,
     pub replication: Replication,
     pub transfer: Transfer,
+    pub postgresql: Postgresql,
     pub sync_files: Vec<SyncFile>,
 }
 
@@ -240,6 +243,24 @@ pub struct Transfer {
     pub compress: crate::bundle::Compress,
 }
 
+/// Settings only `engine = "postgresql"` reads.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Postgresql {
+    /// The most WAL a replication slot may keep on the primary (PostgreSQL's
+    /// `max_slot_wal_keep_size`, e.g. "8GB"): a standby that stays away longer loses its
+    /// slot and needs `recover rebuild`, rather than the primary's disk filling up.
+    pub max_slot_wal_keep_size: String,
+}
+
+impl Default for Postgresql {
+    fn default() -> Self {
+        Postgresql {
+            max_slot_wal_keep_size: "8GB".to_owned(),
+        }
+    }
+}
+
 /// Which way the bundle goes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -358,6 +379,7 @@ impl Config {
             ssh: written.ssh,
             replication: written.replication,
             transfer: written.transfer,
+            postgresql: written.postgresql,
             sync_files: written.sync_files,
         };
         (config, problems)

@@ -23,6 +23,19 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
         );
     }
 
+    let keep = &config.postgresql.max_slot_wal_keep_size;
+    if !valid_size(keep) {
+        found.push(
+            Problem::new(
+                "postgresql.max_slot_wal_keep_size",
+                format!("{keep:?} is not a size PostgreSQL reads"),
+            )
+            .help(
+                "write a number of megabytes, gigabytes or terabytes, e.g. \"8GB\" (at least 1GB)",
+            ),
+        );
+    }
+
     let ssh = &config.ssh;
     for (key, value, max) in [
         ("ssh.connect_timeout_secs", ssh.connect_timeout_secs, 600),
@@ -339,4 +352,23 @@ fn env_name_problem(key: &str, var: &str, found: &mut Vec<Problem>) {
                 .help("this key names the variable that holds the secret, never the secret itself"),
         );
     }
+}
+
+/// `8GB`, `512MB`, `1TB`: a WAL size PostgreSQL reads, and at least 1GB, so a standby
+/// that restarts or falls behind for a moment keeps its slot.
+fn valid_size(text: &str) -> bool {
+    let Some(split) = text.find(|c: char| !c.is_ascii_digit()) else {
+        return false;
+    };
+    let (number, unit) = text.split_at(split);
+    let Ok(number) = number.parse::<u64>() else {
+        return false;
+    };
+    let mb = match unit {
+        "MB" => number,
+        "GB" => number.saturating_mul(1024),
+        "TB" => number.saturating_mul(1024 * 1024),
+        _ => return false,
+    };
+    mb >= 1024
 }

@@ -3,6 +3,7 @@
 //! output do not. Nothing outside an engine's folder names its concepts.
 
 pub mod mariadb;
+pub mod postgresql;
 
 use std::cmp::Ordering;
 use std::os::unix::fs::DirBuilderExt;
@@ -95,17 +96,19 @@ pub trait Engine: Sync {
     ) -> anyhow::Result<()>;
 
     /// Writes a canary on `source` (only while it takes writes) and waits for it on each
-    /// replica, watching all at once.
+    /// replica, watching all at once. `seen` is what was read of the source, then of each
+    /// replica, in the same order.
     fn canary(
         &self,
         source: &mut dyn Host,
         replicas: Vec<&mut dyn Host>,
+        seen: Vec<&Observed>,
         timeout: Duration,
     ) -> anyhow::Result<Canary>;
 }
 
 /// Every engine this build has: the one place an engine is listed.
-const ENGINES: &[&dyn Engine] = &[&mariadb::MariaDb];
+const ENGINES: &[&dyn Engine] = &[&mariadb::MariaDb, &postgresql::PostgreSql];
 
 /// The engine of that name, if this build has it.
 pub fn named(name: &str) -> Option<&'static dyn Engine> {

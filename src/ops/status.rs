@@ -233,8 +233,12 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
             .cloned()
             .collect();
         if !targets.is_empty() {
+            let seen = std::iter::once(source)
+                .chain(&targets)
+                .map(|n| topology.get(n))
+                .collect();
             let (source_host, replica_hosts) = hosts.one_and_many(source, &targets);
-            match engine.canary(source_host, replica_hosts, CANARY_TIMEOUT) {
+            match engine.canary(source_host, replica_hosts, seen, CANARY_TIMEOUT) {
                 Ok(Canary::Arrived(results)) => {
                     for (name, result) in targets.iter().zip(results) {
                         match result {

@@ -169,6 +169,7 @@ impl Engine for MariaDb {
         &self,
         source: &mut dyn Host,
         replicas: Vec<&mut dyn Host>,
+        _seen: Vec<&Observed>,
         timeout: Duration,
     ) -> anyhow::Result<Canary> {
         link::canary(source, replicas, timeout)

@@ -6,7 +6,7 @@ use anyhow::Context;
 use super::facts::{self, Installed, Server};
 use super::layout::{self, Origin};
 use super::{observe, seed};
-use crate::host::{Cmd, Host, HostExt, quote};
+use crate::host::Host;
 use crate::node::NodeName;
 use crate::plan::{Ctx, Finding, Step, Verdict};
 use crate::runner::human_bytes;
@@ -205,64 +205,25 @@ fn installed_on_replica(label: &str, installed: &Installed, out: &mut Vec<Findin
     }
 }
 
-/// Each replica must reach the source's database port at its replication address. When
-/// the source's server does not listen there yet (Debian binds 127.0.0.1), a short-lived
-/// listener on the source takes its place for the test, so firewalls show up now.
+/// Each replica must reach the source's database port at its replication address (see
+/// [`crate::reach`]).
 fn reachability(cx: &mut Ctx<'_>, server: &Server, target: &NodeName, out: &mut Vec<Finding>) {
     let source = cx.roles.source.clone();
     let address = cx.node(&source).replication_address().to_owned();
     let port = cx.node(&source).db_port.unwrap_or(server.port);
-    let what = format!("{target} reaches {source}'s database at {address}:{port}");
     let listening = server.bind_address.is_empty()
         || server
             .bind_address
             .split(',')
             .any(|a| matches!(a.trim(), "0.0.0.0" | "*" | "::") || a.trim() == address);
-    let endpoint = format!("{} {port}", quote(&address));
-    let probe = Cmd::new(format!(
-        "exec perl -MIO::Socket::INET -e 'for (1..20) {{ exit 0 if IO::Socket::INET->new(PeerAddr => $ARGV[0], PeerPort => $ARGV[1], Proto => \"tcp\", Timeout => 3); select(undef, undef, undef, 0.25) }} exit 1' {endpoint}"
+    out.push(crate::reach::check(
+        cx,
+        target,
+        &address,
+        port,
+        listening,
+        "MariaDB listens only on its own address list until prepare-primary",
     ));
-    let result = if listening {
-        cx.host(target)
-            .run(&probe)
-            .map(|o| (o.success(), String::new()))
-    } else {
-        let listen = Cmd::new(format!(
-            "exec perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => $ARGV[0], LocalPort => $ARGV[1], Listen => 1, ReuseAddr => 1, Proto => \"tcp\") or do {{ print STDERR \"cannot listen: $!\\n\"; exit 3 }}; $SIG{{ALRM}} = sub {{ exit 2 }}; alarm 8; exit($s->accept ? 0 : 1)' {endpoint}"
-        ))
-        .as_root();
-        let (primary, replica) = cx.pair(&source, target);
-        std::thread::scope(|scope| {
-            let listener = scope.spawn(|| primary.run(&listen));
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            let probed = replica.run(&probe);
-            let listened = listener
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            match (probed, listened) {
-                (Ok(p), Ok(l)) if l.status == Some(3) => Ok((p.success(), "untestable".to_owned())),
-                (Ok(p), Ok(_)) => Ok((p.success(), " (tested with a stand-in listener: MariaDB listens only on its own address list until prepare-primary)".to_owned())),
-                (Err(err), _) | (_, Err(err)) => Err(err),
-            }
-        })
-    };
-    match result {
-        Ok((true, note)) => out.push(Finding::ok(format!("{what}{note}"))),
-        Ok((false, note)) if note == "untestable" => out.push(Finding::ok(format!(
-            "{what}: not tested ({address} is not an address of {source} itself; a NAT or proxy in between?)"
-        ))),
-        Ok((false, _)) => out.push(Finding::failed(
-            format!("{what}: no connection"),
-            format!(
-                "open TCP port {port} from {target} to {address} (firewall, security group), or set {} to an address {target} can reach",
-                cx.config.key(source.as_str(), "replication_host")
-            ),
-        )),
-        Err(err) => out.push(Finding::failed(
-            format!("{what}: could not test: {err}"),
-            "check that perl (perl-base) is installed on both hosts",
-        )),
-    }
 }
 
 /// Where MariaDB lives on a node, as found there (preflight prints it for every node), and

@@ -7,9 +7,9 @@ use super::facts;
 use super::layout::{self, NodeSettings};
 use super::primary::{certificates, password, read_optional, settings_file};
 use super::seed::start_and_wait;
-use crate::host::{Cmd, FileMode, HostExt, HostFiles, quote};
+use crate::host::FileMode;
 use crate::node::NodeName;
-use crate::plan::{Action, Call, Ctx, Input, SECRET_MARK, Step, Verdict};
+use crate::plan::{Action, Ctx, Input, SECRET_MARK, Step, Verdict};
 use crate::service::Verb;
 
 pub struct ConfigureReplicas;
@@ -59,8 +59,9 @@ impl Step for ConfigureReplicas {
                 settings.server_id
             ));
         }
-        if tls && (!actions.is_empty() || !cas_shared(cx)?) {
-            actions.push(share_cas(cx));
+        let members = members(cx);
+        if tls && (!actions.is_empty() || !crate::tls::cas_shared(cx, &members, layout::TLS_DIR)?) {
+            actions.push(crate::tls::share_cas(members, layout::TLS_DIR));
         }
         Ok(if actions.is_empty() {
             Verdict::Done(done.join("; "))
@@ -70,82 +71,11 @@ impl Step for ConfigureReplicas {
     }
 }
 
-fn ca_path() -> String {
-    format!("{}/ca.pem", layout::TLS_DIR)
-}
-
-/// Every node's CAs but its own, in config order: the file a replica checks its source's
-/// certificate against, whichever node that is.
-fn peer_bundle(cas: &[(NodeName, Option<Vec<u8>>)], node: &NodeName) -> Vec<u8> {
-    cas.iter()
-        .filter(|(name, _)| name != node)
-        .filter_map(|(_, ca)| ca.clone())
-        .flatten()
-        .collect()
-}
-
-fn read_cas(
-    cx: &mut Ctx<'_>,
-    nodes: &[NodeName],
-) -> anyhow::Result<Vec<(NodeName, Option<Vec<u8>>)>> {
-    let mut cas = Vec::new();
-    for name in nodes {
-        cas.push((name.clone(), read_optional(cx.host(name), &ca_path())?));
-    }
-    Ok(cas)
-}
-
 /// The nodes that take part: the source and the targets.
 fn members(cx: &Ctx<'_>) -> Vec<NodeName> {
     let mut nodes = vec![cx.roles.source.clone()];
     nodes.extend(cx.roles.targets.iter().cloned());
     nodes
-}
-
-/// Whether every node of the operation holds every other's CA already.
-fn cas_shared(cx: &mut Ctx<'_>) -> anyhow::Result<bool> {
-    let nodes = members(cx);
-    let cas = read_cas(cx, &nodes)?;
-    if cas.iter().any(|(_, ca)| ca.is_none()) {
-        return Ok(false);
-    }
-    for name in &nodes {
-        let there = read_optional(cx.host(name), layout::PEER_CA)?;
-        if there.as_deref() != Some(&peer_bundle(&cas, name)[..]) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Gives each node the others' CA certificates, read when the action runs (after the
-/// certificates are made). Only certificates travel; keys stay where they were made.
-fn share_cas(cx: &Ctx<'_>) -> Action {
-    let nodes = members(cx);
-    Action::Call {
-        on: nodes.clone(),
-        why: format!(
-            "give each node the other nodes' CA certificates ({}), so any replica checks whichever node is its source",
-            layout::PEER_CA
-        ),
-        call: Call::new(move |cx| {
-            let cas = read_cas(cx, &nodes)?;
-            let mut lines = Vec::new();
-            for name in &nodes {
-                let bundle = peer_bundle(&cas, name);
-                let host = cx.host(name);
-                if read_optional(host, layout::PEER_CA)?.as_deref() == Some(&bundle[..]) {
-                    continue;
-                }
-                host.run_ok(
-                    &Cmd::new(format!("mkdir -p -- {}", quote(layout::TLS_DIR))).as_root(),
-                )?;
-                host.write_file(layout::PEER_CA, &bundle, &FileMode::new(0o644))?;
-                lines.push(format!("{name}: {} written", layout::PEER_CA));
-            }
-            Ok(lines)
-        }),
-    }
 }
 
 pub struct Start;
