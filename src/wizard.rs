@@ -207,19 +207,15 @@ impl Wizard<'_> {
     fn engine(&self) -> anyhow::Result<Engine> {
         let items = vec![
             "mariadb (MariaDB 10.5+)".to_owned(),
-            "postgresql (13+; not supported by this version yet)".to_owned(),
+            "postgresql (PostgreSQL 13+, Debian's clusters)".to_owned(),
         ];
-        loop {
-            match self
-                .prompter
-                .select("Database engine", &items, 0)
-                .map_err(stopped)?
-            {
-                None | Some(0) => return Ok(Engine::Mariadb),
-                Some(_) => self.say(
-                    "PostgreSQL is not supported by this version of ha-setup yet; only MariaDB is.",
-                ),
-            }
+        match self
+            .prompter
+            .select("Database engine", &items, 0)
+            .map_err(stopped)?
+        {
+            None | Some(0) => Ok(Engine::Mariadb),
+            Some(_) => Ok(Engine::Postgresql),
         }
     }
 

@@ -12,6 +12,7 @@ mod fence_mariadb;
 mod host_ssh;
 mod init_mariadb;
 mod lab_smoke;
+mod pair_postgresql;
 mod recover_mariadb;
 mod seed_mariadb;
 mod volume_mariadb;

@@ -129,16 +129,16 @@ fn a_bad_answer_is_refused_and_asked_again() {
 }
 
 #[test]
-fn postgresql_is_refused_at_its_question() {
+fn postgresql_is_offered() {
     let mut questions = all_questions();
-    questions.insert(0, ("Database engine", Reply::Pick("postgresql".into())));
+    questions[0] = ("Database engine", Reply::Pick("postgresql".into()));
     let prompter = Scripted::new(&questions);
-    ask_with(&Given::default(), &prompter, true, &ui(), false).unwrap();
+    let answers = ask_with(&Given::default(), &prompter, true, &ui(), false).unwrap();
+    assert_eq!(answers.config.engine.name(), "postgresql");
     assert!(
-        prompter
-            .transcript()
-            .iter()
-            .any(|line| line.contains("PostgreSQL is not supported"))
+        answers.text.contains("engine = \"postgresql\""),
+        "{}",
+        answers.text
     );
 }
 
