@@ -49,11 +49,8 @@ pub fn json<T: DeserializeOwned>(
     sql: &str,
 ) -> anyhow::Result<T> {
     let text = execute(host, cluster, &Input::Text(sql.to_owned()))?;
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
+    // One value, which json_agg spreads over lines.
+    let line = text.trim();
     serde_json::from_str(line).with_context(|| {
         format!(
             "unexpected answer from PostgreSQL on {} to `{}`: {line:?}",

@@ -270,12 +270,8 @@ pub fn parse(name: &NodeName, label: &str, output: &str) -> Observed {
     };
     match rest {
         Ok(text) => {
-            let line = text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
-            match serde_json::from_str::<Server>(line) {
+            // One value, over several lines: json_agg puts each element on its own.
+            match serde_json::from_str::<Server>(text.trim()) {
                 Ok(server) => {
                     observed.db = Some(db_state(&server, &reading));
                     reading.server = Some(server);
@@ -393,7 +389,8 @@ pub fn compare(a: &Observed, b: &Observed) -> Option<Ordering> {
 mod tests {
     use super::*;
 
-    const STANDBY: &str = r#"{"version_num": 150018, "version": "15.18 (Debian 15.18-0+deb12u1)", "in_recovery": true, "replay_paused": false, "datadir": "/var/lib/postgresql/15/main", "port": 5432, "listen_addresses": "localhost,198.51.100.12", "wal_level": "replica", "max_wal_senders": 10, "max_replication_slots": 10, "wal_log_hints": true, "data_checksums": false, "ssl": true, "max_connections": 100, "system_identifier": "7312", "timeline": 1, "current_lsn": null, "receive_lsn": "0/3000148", "replay_lsn": "0/3000148", "replay_age": 12.5, "primary_conninfo": "host=198.51.100.11 port=5432 user=ha_repl passfile=/etc/postgresql/ha-setup/pgpass", "primary_slot_name": "ha_setup_secondary", "pending_restart": [], "receiving": false, "receiver": null, "replicas": [], "slots": []}"#;
+    const STANDBY: &str = r#"{"version_num": 150018, "version": "15.18 (Debian 15.18-0+deb12u1)", "in_recovery": true, "replay_paused": false, "datadir": "/var/lib/postgresql/15/main", "port": 5432, "listen_addresses": "localhost,198.51.100.12", "wal_level": "replica", "max_wal_senders": 10, "max_replication_slots": 10, "wal_log_hints": true, "data_checksums": false, "ssl": true, "max_connections": 100, "system_identifier": "7312", "timeline": 1, "current_lsn": null, "receive_lsn": "0/3000148", "replay_lsn": "0/3000148", "replay_age": 12.5, "primary_conninfo": "host=198.51.100.11 port=5432 user=ha_repl passfile=/etc/postgresql/ha-setup/pgpass", "primary_slot_name": "ha_setup_secondary", "pending_restart": [], "receiving": false, "receiver": null, "replicas": [], "slots": [{"slot_name":"a","slot_type":"physical","temporary":false,"active":false,"wal_status":null,"restart_lsn":null,"retained_bytes":null}, 
+ {"slot_name":"b","slot_type":"physical","temporary":false,"active":true,"wal_status":"reserved","restart_lsn":"0/3000000","retained_bytes":0}]}"#;
 
     #[test]
     fn a_standby_read_in_one_round_trip() {
@@ -405,7 +402,7 @@ mod tests {
         );
         let seen = parse(&NodeName::new("secondary"), "secondary (h)", &output);
         assert!(seen.member && seen.seeded);
-        let db = seen.db.as_ref().expect("answered");
+        let db = seen.db.as_ref().expect(seen.problem.as_deref().unwrap_or("answered"));
         assert!(!db.writable);
         assert_eq!(db.position, "0/3000148 (timeline 1)");
         let up = db.upstream.as_ref().expect("a standby");
