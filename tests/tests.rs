@@ -15,5 +15,6 @@ mod lab_smoke;
 mod pair_postgresql;
 mod recover_mariadb;
 mod seed_mariadb;
+mod seed_postgresql;
 mod volume_mariadb;
 mod wizard;

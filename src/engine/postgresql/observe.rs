@@ -402,7 +402,7 @@ mod tests {
         );
         let seen = parse(&NodeName::new("secondary"), "secondary (h)", &output);
         assert!(seen.member && seen.seeded);
-        let db = seen.db.as_ref().expect(seen.problem.as_deref().unwrap_or("answered"));
+        let db = seen.db.as_ref().expect("answered");
         assert!(!db.writable);
         assert_eq!(db.position, "0/3000148 (timeline 1)");
         let up = db.upstream.as_ref().expect("a standby");

@@ -5,8 +5,8 @@
 //! The tar is the data directory as the server sends it (`backup_label`, an empty
 //! `tablespace_map`, every file and directory, `global/pg_control` near the end), then the
 //! WAL the backup needs (`--wal-method=fetch`: `pg_wal/` segments and their
-//! `archive_status/*.done`), then `backup_manifest` (PostgreSQL 13+ appends it to the tar
-//! when writing to stdout), which the bundle keeps as a file for `pg_verifybackup`.
+//! `archive_status/*.done`), then `backup_manifest` (appended to the tar when pg_basebackup
+//! writes to stdout; seen with 15), which the bundle keeps as a file for `pg_verifybackup`.
 //!
 //! Memory is bounded whatever the data's size: one MiB of pipe buffer, one MiB piece of a
 //! file, `backup_label` (at most 64 KiB) and the bundle writer's own bound (its output
@@ -77,29 +77,32 @@ pub fn stream_backup(
     let log_path = work.join("pg_basebackup.log");
     let log =
         File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let mut child = user
-        .command("pg_basebackup")
-        .args([
+    let mut child = user.spawn(
+        "pg_basebackup",
+        &[
             "--pgdata=-",
             "--format=tar",
             "--wal-method=fetch",
             "--checkpoint=fast",
             "--no-password",
             "--label=ha-setup",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .context(
-            "cannot start pg_basebackup: install it on this host (Debian: postgresql-client)",
-        )?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let copied = copy(stdout, &mut writer);
+        ],
+        |command| {
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(log)
+        },
+    )?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let copied = copy(&mut stdout, &mut writer);
     // The far side is gone, or the stream is not what it should be: pg_basebackup must not
-    // go on holding a backup open on the primary (and its checkpoint's WAL with it).
+    // go on holding a backup open on the primary (and its checkpoint's WAL with it). Its
+    // stdout stays open until then, so that it dies of this kill, not of a broken pipe
+    // that would look like a failure of its own.
     let killed = copied.is_err() && child.kill().is_ok();
     let status = child.wait().context("cannot wait for pg_basebackup")?;
+    drop(stdout);
     // pg_basebackup has fetched its WAL: the slot may go.
     let _ = session.finish();
 
@@ -128,7 +131,7 @@ pub fn stream_backup(
 }
 
 /// Every entry of the tar into the bundle, as it comes; returns `backup_label`'s content.
-fn copy(stdout: impl Read, writer: &mut Writer<'_>) -> anyhow::Result<Option<Vec<u8>>> {
+fn copy(stdout: &mut impl Read, writer: &mut Writer<'_>) -> anyhow::Result<Option<Vec<u8>>> {
     let mut archive = tar::Archive::new(BufReader::with_capacity(PIECE, stdout));
     let mut buf = vec![0; PIECE];
     let mut label = None;
@@ -241,9 +244,9 @@ impl Session {
         let log_path = work.join("psql.log");
         let log = File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let mut child = user
-            .command("psql")
-            .args([
+        let mut child = user.spawn(
+            "psql",
+            &[
                 "--no-psqlrc",
                 "--no-password",
                 "--quiet",
@@ -251,13 +254,15 @@ impl Session {
                 "--tuples-only",
                 "--field-separator=\t",
                 "--set=ON_ERROR_STOP=1",
-            ])
-            .env("PGAPPNAME", "ha-setup seed")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .context("cannot start psql: install it on this host (Debian: postgresql-client)")?;
+            ],
+            |command| {
+                command
+                    .env("PGAPPNAME", "ha-setup seed")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(log)
+            },
+        )?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
         let mut session = Session {
@@ -281,7 +286,10 @@ impl Session {
         let _ = stdin.write_all(sql.as_bytes()).and_then(|()| stdin.flush());
         let answers = session.answers();
         let Some(answers) = answers else {
-            let status = session.finish();
+            let status = match session.finish() {
+                Ok(status) => status.to_string(),
+                Err(err) => err.to_string(),
+            };
             let tail = tail(&log_path);
             if tail.contains("all replication slots are in use") {
                 bail!(
@@ -294,7 +302,7 @@ impl Session {
             }
             bail!(
                 "cannot open the session that keeps the backup's WAL on the server at {} (psql: \
-                 {status:?}). Its last lines:\n{tail}",
+                 {status}). Its last lines:\n{tail}",
                 cluster()
             );
         };
@@ -421,21 +429,36 @@ impl OsUser {
         })
     }
 
-    /// `program` as this user. Not `runuser`: it would stay in between as the tool's
-    /// parent, so killing the child we hold would leave pg_basebackup running. Setting the
-    /// ids here makes the tool itself our child; as root, std drops every supplementary
-    /// group when it sets a uid. The environment is kept (PGHOST, PGPORT) but for what
-    /// names the user, so that libpq finds the user's own files (`~/.pgpass`).
-    fn command(&self, program: &str) -> Command {
+    /// Starts `program` as this user, `set` giving its stdio. Not through `runuser`: it
+    /// would stay in between as the tool's parent, so killing the child we hold would leave
+    /// pg_basebackup running. Setting the ids here makes the tool itself our child; as
+    /// root, std drops every supplementary group when it sets a uid. The environment is
+    /// kept (PGHOST, PGPORT) but for what names the user, so that libpq finds the user's
+    /// own files (`~/.pgpass`).
+    fn spawn(
+        &self,
+        program: &str,
+        args: &[&str],
+        set: impl FnOnce(&mut Command) -> &mut Command,
+    ) -> anyhow::Result<Child> {
         let mut command = Command::new(program);
         command
+            .args(args)
             .uid(self.uid)
             .gid(self.gid)
             .current_dir("/")
             .env("HOME", &self.home)
             .env("USER", &self.name)
             .env("LOGNAME", &self.name);
-        command
+        set(&mut command).spawn().map_err(|err| {
+            let why = if err.kind() == io::ErrorKind::NotFound {
+                format!("{program} is not installed on this host (Debian: postgresql-client)")
+            } else {
+                // EPERM: not run as root, which `bundle stream` is.
+                format!("cannot start {program} as the user {}", self.name)
+            };
+            anyhow::Error::new(err).context(why)
+        })
     }
 }
 
@@ -502,7 +525,7 @@ mod tests {
     fn stream(tar: &[u8]) -> anyhow::Result<(Option<Vec<u8>>, Vec<u8>)> {
         let mut out = Vec::new();
         let mut writer = Writer::new(&mut out, Compress::None)?;
-        let label = copy(tar, &mut writer)?;
+        let label = copy(&mut &*tar, &mut writer)?;
         writer.finish(Source {
             engine: "postgresql".into(),
             server_version: "15.18".into(),
