@@ -183,8 +183,10 @@ pub enum RecoverCommand {
     Unfence(RecoverArgs),
 
     /// Make the old primary a replica of the new one; refused if its history diverged
-    #[command(after_help = "Example:\n  ha-setup recover rejoin -c ha-setup.toml --yes")]
-    Rejoin(RecoverArgs),
+    #[command(after_help = "Examples:\n  \
+        ha-setup recover rejoin -c ha-setup.toml --yes\n  \
+        ha-setup recover rejoin -c ha-setup.toml --rewind --yes   # PostgreSQL: discard what the new primary never got")]
+    Rejoin(RejoinArgs),
 
     /// Re-seed a replica from the primary with a fresh bundle (old data moved aside)
     #[command(after_help = "Examples:\n  \
@@ -209,6 +211,17 @@ pub struct RebuildArgs {
     /// The node to copy from, when no node is provably the primary [default: the primary now]
     #[arg(long, value_name = "NODE")]
     pub from: Option<String>,
+
+    #[command(flatten)]
+    pub common: RecoverArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RejoinArgs {
+    /// PostgreSQL: rewind an old primary whose WAL holds transactions the new primary never
+    /// got (pg_rewind). They are discarded from the database; its WAL is kept aside first
+    #[arg(long)]
+    pub rewind: bool,
 
     #[command(flatten)]
     pub common: RecoverArgs,

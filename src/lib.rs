@@ -17,6 +17,7 @@ pub mod plan;
 pub mod promote;
 pub mod prompt;
 pub mod reach;
+pub mod rebuild;
 pub mod route;
 pub mod runner;
 pub mod secret;

@@ -384,6 +384,33 @@ pub struct Plan {
     pub steps: Vec<Box<dyn Step>>,
 }
 
+impl Plan {
+    /// A plan that refuses before anything is read or changed, saying why (usage, exit 2):
+    /// an operation or option the engine cannot do, rather than half of it.
+    pub fn refused(operation: &'static str, why: String) -> Plan {
+        Plan {
+            operation,
+            steps: vec![Box::new(Refuse(why))],
+        }
+    }
+}
+
+struct Refuse(String);
+
+impl Step for Refuse {
+    fn name(&self) -> &'static str {
+        "refuse"
+    }
+
+    fn purpose(&self) -> &'static str {
+        "an operation this engine cannot do"
+    }
+
+    fn check(&self, _cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
+        Err(crate::error::Exit::usage(self.0.clone()).into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

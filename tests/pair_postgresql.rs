@@ -163,6 +163,16 @@ fn a_hot_standby_streams_refuses_writes_and_takes_over_when_the_primary_is_lost(
     assert_eq!(status["link"], "alive");
     assert_eq!(status["nodes"][1]["role"], "replica");
     assert_eq!(status["nodes"][1]["io_running"], true);
+    let nagios = ha(
+        &lab,
+        &state,
+        &["status", "-c", &config, "--format", "nagios"],
+    );
+    assert_eq!(nagios.code, Some(0), "{nagios:?}");
+    assert!(
+        nagios.stdout.starts_with("HA-SETUP OK") && nagios.stdout.contains("lag=0s"),
+        "{nagios:?}"
+    );
 
     // The primary crashes.
     lab.exec_ok(Host::Primary, "pg_ctlcluster -m immediate 15 main stop");
@@ -217,6 +227,146 @@ fn a_hot_standby_streams_refuses_writes_and_takes_over_when_the_primary_is_lost(
         &["recover", "unfence", "-c", &config, "--yes"],
     );
     assert_eq!(unfence.code, Some(3), "{unfence:?}");
+
+    // Nothing diverged (the standby had all the old primary wrote): it only follows.
+    let rejoin = ha(&lab, &state, &["recover", "rejoin", "-c", &config, "--yes"]);
+    rejoin.expect_code(0);
+    assert!(!rejoin.stderr.contains("pg_rewind"), "{rejoin:?}");
+    psql_ok(
+        &lab,
+        Host::Secondary,
+        "app",
+        "INSERT INTO t VALUES (5003, 'followed')",
+    );
+    wait_for(
+        &lab,
+        Host::Primary,
+        "app",
+        "SELECT v FROM t WHERE id = 5003",
+        "followed",
+    );
+    assert_eq!(
+        psql_ok(
+            &lab,
+            Host::Primary,
+            "app",
+            "SELECT v FROM t WHERE id = 5002"
+        ),
+        "promoted"
+    );
+    let (code, status) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!(status["nodes"][0]["role"], "replica");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn rejoin_refuses_to_discard_transactions_the_new_primary_never_got_without_consent() {
+    let lab = lab();
+    lab.reset();
+    let config = config(&lab, "pg-rewind");
+    let state = state(&lab, "rewind");
+    psql_ok(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "CREATE TABLE t (id int PRIMARY KEY, v text)",
+    );
+    ha(&lab, &state, &["init", "-c", &config, "--yes"]).expect_code(0);
+    wait_for(
+        &lab,
+        Host::Secondary,
+        "postgres",
+        "SELECT count(*) FROM pg_class WHERE relname = 't'",
+        "1",
+    );
+    // The standby stops hearing the primary; the primary commits once more, then crashes.
+    lab.block(Host::Primary, Host::Secondary);
+    psql_ok(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "INSERT INTO t VALUES (1, 'never replicated')",
+    );
+    lab.exec_ok(Host::Primary, "pg_ctlcluster -m immediate 15 main stop");
+    // The standby hears of the crash only when its receiver times out (the close is
+    // dropped): until then promote rightly refuses. The block stays until the promote:
+    // lifted earlier, the dead primary's kernel would still deliver the commit it holds
+    // unacknowledged, and the standby would have it after all.
+    wait_for(
+        &lab,
+        Host::Secondary,
+        "postgres",
+        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+        "0",
+    );
+    ha(
+        &lab,
+        &state,
+        &["recover", "promote", "-c", &config, "--yes"],
+    )
+    .expect_code(0);
+    lab.unblock(Host::Primary, Host::Secondary);
+    psql_ok(
+        &lab,
+        Host::Secondary,
+        "postgres",
+        "INSERT INTO t VALUES (2, 'after the promote')",
+    );
+    lab.exec_ok(Host::Primary, "pg_ctlcluster 15 main start");
+
+    // By default: refused, naming the WAL range and the transaction.
+    let refused = ha(&lab, &state, &["recover", "rejoin", "-c", &config, "--yes"]);
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(refused.stderr.contains("1 transaction"), "{refused:?}");
+    assert!(refused.stderr.contains("COMMIT"), "{refused:?}");
+    assert!(refused.stderr.contains("--rewind"), "{refused:?}");
+    assert_eq!(
+        psql_ok(
+            &lab,
+            Host::Primary,
+            "postgres",
+            "SELECT v FROM t WHERE id = 1"
+        ),
+        "never replicated"
+    );
+
+    // With consent: rewound, its WAL kept aside first, and it streams from the new primary.
+    let rewound = ha(
+        &lab,
+        &state,
+        &["recover", "rejoin", "-c", &config, "--rewind", "--yes"],
+    );
+    rewound.expect_code(0);
+    let kept = lab.exec_ok(
+        Host::Primary,
+        "ls -d /var/lib/postgresql/15/.ha-setup-wal-before-rewind-15-main-*/",
+    );
+    assert_eq!(kept.lines().count(), 1, "{kept}");
+    lab.exec(
+        Host::Primary,
+        &format!("ls {}/ | grep -q '^0000000'", kept.trim()),
+    )
+    .expect_code(0);
+    wait_for(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "SELECT v FROM t WHERE id = 2",
+        "after the promote",
+    );
+    assert_eq!(
+        psql_ok(
+            &lab,
+            Host::Primary,
+            "postgres",
+            "SELECT count(*) FROM t WHERE id = 1"
+        ),
+        "0"
+    );
+    let (code, status) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!(status["link"], "alive");
 }
 
 #[test]
@@ -251,4 +401,244 @@ fn a_restarted_primary_comes_back_fenced_and_unfence_opens_it() {
     let (code, status) = lab.status_json(&config, &state);
     assert_eq!(code, Some(0), "{status}");
     assert_eq!(status["link"], "alive");
+
+    // rebuild: a fresh copy for the standby, its data moved aside, the link proven.
+    psql_ok(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "INSERT INTO x SELECT generate_series(1, 1000)",
+    );
+    let rebuild = ha(
+        &lab,
+        &state,
+        &["recover", "rebuild", "-c", &config, "--yes"],
+    );
+    rebuild.expect_code(0);
+    assert!(
+        rebuild.stderr.contains("the canary arrived on secondary"),
+        "{rebuild:?}"
+    );
+    let moved = lab.exec_ok(
+        Host::Secondary,
+        "ls -d /var/lib/postgresql/15/.ha-setup-old-15-main-*",
+    );
+    assert_eq!(moved.lines().count(), 2, "{moved}");
+    assert_eq!(
+        psql_ok(&lab, Host::Secondary, "postgres", "SELECT count(*) FROM x"),
+        "1000"
+    );
+    assert_eq!(
+        psql_ok(
+            &lab,
+            Host::Primary,
+            "postgres",
+            "SELECT active FROM pg_replication_slots WHERE slot_name = 'ha_setup_secondary'"
+        ),
+        "t"
+    );
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn switchover_there_and_back_loses_no_acknowledged_write() {
+    let lab = lab();
+    lab.reset();
+    let config = config(&lab, "pg-switch");
+    let state = state(&lab, "switch");
+    psql_ok(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "CREATE TABLE w (id int PRIMARY KEY)",
+    );
+    ha(&lab, &state, &["init", "-c", &config, "--yes"]).expect_code(0);
+    // An application writing on the primary throughout, one transaction per row; it prints
+    // each id the server acknowledged.
+    let writer = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            lab.exec(
+                Host::Primary,
+                "cd / && i=0; while [ $i -lt 150 ]; do i=$((i+1)); \
+                 runuser -u postgres -- psql -X -q -c \"INSERT INTO w VALUES ($i)\" postgres 2>/dev/null && echo $i; \
+                 sleep 0.05; done",
+            )
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let switch = ha(&lab, &state, &["switchover", "-c", &config, "--yes"]);
+        switch.expect_code(0);
+        assert!(
+            switch.stderr.contains("secondary takes writes"),
+            "{switch:?}"
+        );
+        writer.join().expect("the writer ran")
+    });
+    let acknowledged: Vec<&str> = writer.stdout.lines().collect();
+    assert!(acknowledged.len() > 10, "{writer:?}");
+    // Every write the old primary acknowledged is on the new one.
+    let list = acknowledged.join(",");
+    assert_eq!(
+        psql_ok(
+            &lab,
+            Host::Secondary,
+            "postgres",
+            &format!("SELECT count(*) FROM w WHERE id IN ({list})")
+        ),
+        acknowledged.len().to_string()
+    );
+    // The old primary streams from the new one, without a rewind.
+    let (code, status) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!(status["nodes"][0]["role"], "replica");
+    assert_eq!(status["nodes"][1]["role"], "primary");
+    psql_ok(
+        &lab,
+        Host::Secondary,
+        "postgres",
+        "INSERT INTO w VALUES (1000)",
+    );
+    wait_for(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "SELECT count(*) FROM w WHERE id = 1000",
+        "1",
+    );
+
+    // And back.
+    let back = ha(&lab, &state, &["switchover", "-c", &config, "--yes"]);
+    back.expect_code(0);
+    let (code, status) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{status}");
+    assert_eq!(status["nodes"][0]["role"], "primary");
+    let rows = psql_ok(&lab, Host::Primary, "postgres", "SELECT count(*) FROM w");
+    psql_ok(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "INSERT INTO w VALUES (1001)",
+    );
+    wait_for(
+        &lab,
+        Host::Secondary,
+        "postgres",
+        "SELECT count(*) FROM w",
+        &(rows.parse::<u32>().unwrap() + 1).to_string(),
+    );
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_bundle_file_restores_a_fresh_cluster_as_a_primary() {
+    let lab = lab();
+    lab.reset();
+    psql_ok(&lab, Host::Primary, "postgres", "CREATE DATABASE app");
+    psql_ok(
+        &lab,
+        Host::Primary,
+        "app",
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 3000)",
+    );
+    let config = config(&lab, "pg-restore");
+    let state = state(&lab, "restore");
+    let out = format!("{}/pg-test.bundle", lab.var("HA_LAB_ROOT"));
+    let _ = std::fs::remove_file(&out);
+    let create = ha(
+        &lab,
+        &state,
+        &["bundle", "create", "-c", &config, "--out", &out],
+    );
+    create.expect_code(0);
+    let inspect = lab.ha_setup(&["bundle", "inspect", &out, "--format", "json"]);
+    inspect.expect_code(0);
+    let manifest: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
+    assert_eq!(manifest["engine"], "postgresql");
+    assert!(manifest["position"]["start_lsn"].is_string(), "{manifest}");
+    // The secondary holds a database of its own: refused unless --force.
+    psql_ok(&lab, Host::Secondary, "postgres", "CREATE DATABASE mine");
+    let refused = ha(
+        &lab,
+        &state,
+        &[
+            "recover",
+            "restore",
+            "-c",
+            &config,
+            "--bundle",
+            &out,
+            "--target",
+            "secondary",
+            "--yes",
+        ],
+    );
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(refused.stderr.contains("mine"), "{refused:?}");
+    psql_ok(&lab, Host::Secondary, "postgres", "DROP DATABASE mine");
+    let restore = ha(
+        &lab,
+        &state,
+        &[
+            "recover",
+            "restore",
+            "-c",
+            &config,
+            "--bundle",
+            &out,
+            "--target",
+            "secondary",
+            "--yes",
+        ],
+    );
+    restore.expect_code(0);
+    assert_eq!(
+        psql_ok(&lab, Host::Secondary, "app", "SELECT count(*) FROM t"),
+        "3000"
+    );
+    psql_ok(&lab, Host::Secondary, "app", "INSERT INTO t VALUES (3001)");
+    // Restarted, it comes back fenced, as every node.
+    lab.exec_ok(Host::Secondary, "pg_ctlcluster -m fast 15 main restart");
+    assert_eq!(
+        psql_ok(&lab, Host::Secondary, "app", "SELECT pg_is_in_recovery()"),
+        "t"
+    );
+    let _ = std::fs::remove_file(&out);
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn bad_input_is_refused_before_anything_changes() {
+    let lab = lab();
+    lab.reset();
+    let config = config(&lab, "pg-bad");
+    let state = state(&lab, "bad");
+    let untouched = |lab: &Lab| {
+        lab.exec(
+            Host::Primary,
+            "test ! -e /etc/postgresql/15/main/conf.d/90-ha-setup.conf && ! grep -q ha-setup /etc/postgresql/15/main/pg_hba.conf",
+        )
+        .expect_code(0);
+    };
+
+    // The standby's slot name is held by another client on the primary.
+    lab.exec_ok(
+        Host::Primary,
+        "cd / && runuser -u postgres -- pg_receivewal -D /tmp --slot=ha_setup_secondary --create-slot && \
+         (runuser -u postgres -- pg_receivewal -D /tmp --slot=ha_setup_secondary >/dev/null 2>&1 &) && sleep 2",
+    );
+    let run = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("the slot ha_setup_secondary is there already"),
+        "{run:?}"
+    );
+    untouched(&lab);
+    lab.reset();
+
+    // No cluster on the standby.
+    lab.exec_ok(Host::Secondary, "pg_dropcluster --stop 15 main");
+    let run = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("no PostgreSQL cluster"), "{run:?}");
+    untouched(&lab);
 }

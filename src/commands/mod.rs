@@ -57,7 +57,7 @@ fn recovery(operation: crate::cli::Operation) -> Option<crate::ops::recover::Rec
         Operation::Switchover => Some(Recovery::Switchover { to: None }),
         Operation::Promote => Some(Recovery::Promote),
         Operation::Unfence => Some(Recovery::Unfence),
-        Operation::Rejoin => Some(Recovery::Rejoin),
+        Operation::Rejoin => Some(Recovery::Rejoin { rewind: false }),
         Operation::Rebuild => Some(Recovery::Rebuild {
             node: None,
             from: None,

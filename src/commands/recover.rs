@@ -34,7 +34,12 @@ pub fn run(config_path: &Path, command: &RecoverCommand, ui: &Ui) -> anyhow::Res
         ),
         RecoverCommand::Promote(args) => (Recovery::Promote, options(args)),
         RecoverCommand::Unfence(args) => (Recovery::Unfence, options(args)),
-        RecoverCommand::Rejoin(args) => (Recovery::Rejoin, options(args)),
+        RecoverCommand::Rejoin(args) => (
+            Recovery::Rejoin {
+                rewind: args.rewind,
+            },
+            options(&args.common),
+        ),
     };
     recover(config_path, recovery, options, ui)
 }

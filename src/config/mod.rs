@@ -251,13 +251,37 @@ pub struct Postgresql {
     /// `max_slot_wal_keep_size`, e.g. "8GB"): a standby that stays away longer loses its
     /// slot and needs `recover rebuild`, rather than the primary's disk filling up.
     pub max_slot_wal_keep_size: String,
+    /// How many instances of the application connect (MAAS: region controllers), each
+    /// using up to `connections_per_instance`: preflight warns when `max_connections` is
+    /// too low for them. Unset: not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_instances: Option<u32>,
+    pub connections_per_instance: u32,
+    /// Let init raise `max_connections` to what the application needs (a restart).
+    pub raise_max_connections: bool,
 }
 
 impl Default for Postgresql {
     fn default() -> Self {
         Postgresql {
             max_slot_wal_keep_size: "8GB".to_owned(),
+            app_instances: None,
+            // MAAS: "each region controller uses up to 40 connections".
+            connections_per_instance: 40,
+            raise_max_connections: false,
         }
+    }
+}
+
+impl Postgresql {
+    /// The connections the application's instances need, with PostgreSQL's reserved ones
+    /// for superusers (3, its default) and two for ha-setup and monitoring; None when the
+    /// config does not say how many instances connect.
+    pub fn connections_needed(&self) -> Option<u32> {
+        self.app_instances.map(|n| {
+            n.saturating_mul(self.connections_per_instance)
+                .saturating_add(5)
+        })
     }
 }
 

@@ -35,6 +35,25 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
             ),
         );
     }
+    let pg = &config.postgresql;
+    if pg.connections_per_instance == 0 || pg.connections_per_instance > 10_000 {
+        found.push(Problem::new(
+            "postgresql.connections_per_instance",
+            format!(
+                "{} is out of range; use 1 to 10000",
+                pg.connections_per_instance
+            ),
+        ));
+    }
+    if pg.app_instances.is_some_and(|n| n == 0 || n > 1000) {
+        found.push(Problem::new(
+            "postgresql.app_instances",
+            format!(
+                "{} is out of range; use 1 to 1000 (or leave it out)",
+                pg.app_instances.unwrap_or_default()
+            ),
+        ));
+    }
 
     let ssh = &config.ssh;
     for (key, value, max) in [

@@ -77,8 +77,10 @@ pub trait Engine: Sync {
     /// `recover restore`: the source (a fresh install) becomes a primary from a bundle file.
     fn restore_plan(&self, bundle: &std::path::Path, force: bool) -> Plan;
 
-    /// `recover rejoin`: old primaries replicate from the primary now.
-    fn rejoin_plan(&self) -> Plan;
+    /// `recover rejoin`: old primaries replicate from the primary now. `rewind`: the
+    /// operator consents to discarding what an old primary holds that the primary never
+    /// got, where the engine can rewind (PostgreSQL); an engine that cannot refuses it.
+    fn rejoin_plan(&self, rewind: bool) -> Plan;
 
     /// `switchover`: the roles of the primary and one replica swap, losing nothing.
     fn switchover_plan(&self) -> Plan;

@@ -22,7 +22,10 @@ use super::resolve;
 pub enum Recovery {
     Promote,
     Unfence,
-    Rejoin,
+    /// `rewind`: PostgreSQL may discard an old primary's transactions the new one never got.
+    Rejoin {
+        rewind: bool,
+    },
     /// Re-seed `node` (or the only node that is not the primary) from `from` (or the
     /// primary now).
     Rebuild {
@@ -93,7 +96,7 @@ pub fn recover(
     let operation = match &recovery {
         Recovery::Promote => "recover-promote",
         Recovery::Unfence => "recover-unfence",
-        Recovery::Rejoin => "recover-rejoin",
+        Recovery::Rejoin { .. } => "recover-rejoin",
         Recovery::Rebuild { .. } => "recover-rebuild",
         Recovery::Restore { .. } => "recover-restore",
         Recovery::Switchover { .. } => "switchover",
@@ -111,7 +114,9 @@ pub fn recover(
                 engine.unfence_plan(),
                 resolve::unfence(&topology, options.force)?,
             ),
-            Recovery::Rejoin => (engine.rejoin_plan(), resolve::rejoin(&topology)?),
+            Recovery::Rejoin { rewind } => {
+                (engine.rejoin_plan(*rewind), resolve::rejoin(&topology)?)
+            }
             Recovery::Rebuild { .. } => (
                 engine.rebuild_plan(),
                 resolve::rebuild(
@@ -192,7 +197,7 @@ pub fn recover(
             "recover rebuild: done in {took}: {} holds a fresh copy of {source}'s data and replicates from it; its previous data was moved aside.",
             crate::topology::and_list(&roles.targets)
         ),
-        (Recovery::Rejoin, false) => format!(
+        (Recovery::Rejoin { .. }, false) => format!(
             "recover rejoin: done in {took}: every other node replicates from {source}, and the links are alive."
         ),
     };

@@ -114,7 +114,12 @@ impl Engine for MariaDb {
 
     fn rebuild_plan(&self) -> Plan {
         let mut steps = self.init_plan().steps;
-        steps.insert(1, Box::new(recover::DiscardSeed));
+        steps.insert(
+            1,
+            Box::new(crate::rebuild::DiscardSeed {
+                record: layout::SEED_RECORD,
+            }),
+        );
         Plan {
             operation: "recover-rebuild",
             steps,
@@ -139,7 +144,15 @@ impl Engine for MariaDb {
         }
     }
 
-    fn rejoin_plan(&self) -> Plan {
+    fn rejoin_plan(&self, rewind: bool) -> Plan {
+        if rewind {
+            return Plan::refused(
+                "recover-rejoin",
+                "--rewind is for PostgreSQL: MariaDB cannot rewind a node. A node with transactions \
+                 the primary never got is re-seeded instead: ha-setup recover rebuild NODE"
+                    .into(),
+            );
+        }
         Plan {
             operation: "recover-rejoin",
             steps: vec![Box::new(recover::Rejoin), Box::new(link::VerifyLink)],

@@ -16,7 +16,7 @@ use super::link::{change_master, source_port};
 use super::observe::{self, holdings};
 use super::primary::password;
 use crate::error::Exit;
-use crate::host::{Cmd, Host, HostExt, quote};
+use crate::host::Host;
 use crate::node::NodeName;
 use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
 use crate::secret::Secret;
@@ -466,56 +466,6 @@ impl Step for Rejoin {
         }
         Ok(if actions.is_empty() {
             Verdict::Done(done.join("; "))
-        } else {
-            Verdict::Todo(actions)
-        })
-    }
-}
-
-/// rebuild's first step: set the target's seed record aside, so package, transfer and
-/// unpack seed it afresh (its datadir is moved aside by unpack, as in init).
-pub struct DiscardSeed;
-
-impl Step for DiscardSeed {
-    fn name(&self) -> &'static str {
-        "discard-seed"
-    }
-
-    fn purpose(&self) -> &'static str {
-        "the replica's copy is to be replaced: set its seed record aside"
-    }
-
-    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let mut actions = Vec::new();
-        for target in cx.roles.targets.clone() {
-            if cx.observe(&target).writable_primary() {
-                return Err(Exit::refused(format!(
-                    "refusing to rebuild {target}: it takes writes (it is a primary).{}",
-                    cx.topology().table()
-                ))
-                .into());
-            }
-            let record = layout::SEED_RECORD;
-            let present = cx
-                .host(&target)
-                .run(&Cmd::new(format!("test -e {}", quote(record))).as_root())?
-                .success();
-            if !present {
-                continue;
-            }
-            let stamp = jiff::Timestamp::now()
-                .strftime("%Y%m%dT%H%M%SZ")
-                .to_string();
-            actions.push(Action::Run {
-                on: target.clone(),
-                why: format!("set the seed record aside ({record}.replaced-{stamp})"),
-                cmd: Cmd::new(format!("mv -- {r} {r}.replaced-{stamp}", r = quote(record)))
-                    .as_root(),
-                input: Input::None,
-            });
-        }
-        Ok(if actions.is_empty() {
-            Verdict::Done("no seed record: the next steps seed it".into())
         } else {
             Verdict::Todo(actions)
         })

@@ -24,6 +24,15 @@ pub const PGPASS: &str = "/etc/postgresql/ha-setup/pgpass";
 pub const SEED_RECORD: &str = "/var/lib/ha-setup/postgresql-seed.json";
 /// The tool's schema for the canary, in the `postgres` database.
 pub const SCHEMA: &str = "ha_setup";
+/// The role pg_rewind logs in to the primary as (rejoin): no superuser over the network.
+pub const REWIND_ROLE: &str = "ha_setup_rewind";
+/// What pg_rewind reads the source's files with (PostgreSQL's documentation of pg_rewind).
+pub const REWIND_FUNCTIONS: [&str; 4] = [
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+];
 /// Marks the lines ha-setup keeps at the top of `pg_hba.conf` (PostgreSQL 15 has no
 /// include for it): everything between is ha-setup's, everything else the operator's.
 pub const HBA_BEGIN: &str = "# BEGIN ha-setup: replication between the cluster's nodes (kept by ha-setup; edit its config instead)";
@@ -245,6 +254,10 @@ pub struct Settings {
     pub tls: bool,
     /// Set on a standby: where it streams from.
     pub upstream: Option<Upstream>,
+    /// Settings a hot standby needs at least as high as its primary's (or it does not
+    /// start), with the value: the larger of this node's and the primary's, on every node,
+    /// since any of them may become the primary.
+    pub floors: Vec<(&'static str, u32)>,
 }
 
 /// Settings only a restart applies, as (name, running value, wanted value).
@@ -272,7 +285,18 @@ impl Settings {
             max_slot_wal_keep_size: config.postgresql.max_slot_wal_keep_size.clone(),
             tls: config.replication.tls,
             upstream,
+            floors: floors(server, server, config),
         }
+    }
+
+    /// The floors taken from the primary too (see [`Settings::floors`]).
+    pub fn at_least(mut self, primary: &Server, config: &Config) -> Settings {
+        let own: std::collections::HashMap<&str, u32> = self.floors.iter().copied().collect();
+        self.floors = floors(primary, primary, config)
+            .into_iter()
+            .map(|(name, value)| (name, value.max(own.get(name).copied().unwrap_or(0))))
+            .collect();
+        self
     }
 
     pub fn render(&self) -> String {
@@ -309,6 +333,9 @@ impl Settings {
                 "ssl_key_file",
                 conf_string(&format!("{DIR}/server-key.pem")),
             );
+        }
+        for (name, value) in &self.floors {
+            set(name, value.to_string());
         }
         match &self.upstream {
             Some(up) => {
@@ -355,6 +382,12 @@ impl Settings {
                 self.max_replication_slots.to_string(),
             ));
         }
+        for (name, wanted) in &self.floors {
+            let running = running_value(server, name);
+            if running != *wanted {
+                out.push((name, running.to_string(), wanted.to_string()));
+            }
+        }
         if server.wal_log_hints != self.wal_log_hints {
             out.push((
                 "wal_log_hints",
@@ -363,6 +396,45 @@ impl Settings {
             ));
         }
         out
+    }
+}
+
+/// The floors of one server, the connections the application needs counted in
+/// (`[postgresql] app_instances` and `raise_max_connections`).
+fn floors(a: &Server, b: &Server, config: &Config) -> Vec<(&'static str, u32)> {
+    let mut connections = a.max_connections.max(b.max_connections);
+    if config.postgresql.raise_max_connections
+        && let Some(needed) = config.postgresql.connections_needed()
+    {
+        connections = connections.max(needed);
+    }
+    vec![
+        ("max_connections", connections),
+        (
+            "max_worker_processes",
+            a.max_worker_processes.max(b.max_worker_processes),
+        ),
+        (
+            "max_prepared_transactions",
+            a.max_prepared_transactions.max(b.max_prepared_transactions),
+        ),
+        (
+            "max_locks_per_transaction",
+            a.max_locks_per_transaction.max(b.max_locks_per_transaction),
+        ),
+    ]
+    .into_iter()
+    // A value the server did not report (0) is not written: the server's own stays.
+    .filter(|(name, value)| *value > 0 || *name == "max_prepared_transactions")
+    .collect()
+}
+
+fn running_value(server: &Server, name: &str) -> u32 {
+    match name {
+        "max_connections" => server.max_connections,
+        "max_worker_processes" => server.max_worker_processes,
+        "max_prepared_transactions" => server.max_prepared_transactions,
+        _ => server.max_locks_per_transaction,
     }
 }
 
@@ -411,8 +483,8 @@ pub fn hba_with_block(current: &str, lines: &[String]) -> String {
     out
 }
 
-/// The block's lines: the replication user from every other node, by password (SCRAM),
-/// over TLS when it is on.
+/// The block's lines: the replication role from every other node, and the rewind role to
+/// the `postgres` database, by password (SCRAM), over TLS when it is on.
 pub fn hba_lines(config: &Config, on: &NodeName) -> Vec<String> {
     let kind = if config.replication.tls {
         "hostssl"
@@ -423,12 +495,15 @@ pub fn hba_lines(config: &Config, on: &NodeName) -> Vec<String> {
         .nodes
         .iter()
         .filter(|(name, _)| *name != on)
-        .map(|(_, node)| {
-            format!(
-                "{kind} replication {} {} scram-sha-256",
-                config.replication.user,
-                hba_address(node.replication_address())
-            )
+        .flat_map(|(_, node)| {
+            let address = hba_address(node.replication_address());
+            [
+                format!(
+                    "{kind} replication {} {address} scram-sha-256",
+                    config.replication.user
+                ),
+                format!("{kind} postgres {REWIND_ROLE} {address} scram-sha-256"),
+            ]
         })
         .collect()
 }
@@ -496,5 +571,58 @@ mod tests {
             c.incoming_dir(),
             "/var/lib/postgresql/15/main/.ha-setup-incoming-15-main"
         );
+    }
+
+    fn server(max_connections: u32, workers: u32) -> Server {
+        let text = format!(
+            r#"{{"version_num": 150018, "version": "15.18", "in_recovery": false, "replay_paused": false, "datadir": "/d", "port": 5432, "listen_addresses": "localhost", "wal_level": "replica", "max_wal_senders": 10, "max_replication_slots": 10, "wal_log_hints": true, "data_checksums": false, "ssl": true, "max_connections": {max_connections}, "max_worker_processes": {workers}, "max_prepared_transactions": 0, "max_locks_per_transaction": 64, "system_identifier": "1", "timeline": 1, "current_lsn": "0/1", "receive_lsn": null, "replay_lsn": null, "replay_age": null, "primary_conninfo": "", "primary_slot_name": "", "pending_restart": [], "receiving": false, "receiver": null, "replicas": [], "slots": []}}"#
+        );
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn config(extra: &str) -> Config {
+        Config::parse(
+            &format!(
+                "engine = \"postgresql\"\n[primary]\nhost = \"10.0.0.1\"\n[secondary]\nhost = \"10.0.0.2\"\n{extra}"
+            ),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_standby_runs_with_at_least_its_primarys_limits() {
+        let config = config("");
+        let name = NodeName::new("secondary");
+        let standby = Settings::new(&config, &name, &server(100, 16), None)
+            .at_least(&server(300, 8), &config);
+        let text = standby.render();
+        assert!(text.contains("max_connections = 300\n"), "{text}");
+        assert!(text.contains("max_worker_processes = 16\n"), "{text}");
+        // Running with less, it needs a restart; the primary's own values need none.
+        assert!(
+            standby
+                .needs_restart(&server(100, 16))
+                .iter()
+                .any(|(n, _, _)| *n == "max_connections")
+        );
+        let primary = Settings::new(&config, &NodeName::new("primary"), &server(300, 8), None);
+        assert!(
+            primary
+                .needs_restart(&server(300, 8))
+                .iter()
+                .all(|(n, _, _)| *n == "listen_addresses")
+        );
+    }
+
+    #[test]
+    fn the_applications_connections_are_raised_only_when_asked() {
+        let asked = config("[postgresql]\napp_instances = 4\nraise_max_connections = true\n");
+        assert_eq!(asked.postgresql.connections_needed(), Some(165));
+        let settings = Settings::new(&asked, &NodeName::new("primary"), &server(100, 8), None);
+        assert!(settings.render().contains("max_connections = 165\n"));
+        let warned = config("[postgresql]\napp_instances = 4\n");
+        let settings = Settings::new(&warned, &NodeName::new("primary"), &server(100, 8), None);
+        assert!(settings.render().contains("max_connections = 100\n"));
     }
 }

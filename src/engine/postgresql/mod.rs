@@ -10,21 +10,23 @@ pub mod position;
 pub mod preflight;
 pub mod primary;
 pub mod recover;
+pub mod rejoin;
+pub mod restore;
 pub mod scram;
 pub mod seed;
 pub mod service;
 pub mod standby;
 pub mod stream;
+pub mod switchover;
 
 use std::cmp::Ordering;
 use std::time::Duration;
 
 use super::{Canary, Engine};
 use crate::config::Config;
-use crate::error::Exit;
 use crate::host::Host;
 use crate::node::NodeName;
-use crate::plan::{Ctx, Plan, Step, Verdict};
+use crate::plan::Plan;
 use crate::topology::Observed;
 
 pub struct PostgreSql;
@@ -127,19 +129,58 @@ impl Engine for PostgreSql {
     }
 
     fn rebuild_plan(&self) -> Plan {
-        not_yet("recover-rebuild")
+        let mut steps = self.init_plan().steps;
+        steps.insert(
+            1,
+            Box::new(crate::rebuild::DiscardSeed {
+                record: layout::SEED_RECORD,
+            }),
+        );
+        steps.insert(2, Box::new(recover::Detach));
+        Plan {
+            operation: "recover-rebuild",
+            steps,
+        }
     }
 
-    fn restore_plan(&self, _bundle: &std::path::Path, _force: bool) -> Plan {
-        not_yet("recover-restore")
+    fn restore_plan(&self, bundle: &std::path::Path, force: bool) -> Plan {
+        Plan {
+            operation: "recover-restore",
+            steps: vec![
+                Box::new(restore::CheckTarget {
+                    force,
+                    bundle: bundle.to_owned(),
+                }),
+                Box::new(restore::Receive {
+                    bundle: bundle.to_owned(),
+                }),
+                Box::new(seed::Unpack),
+                Box::new(restore::ConfigureRestored),
+                Box::new(restore::StartAsPrimary),
+            ],
+        }
     }
 
-    fn rejoin_plan(&self) -> Plan {
-        not_yet("recover-rejoin")
+    fn rejoin_plan(&self, rewind: bool) -> Plan {
+        Plan {
+            operation: "recover-rejoin",
+            steps: vec![
+                Box::new(rejoin::Rejoin { rewind }),
+                Box::new(link::VerifyLink),
+            ],
+        }
     }
 
     fn switchover_plan(&self) -> Plan {
-        not_yet("switchover")
+        Plan {
+            operation: "switchover",
+            steps: vec![
+                Box::new(switchover::Switch),
+                Box::new(recover::Promote),
+                Box::new(switchover::Follow),
+                Box::new(link::VerifyLink),
+            ],
+        }
     }
 
     fn bundle_to(
@@ -162,36 +203,5 @@ impl Engine for PostgreSql {
         timeout: Duration,
     ) -> anyhow::Result<Canary> {
         link::canary(source, replicas, seen, timeout)
-    }
-}
-
-/// An operation this version does not do for PostgreSQL yet: refused before anything is
-/// read or changed, saying so, rather than half-done.
-fn not_yet(operation: &'static str) -> Plan {
-    Plan {
-        operation,
-        steps: vec![Box::new(NotYet(operation))],
-    }
-}
-
-struct NotYet(&'static str);
-
-impl Step for NotYet {
-    fn name(&self) -> &'static str {
-        "refuse"
-    }
-
-    fn purpose(&self) -> &'static str {
-        "an operation this version cannot do for PostgreSQL"
-    }
-
-    fn check(&self, _cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        Err(Exit::usage(format!(
-            "`{}` is not available for engine = \"postgresql\" in this version of ha-setup; \
-             init, status, recover promote and recover unfence are. To re-seed a standby by \
-             hand: stop it, move its data directory aside, and run `ha-setup init` again",
-            self.0.replace('-', " ")
-        ))
-        .into())
     }
 }

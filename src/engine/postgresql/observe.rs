@@ -36,6 +36,9 @@ pub const STATE_SQL: &str = "SELECT json_build_object(\
  'data_checksums', current_setting('data_checksums') = 'on',\
  'ssl', current_setting('ssl') = 'on',\
  'max_connections', current_setting('max_connections')::int,\
+ 'max_worker_processes', current_setting('max_worker_processes')::int,\
+ 'max_prepared_transactions', current_setting('max_prepared_transactions')::int,\
+ 'max_locks_per_transaction', current_setting('max_locks_per_transaction')::int,\
  'system_identifier', (SELECT system_identifier::text FROM pg_control_system()),\
  'timeline', (SELECT timeline_id FROM pg_control_checkpoint()),\
  'current_lsn', CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,\
@@ -68,6 +71,14 @@ pub struct Server {
     pub data_checksums: bool,
     pub ssl: bool,
     pub max_connections: u32,
+    /// With max_connections, what a hot standby must run with at least as much of as its
+    /// primary, or it does not start.
+    #[serde(default)]
+    pub max_worker_processes: u32,
+    #[serde(default)]
+    pub max_prepared_transactions: u32,
+    #[serde(default)]
+    pub max_locks_per_transaction: u32,
     pub system_identifier: String,
     pub timeline: u32,
     pub current_lsn: Option<String>,

@@ -126,6 +126,28 @@ impl Step for Preflight {
                     theirs.system_identifier
                 )));
             }
+            // The standby's slot name on the primary, if something else holds it.
+            let slot = layout::slot_name(target);
+            if let Some(taken) = server.slot(&slot)
+                && (taken.slot_type != "physical"
+                    || (taken.active
+                        && !server
+                            .replicas
+                            .iter()
+                            .any(|r| r.application_name == target.as_str())))
+            {
+                out.push(Finding::failed(
+                    format!(
+                        "{source}: the slot {slot} is there already and is not {target}'s ({} slot{})",
+                        taken.slot_type,
+                        if taken.active { ", in use by another client" } else { "" }
+                    ),
+                    format!(
+                        "find who uses it (SELECT * FROM pg_replication_slots WHERE slot_name = '{slot}'; SELECT * FROM pg_stat_replication), \
+                         stop that client and drop it (SELECT pg_drop_replication_slot('{slot}')), or name the node differently in the config"
+                    ),
+                ));
+            }
             let address = cx.node(&source).replication_address().to_owned();
             let port = cx.node(&source).db_port.unwrap_or(server.port);
             let listening = server
@@ -141,9 +163,35 @@ impl Step for Preflight {
                 "PostgreSQL listens on its own address list until prepare-primary",
             ));
         }
+        connections(cx, &server, &mut out);
         space(cx, &server, &mut out)?;
         Ok(finish(cx, out))
     }
+}
+
+/// The application's connections (`[postgresql] app_instances`, MAAS: 40 per region
+/// controller) against the primary's `max_connections`: a warning with the exact setting,
+/// or what init will set when the config lets it.
+fn connections(cx: &mut Ctx<'_>, server: &Server, out: &mut Vec<Finding>) {
+    let pg = &cx.config.postgresql;
+    let (Some(instances), Some(needed)) = (pg.app_instances, pg.connections_needed()) else {
+        return;
+    };
+    let source = cx.roles.source.clone();
+    let what = format!(
+        "connections: {instances} application instance(s) × {} and 5 reserved need max_connections = {needed}; {source} has {}",
+        pg.connections_per_instance, server.max_connections
+    );
+    out.push(Finding::ok(if server.max_connections >= needed {
+        what
+    } else if pg.raise_max_connections {
+        format!("{what}: init raises it to {needed} on every node (a restart, announced)")
+    } else {
+        format!(
+            "WARNING {what}: too low. Set `max_connections = {needed}` in {source}'s postgresql.conf and on every standby (a restart), \
+             or let init do it: [postgresql] raise_max_connections = true"
+        )
+    }));
 }
 
 fn finish(cx: &mut Ctx<'_>, out: Vec<Finding>) -> Verdict {

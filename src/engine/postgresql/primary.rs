@@ -66,7 +66,7 @@ impl Step for PreparePrimary {
             });
         }
         actions.extend(pgpass(cx, &source, &secret)?);
-        actions.extend(role(cx, &cluster, &secret)?);
+        actions.extend(roles(cx, &cluster, &secret)?);
         let restart = settings.needs_restart(&server);
         let took_writes = !server.in_recovery;
         if !restart.is_empty() {
@@ -237,8 +237,9 @@ pub fn reopen_sql() -> String {
 pub fn pgpass(cx: &mut Ctx<'_>, on: &NodeName, secret: &Secret) -> anyhow::Result<Option<Action>> {
     let escape = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
     let line = format!(
-        "*:*:*:{}:{SECRET_MARK}\n",
-        escape(&cx.config.replication.user)
+        "*:*:*:{}:{SECRET_MARK}\n*:*:*:{}:{SECRET_MARK}\n",
+        escape(&cx.config.replication.user),
+        escape(layout::REWIND_ROLE)
     );
     let wanted = Secret::new(line.replace(SECRET_MARK, &escape(secret.expose())));
     if read_optional(cx.host(on), layout::PGPASS)?.as_deref() == Some(wanted.expose().as_bytes()) {
@@ -256,57 +257,97 @@ pub fn pgpass(cx: &mut Ctx<'_>, on: &NodeName, secret: &Secret) -> anyhow::Resul
     }))
 }
 
-/// The replication role: LOGIN and REPLICATION only, set by its SCRAM verifier.
-fn role(cx: &mut Ctx<'_>, cluster: &Cluster, secret: &Secret) -> anyhow::Result<Option<Action>> {
+/// The roles the other nodes log in as, each set by its SCRAM verifier, with nothing more
+/// than it needs: the replication role (LOGIN, REPLICATION) and the rewind role (LOGIN, and
+/// EXECUTE on the functions pg_rewind reads the primary's files with, as PostgreSQL's
+/// documentation lists them), so pg_rewind never logs in as a superuser over the network.
+fn roles(cx: &mut Ctx<'_>, cluster: &Cluster, secret: &Secret) -> anyhow::Result<Vec<Action>> {
     let user = cx.config.replication.user.clone();
-    #[derive(serde::Deserialize)]
-    struct Row {
-        exists: bool,
-        login: Option<bool>,
-        replication: Option<bool>,
-        superuser: Option<bool>,
-        verifier: Option<String>,
+    let mut actions = Vec::new();
+    for (name, replication, grants) in [
+        (user.as_str(), true, &[][..]),
+        (layout::REWIND_ROLE, false, &layout::REWIND_FUNCTIONS[..]),
+    ] {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            exists: bool,
+            login: Option<bool>,
+            replication: Option<bool>,
+            superuser: Option<bool>,
+            verifier: Option<String>,
+            granted: Option<bool>,
+        }
+        let granted = if grants.is_empty() {
+            "true".to_owned()
+        } else {
+            grants
+                .iter()
+                .map(|f| {
+                    format!(
+                        "has_function_privilege({}, {}, 'EXECUTE')",
+                        literal(name),
+                        literal(f)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        let row: Row = client::json(
+            cx.source(),
+            &cluster.id(),
+            &format!(
+                "SELECT json_build_object('exists', count(*) > 0, 'login', bool_and(rolcanlogin), \
+                 'replication', bool_and(rolreplication), 'superuser', bool_or(rolsuper), \
+                 'verifier', max(rolpassword), 'granted', CASE WHEN count(*) > 0 THEN {granted} END) \
+                 FROM pg_authid WHERE rolname = {}",
+                literal(name)
+            ),
+        )?;
+        let verifier_ok = row
+            .verifier
+            .as_deref()
+            .is_some_and(|v| scram::matches(v, secret));
+        if row.exists
+            && row.login == Some(true)
+            && row.replication == Some(replication)
+            && row.superuser == Some(false)
+            && row.granted == Some(true)
+            && verifier_ok
+        {
+            continue;
+        }
+        let verifier = scram::verifier(secret)?;
+        let ident = client::ident(name);
+        let verb = if row.exists {
+            format!("ALTER ROLE {ident}")
+        } else {
+            format!("CREATE ROLE {ident}")
+        };
+        let mut sql = format!(
+            "{verb} WITH LOGIN {} NOSUPERUSER PASSWORD '{SECRET_MARK}';\n",
+            if replication {
+                "REPLICATION"
+            } else {
+                "NOREPLICATION"
+            }
+        );
+        for function in grants {
+            sql.push_str(&format!(
+                "GRANT EXECUTE ON FUNCTION {function} TO {ident};\n"
+            ));
+        }
+        actions.push(Action::Run {
+            on: cx.roles.source.clone(),
+            why: if replication {
+                format!("replication role {name}: LOGIN and REPLICATION only, set by its password's SCRAM verifier")
+            } else {
+                format!("rewind role {name}: LOGIN and EXECUTE on pg_rewind's four file functions only, set by the same password's SCRAM verifier")
+            },
+            cmd: client::command(&cluster.id()),
+            input: Input::WithSecret(sql, verifier),
+        });
     }
-    let row: Row = client::json(
-        cx.source(),
-        &cluster.id(),
-        &format!(
-            "SELECT json_build_object('exists', count(*) > 0, 'login', bool_and(rolcanlogin), \
-             'replication', bool_and(rolreplication), 'superuser', bool_or(rolsuper), \
-             'verifier', max(rolpassword)) FROM pg_authid WHERE rolname = {}",
-            literal(&user)
-        ),
-    )?;
-    let verifier_ok = row
-        .verifier
-        .as_deref()
-        .is_some_and(|v| scram::matches(v, secret));
-    if row.exists
-        && row.login == Some(true)
-        && row.replication == Some(true)
-        && row.superuser == Some(false)
-        && verifier_ok
-    {
-        return Ok(None);
-    }
-    let verifier = scram::verifier(secret)?;
-    let name = client::ident(&user);
-    let verb = if row.exists {
-        format!("ALTER ROLE {name}")
-    } else {
-        format!("CREATE ROLE {name}")
-    };
-    Ok(Some(Action::Run {
-        on: cx.roles.source.clone(),
-        why: format!(
-            "replication role {user}: LOGIN and REPLICATION only, set by its password's SCRAM verifier"
-        ),
-        cmd: client::command(&cluster.id()),
-        input: Input::WithSecret(
-            format!("{verb} WITH LOGIN REPLICATION NOSUPERUSER PASSWORD '{SECRET_MARK}';\n"),
-            verifier,
-        ),
-    }))
+    Ok(actions)
 }
 
 /// One physical slot per standby on the primary, reserving WAL from now: the standby's

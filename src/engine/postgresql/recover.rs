@@ -258,3 +258,104 @@ impl Step for Unfence {
         )]))
     }
 }
+
+/// rebuild, before the copy: a standby that streams through its slot now would move the
+/// slot on while its new copy is taken, past WAL the copy needs once it starts. It streams
+/// without the slot until the copy is in place (configure-standbys gives it back), and the
+/// slot is made again, keeping WAL from before the copy.
+pub struct Detach;
+
+impl Step for Detach {
+    fn name(&self) -> &'static str {
+        "detach-slot"
+    }
+
+    fn purpose(&self) -> &'static str {
+        "the standby streams without its slot until its new copy is in place; the slot is made again"
+    }
+
+    fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
+        let primary = cx.roles.source.clone();
+        let primary_cluster = layout::cluster(cx, &primary)?;
+        let mut actions = Vec::new();
+        for target in cx.roles.targets.clone() {
+            if cx.predicting() {
+                continue;
+            }
+            // A copy already placed, or on its way: the slot was made before it.
+            if super::seed::has_copy(cx, &target)?.is_some() || super::seed::arrived(cx, &target)? {
+                continue;
+            }
+            let seen = cx.observe(&target);
+            let slot = layout::slot_name(&target);
+            if let Some(server) = observe::server(&seen).cloned()
+                && server.primary_slot_name == slot
+            {
+                let cluster = layout::cluster(cx, &target)?;
+                let port = cx.node(&primary).db_port.unwrap_or(primary_cluster.port);
+                let mut upstream = layout::Upstream::new(cx.config, &primary, &target, port);
+                upstream.slot.clear();
+                let settings = Settings::new(cx.config, &target, &server, Some(upstream));
+                actions.extend(settings_file(cx, &target, &cluster, &settings)?);
+                actions.push(Action::Run {
+                    on: target.clone(),
+                    why: "reload: stream without the slot for now".into(),
+                    cmd: client::command(&cluster.id()),
+                    input: Input::Text("SELECT pg_reload_conf();\n".into()),
+                });
+            }
+            let id = primary_cluster.id();
+            let on = primary.clone();
+            actions.push(Action::Call {
+                on: vec![primary.clone()],
+                why: format!(
+                    "make the slot {slot} again on {primary}, keeping WAL from now, before the copy is taken"
+                ),
+                call: Call::new(move |cx| {
+                    remake_slot(cx.host(&on), &id, &slot)?;
+                    Ok(vec![format!("{on}: slot {slot} made again")])
+                }),
+            });
+        }
+        Ok(if actions.is_empty() {
+            Verdict::Done("no standby streams through its slot".into())
+        } else {
+            Verdict::Todo(actions)
+        })
+    }
+}
+
+/// Drops `slot` once nothing streams through it (bounded), and makes it again with WAL
+/// reserved from now.
+fn remake_slot(host: &mut dyn crate::host::Host, cluster: &str, slot: &str) -> anyhow::Result<()> {
+    let name = client::literal(slot);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let active: bool = client::json(
+            host,
+            cluster,
+            &format!(
+                "SELECT to_json(EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = {name} AND active))"
+            ),
+        )?;
+        if !active {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "the slot {slot} on {} is still in use 30 s after its standby was told to stream without it",
+                host.label()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    client::execute(
+        host,
+        cluster,
+        &Input::Text(format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {name};\n\
+             SELECT pg_create_physical_replication_slot({name}, true);\n"
+        )),
+    )?;
+    Ok(())
+}

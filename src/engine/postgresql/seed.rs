@@ -49,11 +49,8 @@ pub fn seeded(host: &mut dyn Host) -> anyhow::Result<Option<SeedRecord>> {
 }
 
 /// Why a target needs no new copy, if it needs none: it holds a copy of the source's
-/// cluster placed by ha-setup, or it streams from the source already.
+/// cluster placed by ha-setup, or it streams from the source already (not for rebuild).
 pub fn has_copy(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<Option<String>> {
-    if cx.roles.fresh_copy {
-        return Ok(None);
-    }
     let source = cx.roles.source.clone();
     let source_system = observe::server(&cx.observe(&source)).map(|s| s.system_identifier.clone());
     if let Some(record) = seeded(cx.host(target))?
@@ -64,13 +61,22 @@ pub fn has_copy(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<Option<St
             record.source_host, record.created_at
         )));
     }
+    // rebuild wants a new copy where the target streams already (its seed record was set
+    // aside by its first step, so a copy placed by this rebuild still counts, above).
     let seen = cx.observe(target);
-    if seen.upstream().and_then(|up| up.node.as_ref()) == Some(&source)
+    if !cx.roles.fresh_copy
+        && seen.upstream().and_then(|up| up.node.as_ref()) == Some(&source)
         && observe::server(&seen).map(|s| &s.system_identifier) == source_system.as_ref()
     {
         return Ok(Some(format!("{target} streams from {source} already")));
     }
     Ok(None)
+}
+
+/// Whether a complete copy waits in the target's staging directory.
+pub fn arrived(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<bool> {
+    let cluster = layout::cluster(cx, target)?;
+    Ok(incoming(cx.host(target), &cluster)?.is_some())
 }
 
 fn needing_copy(cx: &mut Ctx<'_>) -> anyhow::Result<Vec<NodeName>> {
@@ -242,7 +248,7 @@ impl Step for Transfer {
 }
 
 /// An empty staging directory only root may enter, so the server never sees the copy early.
-fn staging(on: &NodeName, incoming: &str) -> Action {
+pub fn staging(on: &NodeName, incoming: &str) -> Action {
     Action::Run {
         on: on.clone(),
         why: format!("make an empty staging directory {incoming}"),

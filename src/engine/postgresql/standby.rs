@@ -8,8 +8,10 @@ use super::layout::{self, Settings, Upstream};
 use super::observe;
 use super::primary::{certificates, fence_file, hba, pgpass, settings_file};
 use super::service;
+use crate::host::FileMode;
 use crate::node::NodeName;
-use crate::plan::{Action, Ctx, Input, Step, Verdict};
+use crate::password::{PASSWORD_FILE, read_optional};
+use crate::plan::{Action, Ctx, Input, SECRET_MARK, Step, Verdict};
 
 /// Run in the same session right after a promotion, which removes `standby.signal`: the
 /// server writes it again in its own data directory, so a restart still comes up fenced.
@@ -68,18 +70,30 @@ pub fn configure(
         actions.extend(certificates(cx.host(target), target, &address, &cluster)?);
     }
     actions.extend(hba(cx, target, &cluster)?);
+    // Kept here too: when this node is promoted, the others' password is read from it.
+    if read_optional(cx.host(target), PASSWORD_FILE)?.as_deref() != Some(secret.expose().as_bytes())
+    {
+        actions.push(Action::Write {
+            on: target.clone(),
+            why: "keep the replication password (root only)".into(),
+            path: PASSWORD_FILE.into(),
+            contents: Input::WithSecret(SECRET_MARK.into(), secret.clone()),
+            mode: FileMode::private(),
+        });
+    }
     actions.extend(pgpass(cx, target, secret)?);
     let upstream = Upstream::new(cx.config, primary, target, primary_port);
     // The settings follow the server's own values where it has raised them; a node whose
     // server is down (just seeded) takes the primary's, which its copy came with.
-    let base = match observe::server(&seen) {
-        Some(server) => server.clone(),
-        None => match observe::server(&cx.observe(primary)) {
-            Some(server) => server.clone(),
-            None => anyhow::bail!("PostgreSQL on {primary} does not answer"),
-        },
+    let Some(primary_server) = observe::server(&cx.observe(primary)).cloned() else {
+        anyhow::bail!("PostgreSQL on {primary} does not answer");
     };
-    let settings = Settings::new(cx.config, target, &base, Some(upstream));
+    let base = observe::server(&seen)
+        .cloned()
+        .unwrap_or_else(|| primary_server.clone());
+    // A hot standby does not start with less of some settings than its primary has.
+    let settings = Settings::new(cx.config, target, &base, Some(upstream))
+        .at_least(&primary_server, cx.config);
     let changed = settings_file(cx, target, &cluster, &settings)?;
     let reload = !actions.is_empty() || changed.is_some();
     actions.extend(changed);
