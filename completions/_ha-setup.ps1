@@ -137,7 +137,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
             [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
             [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)')
-            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh database install a primary from a bundle file (disaster recovery)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -178,6 +178,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
         'ha-setup;recover;rejoin' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--rewind', '--rewind', [CompletionResultType]::ParameterName, 'PostgreSQL: rewind an old primary whose WAL holds transactions the new primary never got (pg_rewind). They are discarded from the database; its WAL is kept aside first')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Go on although a safety check refused (the precondition table says what it saw)')
@@ -234,7 +235,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
             [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
             [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)')
-            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh database install a primary from a bundle file (disaster recovery)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -451,7 +452,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
             [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
             [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)')
-            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh database install a primary from a bundle file (disaster recovery)')
             break
         }
         'ha-setup;help;recover;promote' {

@@ -1109,7 +1109,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover__subcmd__rejoin)
-            opts="-y -c -v -q -h -V --yes --force --dry-run --config --verbose --quiet --help --version"
+            opts="-y -c -v -q -h -V --rewind --yes --force --dry-run --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -128,7 +128,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
             cand rebuild 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
-            cand restore 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
+            cand restore 'Make a fresh database install a primary from a bundle file (disaster recovery)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;recover;promote'= {
@@ -166,6 +166,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;recover;rejoin'= {
             cand -c 'Config file [default: ./ha-setup.toml]'
             cand --config 'Config file [default: ./ha-setup.toml]'
+            cand --rewind 'PostgreSQL: rewind an old primary whose WAL holds transactions the new primary never got (pg_rewind). They are discarded from the database; its WAL is kept aside first'
             cand -y 'Answer yes to every question; never prompt'
             cand --yes 'Answer yes to every question; never prompt'
             cand --force 'Go on although a safety check refused (the precondition table says what it saw)'
@@ -219,7 +220,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
             cand rebuild 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
-            cand restore 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
+            cand restore 'Make a fresh database install a primary from a bundle file (disaster recovery)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ha-setup;recover;help;promote'= {
@@ -405,7 +406,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
             cand rebuild 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
-            cand restore 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
+            cand restore 'Make a fresh database install a primary from a bundle file (disaster recovery)'
         }
         &'ha-setup;help;recover;promote'= {
         }

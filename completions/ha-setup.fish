@@ -88,7 +88,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fis
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "unfence" -d 'Reopen writes on the primary after a planned restart (it comes back read-only)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "rejoin" -d 'Make the old primary a replica of the new one; refused if its history diverged'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "rebuild" -d 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "restore" -d 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "restore" -d 'Make a fresh database install a primary from a bundle file (disaster recovery)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and not __fish_seen_subcommand_from promote unfence rejoin rebuild restore help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from promote" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from promote" -s y -l yes -d 'Answer yes to every question; never prompt'
@@ -107,6 +107,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_se
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from unfence" -s h -l help -d 'Print help'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from unfence" -s V -l version -d 'Print version'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rejoin" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rejoin" -l rewind -d 'PostgreSQL: rewind an old primary whose WAL holds transactions the new primary never got (pg_rewind). They are discarded from the database; its WAL is kept aside first'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rejoin" -s y -l yes -d 'Answer yes to every question; never prompt'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rejoin" -l force -d 'Go on although a safety check refused (the precondition table says what it saw)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from rejoin" -l dry-run -d 'Run the read-only checks and print what each step would run, changing nothing'
@@ -137,7 +138,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_se
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "unfence" -d 'Reopen writes on the primary after a planned restart (it comes back read-only)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "rejoin" -d 'Make the old primary a replica of the new one; refused if its history diverged'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "rebuild" -d 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "restore" -d 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "restore" -d 'Make a fresh database install a primary from a bundle file (disaster recovery)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand recover; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -s c -l config -d 'Config file [default: ./ha-setup.toml]' -r -F
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand bundle; and not __fish_seen_subcommand_from create inspect verify help" -s v -l verbose -d 'Say more: -v shows what runs on which host, -vv adds debug detail'
@@ -218,7 +219,7 @@ complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "unfence" -d 'Reopen writes on the primary after a planned restart (it comes back read-only)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "rejoin" -d 'Make the old primary a replica of the new one; refused if its history diverged'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "rebuild" -d 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
-complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "restore" -d 'Make a fresh MariaDB install a primary from a bundle file (disaster recovery)'
+complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from recover" -f -a "restore" -d 'Make a fresh database install a primary from a bundle file (disaster recovery)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "create" -d 'Take a consistent snapshot of the primary and write it as a bundle file'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "inspect" -d 'Print a bundle\'s manifest: engine, version, source host, position, files (read from its end; the data is checked by `verify`)'
 complete -c ha-setup -n "__fish_ha_setup_using_subcommand help; and __fish_seen_subcommand_from bundle" -f -a "verify" -d 'Check every file of a bundle against its manifest (size and SHA-256)'

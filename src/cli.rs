@@ -195,7 +195,7 @@ pub enum RecoverCommand {
         ha-setup recover rebuild db1 --from db2 --yes           # when no node is provably the primary")]
     Rebuild(RebuildArgs),
 
-    /// Make a fresh MariaDB install a primary from a bundle file (disaster recovery)
+    /// Make a fresh database install a primary from a bundle file (disaster recovery)
     #[command(after_help = "Example:\n  \
         ha-setup recover restore -c ha-setup.toml --bundle /backup/db1.bundle --target secondary --yes")]
     Restore(RestoreArgs),
