@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Node};
 use crate::engine::Engine;
-use crate::host::{Cmd, FileMode, Host};
+use crate::host::{Cmd, FileMode, Host, HostExt};
 use crate::node::Hosts;
 use crate::secret::Secret;
 use crate::topology::{Observed, Topology};
@@ -129,6 +129,27 @@ impl Call {
         call: impl Fn(&mut Ctx<'_>) -> anyhow::Result<Vec<String>> + Send + Sync + 'static,
     ) -> Call {
         Call(Arc::new(call))
+    }
+}
+
+impl Call {
+    /// Runs one script on `on`, as one action on the host (so its own undo runs there,
+    /// connection or not), and hands its output lines to the operator, each naming the node.
+    pub fn script(on: NodeName, cmd: Cmd) -> Call {
+        Call::new(move |cx| {
+            let host = cx.host(&on);
+            let label = host.label().to_owned();
+            tracing::info!("[{label}] {}", cmd.script);
+            let output = host.run(&cmd)?;
+            if !output.success() {
+                anyhow::bail!("on {label}: {}", output.stderr.trim());
+            }
+            Ok(output
+                .stdout_text()
+                .lines()
+                .map(|line| format!("{on}: {line}"))
+                .collect())
+        })
     }
 }
 

@@ -76,11 +76,24 @@ fn a_hot_standby_streams_refuses_writes_and_takes_over_when_the_primary_is_lost(
         "app",
         "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g",
     );
-    // The standby's own cluster holds data of its own: it is moved aside, not deleted.
+    // The standby's cluster holds a database of its own: refused before anything changes.
     psql_ok(&lab, Host::Secondary, "postgres", "CREATE DATABASE mine");
     let config = config(&lab, "pg-pair");
     let state = state(&lab, "pair");
 
+    let refused = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains("databases of its own (mine)"),
+        "{refused:?}"
+    );
+    lab.exec(
+        Host::Primary,
+        "test ! -e /etc/postgresql/15/main/conf.d/90-ha-setup.conf",
+    )
+    .expect_code(0);
+    // Dropped: the cluster, now only PostgreSQL's own, is moved aside whole.
+    psql_ok(&lab, Host::Secondary, "postgres", "DROP DATABASE mine");
     let init = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
     init.expect_code(0);
     assert!(
@@ -163,6 +176,20 @@ fn a_hot_standby_streams_refuses_writes_and_takes_over_when_the_primary_is_lost(
     assert_eq!(status["link"], "alive");
     assert_eq!(status["nodes"][1]["role"], "replica");
     assert_eq!(status["nodes"][1]["io_running"], true);
+    let standbys = status["nodes"][0]["details"]["standbys"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        standbys.starts_with("secondary streaming lag_bytes="),
+        "{status}"
+    );
+    let slots = status["nodes"][0]["details"]["slots"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        slots.starts_with("ha_setup_secondary active=true wal_status=reserved"),
+        "{status}"
+    );
     let nagios = ha(
         &lab,
         &state,
@@ -641,4 +668,69 @@ fn bad_input_is_refused_before_anything_changes() {
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("no PostgreSQL cluster"), "{run:?}");
     untouched(&lab);
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_dead_standbys_slot_cannot_fill_the_primarys_disk() {
+    let lab = lab();
+    lab.reset();
+    let config = config(&lab, "pg-slot");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config).unwrap()
+            + "\n[postgresql]\nmax_slot_wal_keep_size = \"1GB\"\n",
+    )
+    .unwrap();
+    let state = state(&lab, "slot");
+    psql_ok(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "CREATE TABLE churn (i int)",
+    );
+    ha(&lab, &state, &["init", "-c", &config, "--yes"]).expect_code(0);
+    // The standby dies; the primary goes on writing well past the slot's bound.
+    lab.exec_ok(Host::Secondary, "pg_ctlcluster -m immediate 15 main stop");
+    psql_ok(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "DO \\$\\$ BEGIN FOR i IN 1..80 LOOP INSERT INTO churn VALUES (i); PERFORM pg_switch_wal(); END LOOP; END \\$\\$; CHECKPOINT",
+    );
+    assert_eq!(
+        psql_ok(
+            &lab,
+            Host::Primary,
+            "postgres",
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'ha_setup_secondary'"
+        ),
+        "lost"
+    );
+    // The primary kept at most the bound, and status says what happened and what to do.
+    let wal_bytes: u64 = lab
+        .exec_ok(
+            Host::Primary,
+            "du -s -B1 /var/lib/postgresql/15/main/pg_wal | cut -f1",
+        )
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(wal_bytes < (1u64 << 30) + (256 << 20), "{wal_bytes}");
+    lab.exec_ok(Host::Secondary, "pg_ctlcluster 15 main start");
+    let (code, status) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(4), "{status}");
+    let slots = status["nodes"][0]["details"]["slots"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(slots.contains("wal_status=lost"), "{status}");
+    // rebuild brings it back, through a slot made anew.
+    let rebuild = ha(
+        &lab,
+        &state,
+        &["recover", "rebuild", "-c", &config, "--yes"],
+    );
+    rebuild.expect_code(0);
+    let (code, status) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{status}");
 }

@@ -389,20 +389,7 @@ fn unpack(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<Vec<Action>> {
              {datadir} and record what the node holds; if anything fails once it is stopped, \
              the old data goes back and MariaDB starts again"
         ),
-        call: Call::new(move |cx| {
-            let host = cx.host(&on);
-            let label = host.label().to_owned();
-            tracing::info!("[{label}] {}", cmd.script);
-            let output = host.run(&cmd)?;
-            if !output.success() {
-                bail!("on {label}: {}", output.stderr.trim());
-            }
-            Ok(output
-                .stdout_text()
-                .lines()
-                .map(|line| format!("{on}: {line}"))
-                .collect())
-        }),
+        call: Call::script(on, cmd),
     });
     Ok(actions)
 }

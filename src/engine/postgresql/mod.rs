@@ -73,9 +73,11 @@ impl Engine for PostgreSql {
         if let Some(receiver) = &server.receiver {
             details.push(("wal_receiver", receiver.status.clone()));
         }
-        for slot in &server.slots {
-            details.push((
-                "slot",
+        // Several of each: one value, a list, so no entry hides another.
+        let slots: Vec<String> = server
+            .slots
+            .iter()
+            .map(|slot| {
                 format!(
                     "{} active={} wal_status={} retained_bytes={}",
                     slot.slot_name,
@@ -83,8 +85,29 @@ impl Engine for PostgreSql {
                     slot.wal_status.as_deref().unwrap_or("-"),
                     slot.retained_bytes
                         .map_or_else(|| "-".to_owned(), |b| b.to_string())
-                ),
-            ));
+                )
+            })
+            .collect();
+        if !slots.is_empty() {
+            details.push(("slots", slots.join("; ")));
+        }
+        let standbys: Vec<String> = server
+            .replicas
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} lag_bytes={} replay_lag={}",
+                    r.application_name,
+                    r.state.as_deref().unwrap_or("-"),
+                    r.lag_bytes
+                        .map_or_else(|| "-".to_owned(), |b| b.to_string()),
+                    r.replay_lag
+                        .map_or_else(|| "-".to_owned(), |s| format!("{s:.3}s"))
+                )
+            })
+            .collect();
+        if !standbys.is_empty() {
+            details.push(("standbys", standbys.join("; ")));
         }
         details
     }

@@ -50,7 +50,7 @@ pub const STATE_SQL: &str = "SELECT json_build_object(\
  'pending_restart', (SELECT coalesce(json_agg(name), '[]') FROM pg_settings WHERE pending_restart),\
  'receiving', EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'),\
  'receiver', (SELECT row_to_json(r) FROM (SELECT status, received_tli, flushed_lsn::text AS flushed_lsn, sender_host, sender_port, extract(epoch FROM now() - last_msg_receipt_time)::float8 AS receipt_age FROM pg_stat_wal_receiver) r),\
- 'replicas', (SELECT coalesce(json_agg(r), '[]') FROM (SELECT application_name, client_addr::text AS client_addr, state, sent_lsn::text AS sent_lsn, replay_lsn::text AS replay_lsn, extract(epoch FROM replay_lag)::float8 AS replay_lag FROM pg_stat_replication) r),\
+ 'replicas', (SELECT coalesce(json_agg(r), '[]') FROM (SELECT application_name, client_addr::text AS client_addr, state, sent_lsn::text AS sent_lsn, replay_lsn::text AS replay_lsn, extract(epoch FROM replay_lag)::float8 AS replay_lag, CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint END AS lag_bytes FROM pg_stat_replication) r),\
  'slots', (SELECT coalesce(json_agg(s), '[]') FROM (SELECT slot_name, slot_type, temporary, active, wal_status, restart_lsn::text AS restart_lsn, CASE WHEN pg_is_in_recovery() OR restart_lsn IS NULL THEN NULL ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint END AS retained_bytes FROM pg_replication_slots) s)\
 )";
 
@@ -114,6 +114,9 @@ pub struct Replica {
     pub sent_lsn: Option<String>,
     pub replay_lsn: Option<String>,
     pub replay_lag: Option<f64>,
+    /// WAL the primary wrote that the standby has not replayed yet.
+    #[serde(default)]
+    pub lag_bytes: Option<i64>,
 }
 
 /// `pg_replication_slots`.

@@ -1,8 +1,10 @@
 //! preflight: everything init needs, checked on every node before anything changes, one
 //! line per check; one failure stops the run.
 
+use super::client;
 use super::layout;
 use super::observe::{self, Server};
+use crate::node::NodeName;
 use crate::plan::{Ctx, Finding, Step, Verdict};
 use crate::runner::human_bytes;
 
@@ -117,14 +119,16 @@ impl Step for Preflight {
                     format!("install PostgreSQL {ours} on {target} (apt-get install postgresql-{ours}) and make its cluster the one on the config's db_port"),
                 ));
             }
-            if let Some(theirs) = observe::server(&seen)
+            if let Some(theirs) = observe::server(&seen).cloned()
                 && !seen.member
                 && theirs.system_identifier != server.system_identifier
             {
-                out.push(Finding::ok(format!(
-                    "{target}: its own cluster's data (system {}) will be moved aside, not deleted",
-                    theirs.system_identifier
-                )));
+                out.push(own_databases(
+                    cx,
+                    target,
+                    &cluster_id(&seen),
+                    &theirs.system_identifier,
+                ));
             }
             // The standby's slot name on the primary, if something else holds it.
             let slot = layout::slot_name(target);
@@ -166,6 +170,41 @@ impl Step for Preflight {
         connections(cx, &server, &mut out);
         space(cx, &server, &mut out)?;
         Ok(finish(cx, out))
+    }
+}
+
+fn cluster_id(seen: &crate::topology::Observed) -> String {
+    observe::cluster(seen).map(|c| c.id()).unwrap_or_default()
+}
+
+/// A standby-to-be whose cluster holds databases of its own (beyond postgres and the
+/// templates) is someone's data: init does not replace it on its own say (a wrong host in
+/// the config looks just like this).
+fn own_databases(cx: &mut Ctx<'_>, target: &NodeName, cluster: &str, system: &str) -> Finding {
+    let listed: anyhow::Result<Vec<String>> = client::json(
+        cx.host(target),
+        cluster,
+        "SELECT coalesce(json_agg(datname ORDER BY datname), '[]') FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')",
+    );
+    match listed {
+        Ok(names) if names.is_empty() || cx.roles.fresh_copy => Finding::ok(format!(
+            "{target}: its own cluster (system {system}) will be moved aside, not deleted"
+        )),
+        Ok(names) => Finding::failed(
+            format!(
+                "{target}: its cluster holds databases of its own ({}), not a copy of {}'s",
+                names.join(", "),
+                cx.roles.source
+            ),
+            format!(
+                "if that is the wrong host, correct the config; if its data may go, drop those databases on {target} \
+                 (DROP DATABASE …) and run init again: its cluster is then moved aside whole, not deleted"
+            ),
+        ),
+        Err(err) => Finding::failed(
+            format!("{target}: cannot list its databases: {err:#}"),
+            "check that PostgreSQL answers the postgres user on its socket there",
+        ),
     }
 }
 

@@ -308,20 +308,7 @@ fn rewind_action(
                 format!(", with {commits} transaction(s) the operator chose to discard (--rewind)")
             }
         ),
-        call: Call::new(move |cx| {
-            let host = cx.host(&on);
-            let label = host.label().to_owned();
-            tracing::info!("[{label}] {}", cmd.script);
-            let output = host.run(&cmd)?;
-            if !output.success() {
-                bail!("on {label}: {}", output.stderr.trim());
-            }
-            Ok(output
-                .stdout_text()
-                .lines()
-                .map(|line| format!("{on}: {line}"))
-                .collect())
-        }),
+        call: Call::script(on, cmd),
     })
 }
 

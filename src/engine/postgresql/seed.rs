@@ -14,7 +14,7 @@ use super::observe;
 use super::position;
 use super::service;
 use crate::bundle::{self, Manifest};
-use crate::host::{Cmd, Host, HostExt, quote};
+use crate::host::{Cmd, Host, quote};
 use crate::node::NodeName;
 use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
 use crate::tool::tool_on;
@@ -353,19 +353,6 @@ fn unpack(cx: &mut Ctx<'_>, target: &NodeName) -> anyhow::Result<Action> {
             cluster.id(),
             cluster.datadir
         ),
-        call: Call::new(move |cx| {
-            let host = cx.host(&on);
-            let label = host.label().to_owned();
-            tracing::info!("[{label}] {}", cmd.script);
-            let output = host.run(&cmd)?;
-            if !output.success() {
-                bail!("on {label}: {}", output.stderr.trim());
-            }
-            Ok(output
-                .stdout_text()
-                .lines()
-                .map(|line| format!("{on}: {line}"))
-                .collect())
-        }),
+        call: Call::script(on, cmd),
     })
 }
