@@ -734,3 +734,51 @@ fn a_dead_standbys_slot_cannot_fill_the_primarys_disk() {
     let (code, status) = lab.status_json(&config, &state);
     assert_eq!(code, Some(0), "{status}");
 }
+
+#[test]
+#[ignore = "needs the lab"]
+fn rejoin_rewinds_without_asking_when_what_diverged_holds_no_transaction() {
+    let lab = lab();
+    lab.reset();
+    let config = config(&lab, "pg-rewind-quiet");
+    let state = state(&lab, "rewind-quiet");
+    ha(&lab, &state, &["init", "-c", &config, "--yes"]).expect_code(0);
+    // Cut off from its standby, the primary writes a checkpoint, and no transaction.
+    lab.block(Host::Primary, Host::Secondary);
+    psql_ok(&lab, Host::Primary, "postgres", "CHECKPOINT");
+    lab.exec_ok(Host::Primary, "pg_ctlcluster -m immediate 15 main stop");
+    wait_for(
+        &lab,
+        Host::Secondary,
+        "postgres",
+        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+        "0",
+    );
+    ha(
+        &lab,
+        &state,
+        &["recover", "promote", "-c", &config, "--yes"],
+    )
+    .expect_code(0);
+    lab.unblock(Host::Primary, Host::Secondary);
+    lab.exec_ok(Host::Primary, "pg_ctlcluster 15 main start");
+    let rejoin = ha(&lab, &state, &["recover", "rejoin", "-c", &config, "--yes"]);
+    rejoin.expect_code(0);
+    assert!(
+        rejoin.stderr.contains("with no transaction in it"),
+        "{rejoin:?}"
+    );
+    psql_ok(
+        &lab,
+        Host::Secondary,
+        "postgres",
+        "CREATE TABLE after (i int)",
+    );
+    wait_for(
+        &lab,
+        Host::Primary,
+        "postgres",
+        "SELECT count(*) FROM pg_class WHERE relname = 'after'",
+        "1",
+    );
+}

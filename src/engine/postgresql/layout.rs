@@ -40,6 +40,8 @@ pub const HBA_END: &str = "# END ha-setup";
 /// How long a WAL receiver or sender waits on a silent peer before it gives up: a cut
 /// link shows as such within this bound (PostgreSQL's default is a minute).
 pub const WAL_TIMEOUT_SECS: u64 = 15;
+/// See `wal_keep_size` in [`Settings::render`].
+pub const WAL_KEEP: &str = "256MB";
 /// Staging and moved-aside names beside the data directory (or inside it when it is a
 /// mount point of its own, which cannot be renamed).
 pub const INCOMING_NAME: &str = ".ha-setup-incoming";
@@ -321,6 +323,9 @@ impl Settings {
             "max_slot_wal_keep_size",
             conf_string(&self.max_slot_wal_keep_size),
         );
+        // WAL kept behind the current position whatever the slots say: pg_rewind (rejoin)
+        // needs an old primary's WAL back to the last checkpoint both histories share.
+        set("wal_keep_size", format!("'{WAL_KEEP}'"));
         set("wal_sender_timeout", format!("'{WAL_TIMEOUT_SECS}s'"));
         set("wal_receiver_timeout", format!("'{WAL_TIMEOUT_SECS}s'"));
         if self.tls {

@@ -296,7 +296,8 @@ fn rewind_action(
         ],
     )
     .as_root();
-    let on = old.clone();
+    let target = old.clone();
+    let (source, source_cluster) = (new.clone(), layout::cluster(cx, new)?.id());
     Ok(Action::Call {
         on: vec![old.clone(), new.clone()],
         why: format!(
@@ -308,7 +309,33 @@ fn rewind_action(
                 format!(", with {commits} transaction(s) the operator chose to discard (--rewind)")
             }
         ),
-        call: Call::script(on, cmd),
+        // pg_rewind takes the source's timeline from its control file, which a primary
+        // promoted a moment ago updates only at its next checkpoint: without one, pg_rewind
+        // finds "the same timeline", rewinds nothing, and the old primary cannot start.
+        call: Call::new(move |cx| {
+            client::execute(
+                cx.host(&source),
+                &source_cluster,
+                &crate::plan::Input::Text("CHECKPOINT;\n".into()),
+            )?;
+            let host = cx.host(&target);
+            let label = host.label().to_owned();
+            let output = host.run(&cmd)?;
+            match output.status {
+                Some(0) => Ok(output
+                    .stdout_text()
+                    .lines()
+                    .map(|line| format!("{target}: {line}"))
+                    .collect()),
+                // The dry run refused: the node runs as before.
+                Some(3) => Err(Exit::refused(format!(
+                    "refusing to rejoin {target} ({label}): {}",
+                    output.stderr.trim()
+                ))
+                .into()),
+                _ => bail!("on {label}: {}", output.stderr.trim()),
+            }
+        }),
     })
 }
 

@@ -27,6 +27,18 @@ sh -c "$stop" || {
 	exit 1
 }
 log=$keep.pg_rewind.log
+# A dry run first: pg_rewind needs this node's WAL back to the last checkpoint both
+# histories share, and when it is gone nothing must be half-rewound. The node then starts
+# again as it was (fenced) and the refusal says so (exit 3).
+if ! (cd / && runuser -u postgres -- "$rewind" --dry-run --target-pgdata="$datadir" --config-file="$conf" --source-server="$source") >"$log" 2>&1; then
+	tail -n 5 -- "$log" >&2
+	if sh -c "$start"; then
+		echo "pg_rewind cannot rewind this node (its dry run, above): it runs again as before, fenced (read-only), nothing changed but its WAL copy in $keep. Re-seed it instead: ha-setup recover rebuild" >&2
+	else
+		echo "pg_rewind cannot rewind this node (its dry run, above), and PostgreSQL did not start again: read its log in /var/log/postgresql, then re-seed it: ha-setup recover rebuild" >&2
+	fi
+	exit 3
+fi
 if ! (cd / && runuser -u postgres -- "$rewind" --target-pgdata="$datadir" --config-file="$conf" --source-server="$source" --progress) >"$log" 2>&1; then
 	tail -n 15 -- "$log" >&2
 	echo "pg_rewind failed (its output above, whole in $log). PostgreSQL is stopped on this node and its data directory may be half-rewound: re-seed it with \`ha-setup recover rebuild\` (its data is moved aside, not deleted; the WAL as it was is in $keep)" >&2
