@@ -286,6 +286,27 @@ fn a_hot_standby_streams_refuses_writes_and_takes_over_when_the_primary_is_lost(
     assert_eq!(status["nodes"][0]["role"], "replica");
 }
 
+/// Cut off from its standby, the primary runs `sql` (WAL the standby never gets) and
+/// crashes; the standby is promoted once it no longer hears it.
+fn diverge_and_promote(lab: &Lab, config: &str, state: &str, sql: &str) {
+    lab.block(Host::Primary, Host::Secondary);
+    psql_ok(lab, Host::Primary, "postgres", sql);
+    lab.exec_ok(Host::Primary, "pg_ctlcluster -m immediate 15 main stop");
+    // The standby hears of the crash only when its receiver times out (the close is
+    // dropped): until then promote rightly refuses. The block stays until the promote:
+    // lifted earlier, the dead primary's kernel would still deliver the WAL it holds
+    // unacknowledged, and the standby would have it after all.
+    wait_for(
+        lab,
+        Host::Secondary,
+        "postgres",
+        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+        "0",
+    );
+    ha(lab, state, &["recover", "promote", "-c", config, "--yes"]).expect_code(0);
+    lab.unblock(Host::Primary, Host::Secondary);
+}
+
 #[test]
 #[ignore = "needs the lab"]
 fn rejoin_refuses_to_discard_transactions_the_new_primary_never_got_without_consent() {
@@ -308,32 +329,12 @@ fn rejoin_refuses_to_discard_transactions_the_new_primary_never_got_without_cons
         "1",
     );
     // The standby stops hearing the primary; the primary commits once more, then crashes.
-    lab.block(Host::Primary, Host::Secondary);
-    psql_ok(
+    diverge_and_promote(
         &lab,
-        Host::Primary,
-        "postgres",
+        &config,
+        &state,
         "INSERT INTO t VALUES (1, 'never replicated')",
     );
-    lab.exec_ok(Host::Primary, "pg_ctlcluster -m immediate 15 main stop");
-    // The standby hears of the crash only when its receiver times out (the close is
-    // dropped): until then promote rightly refuses. The block stays until the promote:
-    // lifted earlier, the dead primary's kernel would still deliver the commit it holds
-    // unacknowledged, and the standby would have it after all.
-    wait_for(
-        &lab,
-        Host::Secondary,
-        "postgres",
-        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
-        "0",
-    );
-    ha(
-        &lab,
-        &state,
-        &["recover", "promote", "-c", &config, "--yes"],
-    )
-    .expect_code(0);
-    lab.unblock(Host::Primary, Host::Secondary);
     psql_ok(
         &lab,
         Host::Secondary,
@@ -744,23 +745,7 @@ fn rejoin_rewinds_without_asking_when_what_diverged_holds_no_transaction() {
     let state = state(&lab, "rewind-quiet");
     ha(&lab, &state, &["init", "-c", &config, "--yes"]).expect_code(0);
     // Cut off from its standby, the primary writes a checkpoint, and no transaction.
-    lab.block(Host::Primary, Host::Secondary);
-    psql_ok(&lab, Host::Primary, "postgres", "CHECKPOINT");
-    lab.exec_ok(Host::Primary, "pg_ctlcluster -m immediate 15 main stop");
-    wait_for(
-        &lab,
-        Host::Secondary,
-        "postgres",
-        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
-        "0",
-    );
-    ha(
-        &lab,
-        &state,
-        &["recover", "promote", "-c", &config, "--yes"],
-    )
-    .expect_code(0);
-    lab.unblock(Host::Primary, Host::Secondary);
+    diverge_and_promote(&lab, &config, &state, "CHECKPOINT");
     lab.exec_ok(Host::Primary, "pg_ctlcluster 15 main start");
     let rejoin = ha(&lab, &state, &["recover", "rejoin", "-c", &config, "--yes"]);
     rejoin.expect_code(0);
