@@ -584,39 +584,22 @@ fn a_bundle_file_restores_a_fresh_cluster_as_a_primary() {
     assert!(manifest["position"]["start_lsn"].is_string(), "{manifest}");
     // The secondary holds a database of its own: refused unless --force.
     psql_ok(&lab, Host::Secondary, "postgres", "CREATE DATABASE mine");
-    let refused = ha(
-        &lab,
-        &state,
-        &[
-            "recover",
-            "restore",
-            "-c",
-            &config,
-            "--bundle",
-            &out,
-            "--target",
-            "secondary",
-            "--yes",
-        ],
-    );
+    let restore_args = [
+        "recover",
+        "restore",
+        "-c",
+        &config,
+        "--bundle",
+        &out,
+        "--target",
+        "secondary",
+        "--yes",
+    ];
+    let refused = ha(&lab, &state, &restore_args);
     assert_eq!(refused.code, Some(3), "{refused:?}");
     assert!(refused.stderr.contains("mine"), "{refused:?}");
     psql_ok(&lab, Host::Secondary, "postgres", "DROP DATABASE mine");
-    let restore = ha(
-        &lab,
-        &state,
-        &[
-            "recover",
-            "restore",
-            "-c",
-            &config,
-            "--bundle",
-            &out,
-            "--target",
-            "secondary",
-            "--yes",
-        ],
-    );
+    let restore = ha(&lab, &state, &restore_args);
     restore.expect_code(0);
     assert_eq!(
         psql_ok(&lab, Host::Secondary, "app", "SELECT count(*) FROM t"),

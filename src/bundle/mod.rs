@@ -89,6 +89,15 @@ pub fn verify(input: &mut dyn Read) -> anyhow::Result<Manifest> {
     unpack::read(input, None, &mut |_| {})
 }
 
+/// [`read_manifest`] of the bundle file at `path`, the path named in its errors.
+pub fn read_manifest_file(path: &Path) -> anyhow::Result<Manifest> {
+    use anyhow::Context;
+    let mut file =
+        File::open(path).with_context(|| format!("cannot open the bundle {}", path.display()))?;
+    read_manifest(&mut file)
+        .with_context(|| format!("{} is not a readable ha-setup bundle", path.display()))
+}
+
 /// Reads only the manifest of a bundle file: from its end, which says where the manifest
 /// is. The data is not checked (that is `verify`).
 pub fn read_manifest(file: &mut File) -> anyhow::Result<Manifest> {

@@ -20,13 +20,6 @@ use crate::plan::{Action, Ctx, Input, Step, Verdict};
 use crate::runner::human_bytes;
 use crate::service::Verb;
 
-pub fn read_bundle_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
-    let mut file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open the bundle {}", path.display()))?;
-    bundle::read_manifest(&mut file)
-        .with_context(|| format!("{} is not a readable ha-setup bundle", path.display()))
-}
-
 pub struct CheckTarget {
     pub force: bool,
     pub bundle: PathBuf,
@@ -60,7 +53,7 @@ impl Step for CheckTarget {
             return Ok(done);
         }
         // A re-run of this same restore finds the data it placed itself.
-        let created_at = read_bundle_manifest(&self.bundle)?.created_at;
+        let created_at = bundle::read_manifest_file(&self.bundle)?.created_at;
         let ours = read_optional(host, layout::SEED_RECORD)?
             .and_then(|r| serde_json::from_slice::<SeedRecord>(&r).ok())
             .is_some_and(|r| r.created_at == created_at);
@@ -158,7 +151,7 @@ impl Step for Receive {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let manifest = read_bundle_manifest(&self.bundle)?;
+        let manifest = bundle::read_manifest_file(&self.bundle)?;
         let target = cx.roles.source.clone();
         let node = cx.node(&target).clone();
         let datadir = layout::paths(cx, &target).datadir.value;

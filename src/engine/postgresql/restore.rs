@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use super::client;
 use super::layout::{self, Settings};
@@ -23,13 +23,6 @@ use crate::password::read_optional;
 use crate::plan::{Action, Ctx, Input, Step, Verdict};
 use crate::runner::human_bytes;
 use crate::tool::tool_on;
-
-pub fn read_bundle_manifest(path: &std::path::Path) -> anyhow::Result<Manifest> {
-    let mut file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open the bundle {}", path.display()))?;
-    bundle::read_manifest(&mut file)
-        .with_context(|| format!("{} is not a readable ha-setup bundle", path.display()))
-}
 
 /// Whether the target's seed record says it holds this bundle's data already.
 fn holds(cx: &mut Ctx<'_>, manifest: &Manifest) -> anyhow::Result<bool> {
@@ -54,7 +47,7 @@ impl Step for CheckTarget {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let manifest = read_bundle_manifest(&self.bundle)?;
+        let manifest = bundle::read_manifest_file(&self.bundle)?;
         let target = cx.roles.source.clone();
         if manifest.engine != "postgresql" {
             return Err(Exit::usage(format!(
@@ -131,7 +124,7 @@ impl Step for Receive {
     }
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
-        let manifest = read_bundle_manifest(&self.bundle)?;
+        let manifest = bundle::read_manifest_file(&self.bundle)?;
         let target = cx.roles.source.clone();
         let node = cx.node(&target).clone();
         let cluster = layout::cluster(cx, &target)?;
