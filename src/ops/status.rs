@@ -382,14 +382,7 @@ pub fn text(report: &Report) -> String {
             let verdict = if let Some(problem) = &file.problem {
                 problem.clone()
             } else if !file.differs_on.is_empty() {
-                format!(
-                    "differs on {}",
-                    file.differences
-                        .iter()
-                        .map(|(node, what)| format!("{node} ({what})"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!("differs on {}", crate::sync::shown(&file.differences))
             } else if file.same {
                 "same on every node".to_owned()
             } else {
@@ -482,6 +475,23 @@ mod tests {
             },
             recent_events: vec![],
         }
+    }
+
+    #[test]
+    fn a_file_that_differs_on_a_healthy_link_is_a_warning() {
+        let mut report = report("alive", Some(0), Some(5));
+        report.problems.push(
+            "files: /etc/pi/enckey differs on secondary (mode 0644, not 0600): make it identical with `ha-setup sync`"
+                .into(),
+        );
+        let (code, line) = nagios(&report);
+        assert_eq!(code.code(), 1);
+        assert!(
+            line.starts_with(
+                "HA-SETUP WARNING - link alive, lag 0s, canary 5ms: files: /etc/pi/enckey differs on secondary"
+            ),
+            "{line}"
+        );
     }
 
     #[test]

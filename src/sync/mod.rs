@@ -657,6 +657,15 @@ pub struct FileReport {
     pub problem: Option<String>,
 }
 
+/// Nodes and what differs on each: `db2 (mode 0644, not 0600), db3 (missing)`.
+pub fn shown(differences: &BTreeMap<String, String>) -> String {
+    differences
+        .iter()
+        .map(|(node, what)| format!("{node} ({what})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Every listed path as `status` reports it, and the problems to list (each a difference
 /// that makes status degraded).
 pub fn report(
@@ -678,26 +687,31 @@ pub fn report(
         .cloned()
         .collect();
     let survey = survey(hosts, &paths, &source, &targets);
+    // A node this machine cannot reach is a problem of its own already: its files are
+    // only unchecked.
+    let source_lost = hosts.unreachable(&source).is_some();
     let mut problems = Vec::new();
     let reports = judge(&survey)
         .into_iter()
-        .map(|judged| {
+        .map(|mut judged| {
             let path = judged.path.clone();
+            if source_lost {
+                judged.refusals.clear();
+                judged.unchecked.insert(0, (source.clone(), String::new()));
+            }
             let problem = judged.refusals.first().map(|f| f.what.clone());
             if let Some(problem) = &problem {
                 problems.push(format!("files: {problem}"));
             }
-            let differs_on: Vec<String> = judged.differ.iter().map(|(n, _)| n.to_string()).collect();
-            if !differs_on.is_empty() {
+            let differences: BTreeMap<String, String> = judged
+                .differ
+                .iter()
+                .map(|(n, what)| (n.to_string(), what.join("; ")))
+                .collect();
+            if !differences.is_empty() {
                 problems.push(format!(
-                    "files: {path} differs on {} ({}): make it identical with `ha-setup sync`",
-                    differs_on.join(", "),
-                    judged
-                        .differ
-                        .iter()
-                        .map(|(n, what)| format!("{n}: {}", what.join("; ")))
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    "files: {path} differs on {}: make it identical with `ha-setup sync`",
+                    shown(&differences)
                 ));
             }
             for node in &judged.staged {
@@ -706,20 +720,15 @@ pub fn report(
                 ));
             }
             for (node, why) in &judged.unchecked {
-                // An unreachable node is a problem of its own already.
                 if hosts.unreachable(node).is_none() {
                     problems.push(format!("files: {path} could not be read on {node}: {why}"));
                 }
             }
             FileReport {
-                same: problem.is_none() && judged.differ.is_empty() && judged.unchecked.is_empty(),
-                differs_on,
+                same: problem.is_none() && differences.is_empty() && judged.unchecked.is_empty(),
+                differs_on: judged.differ.iter().map(|(n, _)| n.to_string()).collect(),
                 source: source.to_string(),
-                differences: judged
-                    .differ
-                    .iter()
-                    .map(|(n, what)| (n.to_string(), what.join("; ")))
-                    .collect(),
+                differences,
                 unchecked: judged.unchecked.iter().map(|(n, _)| n.to_string()).collect(),
                 problem,
                 path,
