@@ -212,6 +212,14 @@ fn init_copies_the_files_status_sees_drift_and_sync_restores_them() {
         "{}",
         dry.stdout
     );
+    let plan = lab.ha_setup_with(&env, &["plan", "-c", &config, "sync"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout
+            .contains("[primary → secondary] copy /srv/pi/keys as a tar stream"),
+        "{}",
+        plan.stdout
+    );
     assert_eq!(fingerprint(&lab, Host::Secondary, paths), drifted);
 
     let sync = lab.ha_setup_with(&env, &["sync", "-c", &config, "--yes", "-vv"]);

@@ -396,7 +396,9 @@ fn room(
     want: &State,
 ) -> anyhow::Result<Option<Finding>> {
     let need = needed(want);
-    let room = crate::host::room::room(cx.host(target), &parent(path))?;
+    // The path itself, not its directory: room.sh also measures what it is given (du),
+    // and a directory such as /etc is large. A missing path is measured at its directory.
+    let room = crate::host::room::room(cx.host(target), path)?;
     Ok((room.free < need).then(|| {
         Finding::failed(
             format!(
@@ -545,12 +547,16 @@ fn copy_actions(source: &NodeName, copy: Copy) -> Vec<Action> {
         replaces,
     } = copy;
     let stage = format!("{path}{STAGED}");
-    let bytes = want
+    // The tar stream's size, for progress: a 512-byte header per entry, data in 512-byte
+    // blocks, two empty blocks at the end, all in 10 KiB records.
+    let bytes: u64 = want
         .entries()
         .unwrap_or_default()
         .iter()
-        .map(|e| e.size)
-        .sum();
+        .map(|e| 512 + e.size.div_ceil(512) * 512)
+        .sum::<u64>()
+        + 1024;
+    let bytes = bytes.div_ceil(10240) * 10240;
     let send = Cmd::new(format!(
         "exec tar -C {} -c -f - -- {}",
         quote(&parent(&path)),
