@@ -128,7 +128,7 @@ pub fn survey(
 ) -> Survey {
     let mut read_node = |name: &NodeName, users: &[String], groups: &[String]| {
         if let Some(err) = hosts.unreachable(name) {
-            return Err(format!("cannot be reached from here: {err}"));
+            return Err(format!("{name} cannot be reached from here: {err}"));
         }
         read(hosts.host(name), paths, users, groups).map_err(|err| format!("{err:#}"))
     };
@@ -198,7 +198,7 @@ pub fn judge(survey: &Survey) -> Vec<Judged> {
             };
             match &survey.from {
                 Err(why) => judged.refusals.push(Finding::failed(
-                    format!("{path}: cannot read it on {source}: {why}"),
+                    format!("{path}: {why}"),
                     format!("make {source} reachable, with root (or sudo) for its login user"),
                 )),
                 Ok(files) => {
@@ -300,14 +300,14 @@ fn assess(cx: &mut Ctx<'_>) -> anyhow::Result<(Vec<Judged>, Vec<Finding>, Vec<Co
     let targets = cx.roles.targets.clone();
     let survey = survey(cx.hosts, &paths, &source, &targets);
     if let Err(why) = &survey.from {
-        bail!("cannot read the [[sync_files]] on {source}: {why}");
+        bail!("{why}");
     }
     let judged = judge(&survey);
     let mut failed: Vec<Finding> = judged.iter().flat_map(|j| j.refusals.clone()).collect();
     let mut copies = Vec::new();
     for (i, judged) in judged.iter().enumerate() {
-        if let Some((name, why)) = judged.unchecked.first() {
-            bail!("cannot read the [[sync_files]] on {name}: {why}");
+        if let Some((_, why)) = judged.unchecked.first() {
+            bail!("{why}");
         }
         let Some(want) = &judged.want else { continue };
         for (target, differences) in &judged.differ {
@@ -727,7 +727,7 @@ pub fn report(
             }
             for (node, why) in &judged.unchecked {
                 if hosts.unreachable(node).is_none() {
-                    problems.push(format!("files: {path} could not be read on {node}: {why}"));
+                    problems.push(format!("files: {path}: {why}"));
                 }
             }
             FileReport {
