@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show roles, replication threads, lag and an end-to-end canary')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the event history: what ran, when, on which host, and how it ended')
             [CompletionResult]::new('switchover', 'switchover', [CompletionResultType]::ParameterValue, 'Swap the roles of primary and replica, losing no transaction')
+            [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Make the [[sync_files]] identical on every node: bytes, mode, owner, from the primary')
             [CompletionResult]::new('recover', 'recover', [CompletionResultType]::ParameterValue, 'After losing the primary: promote the replica, reopen writes, rejoin the old primary')
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'The replication bundle as a file: create, inspect, verify')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Validate a config file, or print a commented example')
@@ -112,6 +113,22 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Run the read-only checks and print what each step would run, changing nothing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ha-setup;sync' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Read every node and print what would be copied where, changing nothing')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
@@ -424,6 +441,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show roles, replication threads, lag and an end-to-end canary')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the event history: what ran, when, on which host, and how it ended')
             [CompletionResult]::new('switchover', 'switchover', [CompletionResultType]::ParameterValue, 'Swap the roles of primary and replica, losing no transaction')
+            [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Make the [[sync_files]] identical on every node: bytes, mode, owner, from the primary')
             [CompletionResult]::new('recover', 'recover', [CompletionResultType]::ParameterValue, 'After losing the primary: promote the replica, reopen writes, rejoin the old primary')
             [CompletionResult]::new('bundle', 'bundle', [CompletionResultType]::ParameterValue, 'The replication bundle as a file: create, inspect, verify')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Validate a config file, or print a commented example')
@@ -445,6 +463,9 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;help;switchover' {
+            break
+        }
+        'ha-setup;help;sync' {
             break
         }
         'ha-setup;help;recover' {

@@ -49,6 +49,9 @@ _ha__setup() {
             ha__setup,switchover)
                 cmd="ha__setup__subcmd__switchover"
                 ;;
+            ha__setup,sync)
+                cmd="ha__setup__subcmd__sync"
+                ;;
             ha__setup__subcmd__bundle,create)
                 cmd="ha__setup__subcmd__bundle__subcmd__create"
                 ;;
@@ -124,6 +127,9 @@ _ha__setup() {
             ha__setup__subcmd__help,switchover)
                 cmd="ha__setup__subcmd__help__subcmd__switchover"
                 ;;
+            ha__setup__subcmd__help,sync)
+                cmd="ha__setup__subcmd__help__subcmd__sync"
+                ;;
             ha__setup__subcmd__help__subcmd__bundle,create)
                 cmd="ha__setup__subcmd__help__subcmd__bundle__subcmd__create"
                 ;;
@@ -197,7 +203,7 @@ _ha__setup() {
 
     case "${cmd}" in
         ha__setup)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version init plan status history switchover recover bundle config completions man help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version init plan status history switchover sync recover bundle config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -533,7 +539,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help)
-            opts="init plan status history switchover recover bundle config completions man help"
+            opts="init plan status history switchover sync recover bundle config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -840,6 +846,20 @@ _ha__setup() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        ha__subcmd__setup__subcmd__help__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         ha__subcmd__setup__subcmd__history)
             opts="-c -v -q -h -V --format --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -919,7 +939,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__plan)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version init switchover promote unfence rejoin rebuild"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version init switchover promote unfence rejoin rebuild sync"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1223,6 +1243,28 @@ _ha__setup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__sync)
+            opts="-y -c -v -q -h -V --yes --dry-run --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -33,6 +33,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
             cand switchover 'Swap the roles of primary and replica, losing no transaction'
+            cand sync 'Make the [[sync_files]] identical on every node: bytes, mode, owner, from the primary'
             cand recover 'After losing the primary: promote the replica, reopen writes, rejoin the old primary'
             cand bundle 'The replication bundle as a file: create, inspect, verify'
             cand config 'Validate a config file, or print a commented example'
@@ -104,6 +105,21 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -y 'Answer yes to every question; never prompt'
             cand --yes 'Answer yes to every question; never prompt'
             cand --dry-run 'Run the read-only checks and print what each step would run, changing nothing'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;sync'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -y 'Answer yes to every question; never prompt'
+            cand --yes 'Answer yes to every question; never prompt'
+            cand --dry-run 'Read every node and print what would be copied where, changing nothing'
             cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
             cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
             cand -q 'Say only what is asked for and errors'
@@ -384,6 +400,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
             cand switchover 'Swap the roles of primary and replica, losing no transaction'
+            cand sync 'Make the [[sync_files]] identical on every node: bytes, mode, owner, from the primary'
             cand recover 'After losing the primary: promote the replica, reopen writes, rejoin the old primary'
             cand bundle 'The replication bundle as a file: create, inspect, verify'
             cand config 'Validate a config file, or print a commented example'
@@ -400,6 +417,8 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;help;history'= {
         }
         &'ha-setup;help;switchover'= {
+        }
+        &'ha-setup;help;sync'= {
         }
         &'ha-setup;help;recover'= {
             cand promote 'Promote the replica; refused while the primary still takes writes (unless --force)'

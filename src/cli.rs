@@ -99,6 +99,25 @@ pub enum Command {
         ha-setup switchover --to db3 --yes          # more than one replica: name the new primary")]
     Switchover(SwitchoverArgs),
 
+    /// Make the [[sync_files]] identical on every node: bytes, mode, owner, from the primary
+    #[command(
+        long_about = "Make every [[sync_files]] path identical on all nodes (bytes, mode, owner), from the primary's copy.\n\n\
+        Each node's copy is described (type, mode, owner and group by name, size and SHA-256 of \
+        every entry; never the contents) and compared with the primary's. A differing copy is \
+        replaced: the primary's goes node to node as a tar stream into a staging directory beside \
+        the path, is checked by digest there, and is renamed into place; what the node held is \
+        kept beside it as PATH.ha-setup-old-<time>. Identical copies are not touched. A path \
+        missing on the primary, a symbolic link, an owner missing on a node or a node without \
+        room stops the run before anything is copied.",
+        after_help = "Examples:\n  \
+        ha-setup sync -c ha-setup.toml --dry-run      # what differs where, changing nothing\n  \
+        ha-setup sync -c ha-setup.toml --yes\n\n\
+        The config lists the paths, files or directories:\n  \
+        [[sync_files]]\n  \
+        path = \"/etc/privacyidea/enckey\""
+    )]
+    Sync(SyncArgs),
+
     /// After losing the primary: promote the replica, reopen writes, rejoin the old primary
     #[command(subcommand)]
     Recover(RecoverCommand),
@@ -251,6 +270,17 @@ pub struct RestoreArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Answer yes to every question; never prompt
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Read every node and print what would be copied where, changing nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct SwitchoverArgs {
     /// The replica to become the primary, as the config names it [default: the only replica]
     #[arg(long, value_name = "NODE")]
@@ -304,6 +334,7 @@ pub enum Operation {
     Unfence,
     Rejoin,
     Rebuild,
+    Sync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

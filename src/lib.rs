@@ -22,6 +22,7 @@ pub mod route;
 pub mod runner;
 pub mod secret;
 pub mod service;
+pub mod sync;
 pub mod tls;
 pub mod tool;
 pub mod topology;

@@ -16,5 +16,6 @@ mod pair_postgresql;
 mod recover_mariadb;
 mod seed_mariadb;
 mod seed_postgresql;
+mod sync_files;
 mod volume_mariadb;
 mod wizard;

@@ -8,6 +8,7 @@ mod init;
 mod recover;
 mod status;
 mod switchover;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -22,6 +23,9 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH));
     match cli.command {
         Command::Init(args) => init::run(&config_path, &args, ui),
+        Command::Plan {
+            operation: crate::cli::Operation::Sync,
+        } => sync::plan(&config_path, ui),
         Command::Plan { operation } => match recovery(operation) {
             None => init::plan(&config_path, ui),
             Some(recovery) => crate::ops::recover::recover(
@@ -38,6 +42,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<ExitCode> {
         Command::Recover(command) => recover::run(&config_path, &command, ui),
         Command::Switchover(args) => switchover::run(&config_path, &args, ui),
         Command::Status(args) => status::run(&config_path, &args, ui),
+        Command::Sync(args) => sync::run(&config_path, &args, ui),
         Command::History { format } => history::run(&config_path, format, ui),
         Command::Bundle(BundleCommand::Create { out }) => bundle::create(&config_path, &out, ui),
         Command::Bundle(command) => bundle::run(command, ui),
@@ -53,7 +58,7 @@ fn recovery(operation: crate::cli::Operation) -> Option<crate::ops::recover::Rec
     use crate::cli::Operation;
     use crate::ops::recover::Recovery;
     match operation {
-        Operation::Init => None,
+        Operation::Init | Operation::Sync => None,
         Operation::Switchover => Some(Recovery::Switchover { to: None }),
         Operation::Promote => Some(Recovery::Promote),
         Operation::Unfence => Some(Recovery::Unfence),

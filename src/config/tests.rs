@@ -257,6 +257,34 @@ fn duplicate_sync_files_are_refused() {
 }
 
 #[test]
+fn nested_sync_files_and_the_root_are_refused() {
+    for (first, second) in [
+        ("/etc/a", "/etc/a/key"),
+        ("/etc/a/key", "/etc/a/"),
+        ("/srv", "/"),
+    ] {
+        let text = format!(
+            "{MINIMAL}\n[[sync_files]]\npath = \"{first}\"\n\n[[sync_files]]\npath = \"{second}\"\n"
+        );
+        assert_eq!(
+            error(&text).keys(),
+            ["sync_files[1].path"],
+            "{first} {second}"
+        );
+    }
+    let text = format!(
+        "{MINIMAL}\n[[sync_files]]\npath = \"/etc/ab\"\n\n[[sync_files]]\npath = \"/etc/a\"\n"
+    );
+    assert_eq!(
+        Config::parse(&text, std::path::Path::new("t.toml"))
+            .unwrap()
+            .sync_files
+            .len(),
+        2
+    );
+}
+
+#[test]
 fn toml_syntax_error_has_a_line() {
     let err = error("engine = \"mariadb\n");
     insta::assert_snapshot!(err.to_string());

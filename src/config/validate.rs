@@ -121,6 +121,24 @@ pub(super) fn problems(config: &Config) -> Vec<Problem> {
                 &key,
                 format!("{:?} is listed twice", file.path),
             ));
+        } else if file.path.parent().is_none() {
+            found.push(Problem::new(
+                &key,
+                "\"/\" cannot be synced: list the files or directories to keep identical",
+            ));
+        } else if let Some((other, _)) = seen
+            .iter()
+            .enumerate()
+            .find(|(_, other)| file.path.starts_with(other) || other.starts_with(&file.path))
+        {
+            // Two copies of the same files, one inside the other, would replace each other.
+            found.push(Problem::new(
+                &key,
+                format!(
+                    "{:?} and sync_files[{other}].path overlap (one is inside the other): list one of them",
+                    file.path
+                ),
+            ));
         }
         seen.push(&file.path);
     }

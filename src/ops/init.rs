@@ -71,7 +71,8 @@ pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result
     let engine = engine::for_config(&config)?;
     let mut hosts = Hosts::connect(&config, prompter).require_all("preflight")?;
     let store = Store::open(state_dir(&config));
-    let plan = engine.init_plan();
+    let mut plan = engine.init_plan();
+    crate::sync::add_to_init(&mut plan);
     let runner = Runner { store: &store };
     // On a terminal, the plan is shown and confirmed before anything changes.
     let confirm = asking && !options.dry_run;

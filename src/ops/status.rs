@@ -43,6 +43,10 @@ pub struct Report {
     /// The slowest canary of any replica.
     pub canary_ms: Option<u64>,
     pub nodes: Vec<NodeReport>,
+    /// Each `[[sync_files]]` path: the same on every node, or where it differs (a
+    /// difference is a problem: degraded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::sync::FileReport>,
     /// What is wrong, each with what to do.
     pub problems: Vec<String>,
     /// The latest events of the history.
@@ -167,6 +171,8 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
         }
     }
     problems.extend(topology.problems());
+    let (files, file_problems) = crate::sync::report(config, &topology, &mut hosts);
+    problems.extend(file_problems);
     let primary = topology.primary();
     for observed in &topology.nodes {
         if !observed.fenced() || !observed.member {
@@ -301,6 +307,7 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
         lag_seconds,
         canary_ms,
         nodes,
+        files,
         problems,
         recent_events,
     }
@@ -367,6 +374,22 @@ pub fn text(report: &Report) -> String {
             flag(node.sql_running),
             node.lag_seconds.map_or("-".into(), |l| format!("{l} s")),
         ));
+    }
+    if let Some(first) = report.files.first() {
+        out.push_str(&format!("\nfiles (compared with {}):\n", first.source));
+        let width = report.files.iter().map(|f| f.path.len()).max().unwrap_or(0);
+        for file in &report.files {
+            let verdict = if let Some(problem) = &file.problem {
+                problem.clone()
+            } else if !file.differs_on.is_empty() {
+                format!("differs on {}", crate::sync::shown(&file.differences))
+            } else if file.same {
+                "same on every node".to_owned()
+            } else {
+                format!("not checked on {}", file.unchecked.join(", "))
+            };
+            out.push_str(&format!("  {:<width$}  {verdict}\n", file.path));
+        }
     }
     if !report.problems.is_empty() {
         out.push_str("\nproblems:\n");
@@ -444,6 +467,7 @@ mod tests {
             lag_seconds: lag,
             canary_ms: canary,
             nodes: vec![],
+            files: vec![],
             problems: if link == "alive" {
                 vec![]
             } else {
@@ -451,6 +475,23 @@ mod tests {
             },
             recent_events: vec![],
         }
+    }
+
+    #[test]
+    fn a_file_that_differs_on_a_healthy_link_is_a_warning() {
+        let mut report = report("alive", Some(0), Some(5));
+        report.problems.push(
+            "files: /etc/pi/enckey differs on secondary (mode 0644, not 0600): make it identical with `ha-setup sync`"
+                .into(),
+        );
+        let (code, line) = nagios(&report);
+        assert_eq!(code.code(), 1);
+        assert!(
+            line.starts_with(
+                "HA-SETUP WARNING - link alive, lag 0s, canary 5ms: files: /etc/pi/enckey differs on secondary"
+            ),
+            "{line}"
+        );
     }
 
     #[test]
