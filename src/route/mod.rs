@@ -293,7 +293,7 @@ fn direct(
         (Err(err), true) => Err(err),
         (Err(err), false) => Err(err.context(cleanup.join("; "))),
     }
-    .with_context(|| format!("sending the bundle from {from} to {to}"))
+    .with_context(|| format!("sending straight from {from} to {to} over SSH"))
 }
 
 /// The forced command of the one-time key, escaped for authorized_keys: the probe, or the
@@ -301,7 +301,7 @@ fn direct(
 fn forced_command(receive: &Cmd, target: &mut dyn Host) -> String {
     // sshd runs it with the user's shell; the value of the case word is not split.
     let command = format!(
-        "case $SSH_ORIGINAL_COMMAND in probe) echo {PROBED};; receive) exec {};; *) echo 'this key only receives a bundle from ha-setup' >&2; exit 1;; esac",
+        "case $SSH_ORIGINAL_COMMAND in probe) echo {PROBED};; receive) exec {};; *) echo 'this key only receives a transfer from ha-setup' >&2; exit 1;; esac",
         receive.command_line(target.login_is_root())
     );
     command.replace('"', "\\\"")
