@@ -104,10 +104,10 @@ struct Judge {
 }
 
 impl Judge {
-    fn new() -> Judge {
+    fn new(now: Instant) -> Judge {
         Judge {
             compressing: false,
-            start: Instant::now(),
+            start: now,
             bytes: 0,
             blocked: Duration::ZERO,
             plain_rate: 0.0,
@@ -115,14 +115,15 @@ impl Judge {
         }
     }
 
-    /// After `bytes` more of file data, `blocked` of it waiting on the output.
-    fn saw(&mut self, bytes: u64, blocked: Duration, total: u64) {
+    /// After `bytes` more of file data, `blocked` of it waiting on the output, at `now`
+    /// (given, so that the judgement can be tested without a clock).
+    fn saw(&mut self, bytes: u64, blocked: Duration, total: u64, now: Instant) {
         self.bytes += bytes;
         self.blocked += blocked;
         if self.bytes < WINDOW {
             return;
         }
-        let elapsed = self.start.elapsed().as_secs_f64().max(1e-6);
+        let elapsed = now.duration_since(self.start).as_secs_f64().max(1e-6);
         let rate = self.bytes as f64 / elapsed;
         let waiting = self.blocked.as_secs_f64() / elapsed;
         if !self.compressing && waiting > 0.5 && total >= self.retry_after {
@@ -134,7 +135,7 @@ impl Judge {
         }
         self.bytes = 0;
         self.blocked = Duration::ZERO;
-        self.start = Instant::now();
+        self.start = now;
     }
 }
 
@@ -156,7 +157,7 @@ impl<'a> Writer<'a> {
             dirs: BTreeMap::new(),
             data: 0,
             compress,
-            judge: Judge::new(),
+            judge: Judge::new(Instant::now()),
             packed: Vec::new(),
             compressor: None,
             progress: None,
@@ -233,7 +234,8 @@ impl<'a> Writer<'a> {
         self.data += data.len() as u64;
         if self.compress == Compress::Auto {
             let blocked = self.out.blocked - blocked_before;
-            self.judge.saw(data.len() as u64, blocked, self.data);
+            self.judge
+                .saw(data.len() as u64, blocked, self.data, Instant::now());
         }
         if let Some(progress) = &mut self.progress {
             progress(self.data);
@@ -386,5 +388,43 @@ impl<W: Write> Counting<W> {
         self.crc.update(bytes);
         self.count += bytes.len() as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One window of file data that took `secs`, `waiting` of them on the output.
+    fn window(judge: &mut Judge, clock: &mut Instant, total: &mut u64, secs: f64, waiting: f64) {
+        *clock += Duration::from_secs_f64(secs);
+        *total += WINDOW;
+        judge.saw(WINDOW, Duration::from_secs_f64(waiting), *total, *clock);
+    }
+
+    #[test]
+    fn auto_compresses_only_while_the_output_is_the_bottleneck() {
+        let mut clock = Instant::now();
+        let mut total = 0;
+        let mut judge = Judge::new(clock);
+        // The output takes everything at once: no compression.
+        window(&mut judge, &mut clock, &mut total, 1.0, 0.1);
+        assert!(!judge.compressing);
+        // The link is the bottleneck: compression goes on.
+        window(&mut judge, &mut clock, &mut total, 4.0, 3.5);
+        assert!(judge.compressing);
+        // Compressed, the data goes faster than it did plain: it stays on.
+        window(&mut judge, &mut clock, &mut total, 2.0, 0.5);
+        assert!(judge.compressing);
+        // Compressed, slower than plain (the CPU is now the bottleneck): off again, and no
+        // new try for a while even though the output waits again.
+        window(&mut judge, &mut clock, &mut total, 8.0, 1.0);
+        assert!(!judge.compressing);
+        window(&mut judge, &mut clock, &mut total, 4.0, 3.5);
+        assert!(!judge.compressing);
+        for _ in 0..32 {
+            window(&mut judge, &mut clock, &mut total, 4.0, 3.5);
+        }
+        assert!(judge.compressing, "tried again after 32 windows");
     }
 }

@@ -235,49 +235,6 @@ fn compressed_chunks_arrive_as_they_were_and_incompressible_ones_go_as_they_are(
 }
 
 #[test]
-fn auto_compresses_only_while_the_output_is_the_bottleneck() {
-    // An output that drains slowly (the link), then one that takes everything at once.
-    struct Slow(Vec<u8>);
-    impl std::io::Write for Slow {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            std::thread::sleep(std::time::Duration::from_micros(buf.len() as u64 / 64));
-            self.0.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let text = "a row of text that compresses well, ".repeat(30_000);
-    let mut slow = Slow(Vec::new());
-    let mut writer = Writer::new(&mut slow, Compress::Auto).unwrap();
-    for n in 0..80u64 {
-        writer
-            .chunk("t.ibd", n * text.len() as u64, text.as_bytes())
-            .unwrap();
-    }
-    writer.end("t.ibd", 0o640).unwrap();
-    writer.finish(source()).unwrap();
-    let raw = 80 * text.len();
-    assert!(slow.0.len() < raw / 2, "{} of {raw}", slow.0.len());
-
-    let mut fast = Vec::new();
-    let mut writer = Writer::new(&mut fast, Compress::Auto).unwrap();
-    for n in 0..80u64 {
-        writer
-            .chunk("t.ibd", n * text.len() as u64, text.as_bytes())
-            .unwrap();
-    }
-    writer.end("t.ibd", 0o640).unwrap();
-    writer.finish(source()).unwrap();
-    assert!(fast.len() > raw, "{} of {raw}", fast.len());
-    assert_eq!(
-        verify(&mut &fast[..]).unwrap().files,
-        verify(&mut &slow.0[..]).unwrap().files
-    );
-}
-
-#[test]
 fn progress_counts_file_bytes_also_when_compressed() {
     let dir = backup_dir();
     fs::write(dir.path().join("text.ibd"), "row of text, ".repeat(100_000)).unwrap();
