@@ -50,7 +50,8 @@ readonly PG_VERSION=15
 readonly LAB_ADMIN_PASSWORD=lab-admin-pass
 readonly PG_CLUSTER=main
 readonly PACKAGES=(mariadb-server mariadb-backup postgresql openssh-server openssh-client
-    iproute2 jq tmux util-linux mount procps perl-base coreutils sudo e2fsprogs nftables)
+    iproute2 jq tmux util-linux mount procps perl-base coreutils sudo e2fsprogs nftables
+    galera-4 galera-arbitrator-4 socat)
 # MariaDB's data volume on each database host: a sparse ext4 image, loop-mounted on
 # /var/lib/mysql inside the host (only what is written takes space on the machine).
 readonly DATA_SIZE=8G
@@ -1753,6 +1754,15 @@ cmd_exec() {
     shift
     host_usable "$h" || die "the lab is not up; run: $SELF up"
     mapfile -t ns < <(ns_args "$h")
+    # A daemon started here must not keep what the caller had open: a test lock taken with
+    # flock(1) around `lab.sh exec HOST service … start` would stay held while it runs.
+    local fd
+    for fd in "/proc/$$/fd/"*; do
+        fd=${fd##*/}
+        if ((fd > 2 && fd != 255)); then
+            eval "exec $fd>&-"
+        fi
+    done
     # Entering a mount namespace resets the working directory to its /; go back to the
     # caller's directory when the host has it (e.g. the repository), else stay in /.
     # shellcheck disable=SC2016 # expanded by sh
