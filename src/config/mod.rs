@@ -98,6 +98,9 @@ pub enum NodeRole {
     /// Where primary-replica starts: the node whose data the others get at the first init.
     Primary,
     Replica,
+    /// Galera only: a light host that runs `garbd` (Debian's galera-arbitrator-4) and no
+    /// database, so two data nodes keep a majority when one of them is lost.
+    Arbitrator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -130,8 +133,9 @@ impl Engine {
 pub struct Node {
     /// Where SSH reaches it; `local` means this machine, without SSH.
     pub host: String,
-    /// In `[nodes.NAME]`: `"primary"` marks where primary-replica starts. Only a start:
-    /// which node is primary later is read from the servers.
+    /// In `[nodes.NAME]`: `"primary"` marks where primary-replica starts (for Galera, the
+    /// node whose data the cluster starts from). Only a start: which node is primary later
+    /// is read from the servers. `"arbitrator"`: a Galera arbitrator, no database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<NodeRole>,
     pub ssh_user: Option<String>,
@@ -153,6 +157,11 @@ pub struct Node {
 impl Node {
     pub fn is_local(&self) -> bool {
         self.host == LOCAL_HOST
+    }
+
+    /// A Galera arbitrator (`role = "arbitrator"`): it runs garbd and holds no data.
+    pub fn is_arbitrator(&self) -> bool {
+        self.role == Some(NodeRole::Arbitrator)
     }
 
     /// The address the other node's database connects to.
@@ -439,6 +448,12 @@ impl Config {
             .find(|(_, node)| node.role == Some(NodeRole::Primary))
             .map(|(name, _)| name)
             .or_else(|| self.nodes.keys().find(|name| name.as_str() == "primary"))
+            .or_else(|| {
+                self.nodes
+                    .iter()
+                    .find(|(_, node)| !node.is_arbitrator())
+                    .map(|(name, _)| name)
+            })
             .or_else(|| self.nodes.keys().next())
             .expect("a valid config has nodes")
     }

@@ -400,3 +400,76 @@ fn node_names_and_counts_are_checked() {
     let primary_primary = format!("topology = \"primary-primary\"\n{THREE}");
     assert_eq!(error(&primary_primary).keys(), ["nodes"]);
 }
+
+const GALERA: &str = r#"
+engine = "mariadb"
+topology = "galera"
+
+[nodes.db1]
+host = "198.51.100.11"
+
+[nodes.db2]
+host = "198.51.100.12"
+
+[nodes.db3]
+host = "198.51.100.13"
+"#;
+
+#[test]
+fn galera_takes_three_data_nodes_or_two_and_an_arbitrator() {
+    let three = parse(GALERA).unwrap();
+    assert_eq!(three.topology, Topology::Galera);
+    assert_eq!(three.starting_primary().as_str(), "db1");
+    let arbitrated = parse(&GALERA.replace(
+        "[nodes.db1]\nhost = \"198.51.100.11\"",
+        "[nodes.db1]\nhost = \"198.51.100.11\"\nrole = \"arbitrator\"",
+    ))
+    .unwrap();
+    assert!(arbitrated.nodes["db1"].is_arbitrator());
+    // The arbitrator holds no data: the cluster starts from a node with a database.
+    assert_eq!(arbitrated.starting_primary().as_str(), "db2");
+    let marked = parse(&GALERA.replace(
+        "[nodes.db3]\nhost = \"198.51.100.13\"",
+        "[nodes.db3]\nhost = \"198.51.100.13\"\nrole = \"primary\"",
+    ))
+    .unwrap();
+    assert_eq!(marked.starting_primary().as_str(), "db3");
+}
+
+#[test]
+fn a_two_node_galera_without_an_arbitrator_is_refused_saying_why() {
+    let two = GALERA.replace("[nodes.db3]\nhost = \"198.51.100.13\"\n", "");
+    let err = error(&two);
+    assert_eq!(err.keys(), ["nodes"]);
+    let text = err.to_string();
+    assert!(text.contains("not a majority"), "{text}");
+    assert!(text.contains("role = \"arbitrator\""), "{text}");
+    // The pair form says the same, at `topology`.
+    let pair = format!("topology = \"galera\"\n{MINIMAL}");
+    let err = error(&pair);
+    assert_eq!(err.keys(), ["topology"]);
+    assert!(err.to_string().contains("not a majority"), "{err}");
+    // One data node and two arbitrators: no cluster at all.
+    let lonely = GALERA
+        .replace("[nodes.db2]\nhost = \"198.51.100.12\"", "[nodes.db2]\nhost = \"198.51.100.12\"\nrole = \"arbitrator\"")
+        .replace("[nodes.db3]\nhost = \"198.51.100.13\"", "[nodes.db3]\nhost = \"198.51.100.13\"\nrole = \"arbitrator\"");
+    assert_eq!(error(&lonely).keys(), ["nodes", "nodes.db3.role"]);
+}
+
+#[test]
+fn galera_needs_mariadb_and_arbitrators_need_galera() {
+    let pg = GALERA.replace("engine = \"mariadb\"", "engine = \"postgresql\"");
+    let err = error(&pg);
+    assert_eq!(err.keys(), ["topology"]);
+    assert!(err.to_string().contains("needs engine = \"mariadb\""), "{err}");
+    let arbiter_in_pairs = THREE.replace(
+        "[nodes.db3]\nhost = \"198.51.100.13\"",
+        "[nodes.db3]\nhost = \"198.51.100.13\"\nrole = \"arbitrator\"",
+    );
+    assert_eq!(error(&arbiter_in_pairs).keys(), ["nodes.db3.role"]);
+    let replica = GALERA.replace(
+        "[nodes.db2]\nhost = \"198.51.100.12\"",
+        "[nodes.db2]\nhost = \"198.51.100.12\"\nrole = \"replica\"",
+    );
+    assert_eq!(error(&replica).keys(), ["nodes.db2.role"]);
+}

@@ -160,14 +160,29 @@ fn valid_name(name: &str, max: usize) -> bool {
 /// How many nodes the topology takes, and which node primary-replica starts from.
 fn shape_problems(config: &Config, found: &mut Vec<Problem>) {
     let count = config.nodes.len();
+    if config.topology == Topology::Galera {
+        galera_problems(config, found);
+    } else if let Some((name, _)) = config.nodes.iter().find(|(_, n)| n.is_arbitrator()) {
+        found.push(
+            Problem::new(
+                config.key(name.as_str(), "role"),
+                format!(
+                    "role = \"arbitrator\" is for topology = \"galera\" (a garbd host); this is topology = \"{}\"",
+                    config.topology.name()
+                ),
+            )
+            .help("remove the key, or the node"),
+        );
+    }
     let (least, most) = match config.topology {
         Topology::PrimaryReplica => (2, 16),
         Topology::PrimaryPrimary => (2, 2),
         Topology::Galera => (3, 16),
     };
-    // A missing table of the two-node form is reported by itself.
+    // A missing table of the two-node form is reported by itself; Galera's count above.
     let missing_table = config.two_node_form && count < 2;
-    if !missing_table && ((1..least).contains(&count) || count > most) {
+    let counted = config.topology == Topology::Galera && count < least;
+    if !missing_table && !counted && ((1..least).contains(&count) || count > most) {
         found.push(Problem::new(
             if config.two_node_form {
                 "topology"
@@ -224,6 +239,104 @@ fn shape_problems(config: &Config, found: &mut Vec<Problem>) {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Galera: MariaDB only; three data nodes or more, or two and one arbitrator (garbd), so
+/// that losing any one member leaves a majority; at most one node marked as the start.
+fn galera_problems(config: &Config, found: &mut Vec<Problem>) {
+    if config.engine != super::Engine::Mariadb {
+        found.push(
+            Problem::new(
+                "topology",
+                format!(
+                    "topology = \"galera\" needs engine = \"mariadb\": Galera is MariaDB's (galera-4); engine = \"{}\" has none",
+                    config.engine.name()
+                ),
+            )
+            .help("use topology = \"primary-replica\" for PostgreSQL"),
+        );
+    }
+    let arbitrators: Vec<&str> = config
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.is_arbitrator())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let data = config.nodes.len() - arbitrators.len();
+    let key = if config.two_node_form {
+        "topology"
+    } else {
+        "nodes"
+    };
+    if config.nodes.is_empty() || (config.two_node_form && config.nodes.len() < 2) {
+        // Said already: the file names no nodes, or a table is missing.
+    } else if data == 2 && arbitrators.is_empty() {
+        found.push(
+            Problem::new(
+                key,
+                "a Galera cluster of two nodes stops taking writes when either is lost: the one left                  is not a majority (1 of 2), so it cannot tell a dead peer from a cut cable",
+            )
+            .help(
+                "add a third [nodes.NAME] with a database, or a light host with role = \"arbitrator\"                  (it runs garbd, Debian's galera-arbitrator-4, and holds no data)",
+            ),
+        );
+    } else if data < 2 || data + arbitrators.len() < 3 {
+        found.push(
+            Problem::new(
+                key,
+                format!(
+                    "topology = \"galera\" takes three or more nodes with a database, or two and one                      role = \"arbitrator\"; the file names {data} with a database{}",
+                    if arbitrators.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and {} arbitrator(s)", arbitrators.len())
+                    }
+                ),
+            )
+            .help("add [nodes.NAME] tables"),
+        );
+    }
+    for extra in arbitrators.iter().skip(1) {
+        found.push(
+            Problem::new(
+                config.key(extra, "role"),
+                format!(
+                    "{} is the arbitrator already; ha-setup runs one garbd per cluster",
+                    arbitrators[0]
+                ),
+            )
+            .help("give the cluster another node with a database instead"),
+        );
+    }
+    let marked: Vec<&str> = config
+        .nodes
+        .iter()
+        .filter(|(_, node)| node.role == Some(NodeRole::Primary))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    for other in marked.iter().skip(1) {
+        found.push(
+            Problem::new(
+                config.key(other, "role"),
+                format!(
+                    "{} is marked role = \"primary\" already; the cluster starts from one node's data",
+                    marked[0]
+                ),
+            )
+            .help("leave role out on the others"),
+        );
+    }
+    for (name, node) in &config.nodes {
+        if node.role == Some(NodeRole::Replica) {
+            found.push(
+                Problem::new(
+                    config.key(name.as_str(), "role"),
+                    "there are no replicas in a Galera cluster: every node with a database takes writes",
+                )
+                .help("remove the key (or mark the node whose data the cluster starts from role = \"primary\")"),
+            );
         }
     }
 }
