@@ -229,6 +229,9 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub ok: bool,
+    /// Not a failure, but something to know (the run goes on).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
     pub what: String,
     /// For a failed check: what to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,14 +242,26 @@ impl Finding {
     pub fn ok(what: impl Into<String>) -> Self {
         Finding {
             ok: true,
+            warning: false,
             what: what.into(),
             fix: None,
+        }
+    }
+
+    /// Something to know that stops nothing, with what to do about it.
+    pub fn warning(what: impl Into<String>, fix: impl Into<String>) -> Self {
+        Finding {
+            ok: true,
+            warning: true,
+            what: what.into(),
+            fix: Some(fix.into()),
         }
     }
 
     pub fn failed(what: impl Into<String>, fix: impl Into<String>) -> Self {
         Finding {
             ok: false,
+            warning: false,
             what: what.into(),
             fix: Some(fix.into()),
         }

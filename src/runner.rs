@@ -319,7 +319,11 @@ fn redact(text: &str, input: &crate::plan::Input) -> String {
 fn findings_text(findings: &[Finding]) -> String {
     let mut text = String::new();
     for finding in findings {
-        let verdict = if finding.ok { "ok  " } else { "FAIL" };
+        let verdict = match (finding.ok, finding.warning) {
+            (true, false) => "ok  ",
+            (true, true) => "WARN",
+            (false, _) => "FAIL",
+        };
         text.push_str(&format!("\n      {verdict}  {}", finding.what));
         if let Some(fix) = &finding.fix {
             text.push_str(&format!("\n            → {fix}"));

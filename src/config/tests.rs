@@ -451,8 +451,14 @@ fn a_two_node_galera_without_an_arbitrator_is_refused_saying_why() {
     assert!(err.to_string().contains("not a majority"), "{err}");
     // One data node and two arbitrators: no cluster at all.
     let lonely = GALERA
-        .replace("[nodes.db2]\nhost = \"198.51.100.12\"", "[nodes.db2]\nhost = \"198.51.100.12\"\nrole = \"arbitrator\"")
-        .replace("[nodes.db3]\nhost = \"198.51.100.13\"", "[nodes.db3]\nhost = \"198.51.100.13\"\nrole = \"arbitrator\"");
+        .replace(
+            "[nodes.db2]\nhost = \"198.51.100.12\"",
+            "[nodes.db2]\nhost = \"198.51.100.12\"\nrole = \"arbitrator\"",
+        )
+        .replace(
+            "[nodes.db3]\nhost = \"198.51.100.13\"",
+            "[nodes.db3]\nhost = \"198.51.100.13\"\nrole = \"arbitrator\"",
+        );
     assert_eq!(error(&lonely).keys(), ["nodes", "nodes.db3.role"]);
 }
 
@@ -461,7 +467,10 @@ fn galera_needs_mariadb_and_arbitrators_need_galera() {
     let pg = GALERA.replace("engine = \"mariadb\"", "engine = \"postgresql\"");
     let err = error(&pg);
     assert_eq!(err.keys(), ["topology"]);
-    assert!(err.to_string().contains("needs engine = \"mariadb\""), "{err}");
+    assert!(
+        err.to_string().contains("needs engine = \"mariadb\""),
+        "{err}"
+    );
     let arbiter_in_pairs = THREE.replace(
         "[nodes.db3]\nhost = \"198.51.100.13\"",
         "[nodes.db3]\nhost = \"198.51.100.13\"\nrole = \"arbitrator\"",

@@ -16,7 +16,7 @@ use crate::error::Exit;
 use crate::host::Host;
 use crate::node::NodeName;
 use crate::plan::Plan;
-use crate::topology::Observed;
+use crate::topology::{Observed, Topology};
 
 /// What an end-to-end canary found.
 #[derive(Debug)]
@@ -61,6 +61,44 @@ pub trait Engine: Sync {
 
     /// What to do about a replication error, in the engine's terms.
     fn link_hint(&self, error: &str) -> String;
+
+    /// This engine's variant for a cluster of nodes that all take writes and agree among
+    /// themselves (`topology = "galera"`), if it has one.
+    fn galera(&self) -> Option<&'static dyn Engine> {
+        None
+    }
+
+    /// `recover bootstrap`: a cluster whose every node stopped is started again from the
+    /// node that holds the most. `force`: go ahead though a node that cannot be read might
+    /// hold more.
+    fn bootstrap_plan(&self, _force: bool) -> Plan {
+        Plan::refused(
+            "recover-bootstrap",
+            "recover bootstrap is for topology = \"galera\": a primary and its replicas never need one \
+             (after losing the primary, `ha-setup recover promote`)"
+                .into(),
+        )
+    }
+
+    /// Who is who for `operation` (`init`, `recover-bootstrap`, …) when the engine decides
+    /// it from what the nodes showed (Galera: none is a primary); None: the primary and
+    /// replicas of ops/resolve.rs. `node`: the node a command names.
+    fn roles(
+        &self,
+        _operation: &str,
+        _config: &Config,
+        _topology: &Topology,
+        _node: Option<&NodeName>,
+        _force: bool,
+    ) -> Option<anyhow::Result<(crate::plan::Roles, Vec<String>)>> {
+        None
+    }
+
+    /// For a cluster whose members all take writes (Galera): how it stands, judged by the
+    /// engine from what each node showed. None: the engine keeps one primary and replicas.
+    fn membership(&self, _topology: &Topology) -> Option<Membership> {
+        None
+    }
 
     /// The steps of `init`: the source (the primary now) seeds and links every target.
     fn init_plan(&self) -> Plan;
@@ -107,6 +145,24 @@ pub trait Engine: Sync {
         seen: Vec<&Observed>,
         timeout: Duration,
     ) -> anyhow::Result<Canary>;
+}
+
+/// How a cluster whose members all take writes stands (`status`).
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// `alive` (every member in, the cluster the size it should be), `lagging` (a member
+    /// serves a state transfer or is desynced: a warning), `broken` (a member outside the
+    /// primary component, the wrong size, two histories: critical) or `down` (a member is
+    /// not running or not reachable: critical).
+    pub link: &'static str,
+    /// What is wrong, each with what to do.
+    pub problems: Vec<String>,
+    /// The members the cluster counts now, as its primary component reports it.
+    pub size: Option<u64>,
+    /// Per node, the engine's facts for `status --format json` (`null` for a node with none).
+    pub nodes: Vec<(NodeName, serde_json::Value)>,
+    /// Where the canary is written, and where it is read.
+    pub canary: Option<(NodeName, Vec<NodeName>)>,
 }
 
 /// Every engine this build has: the one place an engine is listed.
@@ -180,12 +236,19 @@ pub fn for_config(config: &Config) -> anyhow::Result<&'static dyn Engine> {
         ))
         .into());
     };
-    if config.topology != config::Topology::PrimaryReplica {
-        return Err(Exit::usage(format!(
-            "topology = \"{}\" is not supported by this version of ha-setup yet; only \"primary-replica\" is",
+    match config.topology {
+        config::Topology::PrimaryReplica => Ok(engine),
+        config::Topology::Galera => engine.galera().ok_or_else(|| {
+            Exit::usage(format!(
+                "topology = \"galera\" needs engine = \"mariadb\": engine = \"{}\" has no Galera",
+                engine.name()
+            ))
+            .into()
+        }),
+        config::Topology::PrimaryPrimary => Err(Exit::usage(format!(
+            "topology = \"{}\" is not supported by this version of ha-setup yet",
             config.topology.name()
         ))
-        .into());
+        .into()),
     }
-    Ok(engine)
 }

@@ -78,7 +78,7 @@ pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result
     let confirm = asking && !options.dry_run;
     if options.dry_run || confirm {
         let topology = crate::topology::observe(engine, &config, &mut hosts);
-        let (roles, notes) = resolve::init(&config, &topology)?;
+        let (roles, notes) = roles(engine, &config, &topology)?;
         for note in &notes {
             ui.note(note);
         }
@@ -109,7 +109,7 @@ pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result
     let mut run = || -> anyhow::Result<(Outcome, Roles)> {
         // Read again under the lock: the run acts on what the servers show now.
         let topology = crate::topology::observe(engine, &config, &mut hosts);
-        let (roles, notes) = resolve::init(&config, &topology)?;
+        let (roles, notes) = roles(engine, &config, &topology)?;
         if !confirm {
             for note in &notes {
                 ui.note(note);
@@ -122,6 +122,22 @@ pub fn init(config_path: &Path, options: InitOptions, ui: &Ui) -> anyhow::Result
     super::unlock(&mut hosts, held);
     let (outcome, roles) = result?;
     finished(&outcome, &config, &roles, ui)
+}
+
+/// Who is who: the engine's own resolution where it has one (Galera), else the primary's.
+fn roles(
+    engine: &dyn engine::Engine,
+    config: &Config,
+    topology: &crate::topology::Topology,
+) -> anyhow::Result<(Roles, Vec<String>)> {
+    engine
+        .roles("init", config, topology, None, false)
+        .unwrap_or_else(|| resolve::init(config, topology))
+}
+
+/// Steps that only prove the cluster works, and change nothing.
+fn proof_only(step: &str) -> bool {
+    matches!(step, "verify-link" | "verify-cluster")
 }
 
 /// The plan, as `ha-setup plan` prints it: every check for real, every action per host.
@@ -143,7 +159,7 @@ fn dry_run(
             "{} check(s) failed: init would stop at preflight; fix them first.",
             outcome.failed_checks
         )
-    } else if outcome.changed.iter().all(|step| *step == "verify-link") {
+    } else if outcome.changed.iter().all(|step| proof_only(step)) {
         "Nothing to change: the cluster is set up; init would only verify the links.".to_owned()
     } else {
         format!(
@@ -170,12 +186,29 @@ fn finished(
         .changed
         .iter()
         .copied()
-        .filter(|step| *step != "verify-link")
+        .filter(|step| !proof_only(step))
         .collect();
     let pair = std::iter::once(&roles.source)
         .chain(&roles.targets)
         .map(|name| format!("{name} ({})", config.node(name).host))
         .collect::<Vec<_>>();
+    if config.topology == crate::config::Topology::Galera {
+        let all = config
+            .nodes
+            .iter()
+            .map(|(name, node)| format!("{name} ({})", node.host))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ui.out(&if changed.is_empty() {
+            format!("init: nothing to change: {all} form the Galera cluster, every node Synced, and a canary went from one node to every other.")
+        } else {
+            format!(
+                "init: done: {all} form the Galera cluster, every node Synced, and a canary went from one node to every other. \
+                 Check any time with `ha-setup status`."
+            )
+        })?;
+        return Ok(ExitCode::Ok);
+    }
     let links = if pair.len() > 2 {
         "the links are alive"
     } else {

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod facts;
+pub mod galera;
 pub mod layout;
 pub mod link;
 pub mod observe;
@@ -74,6 +75,10 @@ impl Engine for MariaDb {
 
     fn link_hint(&self, error: &str) -> String {
         link::hint(error).to_owned()
+    }
+
+    fn galera(&self) -> Option<&'static dyn Engine> {
+        Some(&galera::MariaDbGalera)
     }
 
     fn init_plan(&self) -> Plan {

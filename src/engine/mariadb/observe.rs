@@ -133,14 +133,21 @@ fn upstream(replica: &Replica, head: &str) -> Upstream {
     }
 }
 
+/// The MariaDB reading of a node, also inside a Galera node's.
+fn reading(observed: &Observed) -> Option<&Reading> {
+    observed
+        .detail::<Reading>()
+        .or_else(|| super::galera::observe::reading(observed).map(|g| &g.base))
+}
+
 /// The server's state behind an observation, when it answered.
 pub fn state(observed: &Observed) -> Option<&NodeState> {
-    observed.detail::<Reading>()?.state.as_ref()
+    reading(observed)?.state.as_ref()
 }
 
 /// Where MariaDB lives on the node, when the node was reached.
 pub fn host_facts(observed: &Observed) -> Option<&HostFacts> {
-    observed.detail::<Reading>().map(|r| &r.host)
+    reading(observed).map(|r| &r.host)
 }
 
 /// Per GTID domain, the highest sequence number a node holds: applied, or (on a replica)

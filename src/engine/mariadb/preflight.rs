@@ -229,7 +229,12 @@ fn reachability(cx: &mut Ctx<'_>, server: &Server, target: &NodeName, out: &mut 
 /// Where MariaDB lives on a node, as found there (preflight prints it for every node), and
 /// what makes that unusable: a config key that contradicts the running server, or nothing
 /// found where ha-setup must write its settings or control the service.
-fn whereabouts(cx: &mut Ctx<'_>, name: &NodeName, installed: &Installed, out: &mut Vec<Finding>) {
+pub(crate) fn whereabouts(
+    cx: &mut Ctx<'_>,
+    name: &NodeName,
+    installed: &Installed,
+    out: &mut Vec<Finding>,
+) {
     let label = cx.host(name).label().to_owned();
     let paths = layout::paths(cx, name);
     let seen = cx.observe(name);
