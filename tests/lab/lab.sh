@@ -1753,6 +1753,15 @@ cmd_exec() {
     shift
     host_usable "$h" || die "the lab is not up; run: $SELF up"
     mapfile -t ns < <(ns_args "$h")
+    # A daemon started here must not keep what the caller had open: a test lock taken with
+    # flock(1) around `lab.sh exec HOST service … start` would stay held while it runs.
+    local fd
+    for fd in "/proc/$$/fd/"*; do
+        fd=${fd##*/}
+        if ((fd > 2 && fd != 255)); then
+            eval "exec $fd>&-"
+        fi
+    done
     # Entering a mount namespace resets the working directory to its /; go back to the
     # caller's directory when the host has it (e.g. the repository), else stay in /.
     # shellcheck disable=SC2016 # expanded by sh
