@@ -103,28 +103,35 @@ pub fn stuck_at(node: &Observed) -> Option<(u32, u32, u64)> {
 }
 
 /// What to do about `error` on `node`'s link from the other node: for a conflict, which
-/// transaction on which row, and the two ways out; else the usual hint.
+/// transaction on which row, and the two ways out; else what usually causes it.
 pub fn hint(node: &Observed, error: &str) -> String {
-    let Some(conflict) = Conflict::parse(error) else {
-        return link::hint(error).to_owned();
-    };
     let name = &node.name;
     let from = node
         .upstream()
         .and_then(|up| up.node.as_ref())
         .map_or_else(|| "the other node".to_owned(), |n| n.to_string());
-    let stuck = stuck_at(node);
-    let what = match &stuck {
+    let Some(conflict) = Conflict::parse(error) else {
+        return other_hint(name.as_str(), &from, error);
+    };
+    let stuck = observe::stuck(node);
+    let gtid = stuck
+        .and_then(|s| s.gtid.as_deref())
+        .and_then(|g| parse_gtids(g).into_iter().next())
+        .or_else(|| stuck_at(node));
+    let what = match &gtid {
         Some((d, s, n)) => format!("{from}'s transaction {d}-{s}-{n}"),
         None => format!("a transaction of {from}'s"),
     };
-    let on = conflict
-        .table
-        .as_deref()
-        .map_or(String::new(), |t| format!(" on {t}"));
-    let skip = match (&stuck, observe::state(node)) {
-        (Some((d, s, n)), Some(state)) => {
-            let position = skip_position(&state.server.gtid_current_pos, (*d, *s, *n));
+    let table = stuck
+        .and_then(|s| s.table.clone())
+        .or_else(|| conflict.table.clone());
+    let mut on = table.map_or(String::new(), |t| format!(" of {t}"));
+    if let Some(key) = stuck.and_then(|s| s.key.as_deref()) {
+        on.push_str(&format!(", the row {key}"));
+    }
+    let skip = match (&gtid, observe::state(node)) {
+        (Some(gtid), Some(state)) => {
+            let position = skip_position(&state.server.gtid_current_pos, *gtid);
             format!("on {name}: STOP SLAVE; SET GLOBAL gtid_slave_pos = '{position}'; START SLAVE;")
         }
         _ => format!(
@@ -142,6 +149,23 @@ pub fn hint(node: &Observed, error: &str) -> String {
         change = conflict.change,
         row = conflict.row(),
     )
+}
+
+/// A link error that is no conflict, in the words of two writers.
+fn other_hint(name: &str, from: &str, error: &str) -> String {
+    if error.contains("Access denied") {
+        format!(
+            "the replication user's password on {from} is not the one {name} logs in with: run `ha-setup init` again, \
+             which sets both from the kept password"
+        )
+    } else if error.contains("connecting to master") || error.contains("Can't connect") {
+        format!(
+            "{name} cannot reach {from}'s database: check that it runs (the link reconnects on its own, every 10 s, once it does), \
+             listens on its replication address (ss -ltn there), and that no firewall blocks the port"
+        )
+    } else {
+        link::hint(error).to_owned()
+    }
 }
 
 /// The node's position with `gtid` as the last one applied of its domain: skipping it.

@@ -97,6 +97,8 @@ fn link_action(
     };
     if let Some(replica) = replica.filter(|r| is_ours(r, cx.config, from, port)) {
         let running = replica.io_ok() && replica.sql_ok();
+        // Cut off from the other node, or the other restarted: it reconnects on its own.
+        let reconnecting = replica.io_running == "Connecting" && replica.sql_ok();
         // After a re-seed the link is made again from what the node holds now: its relay
         // log may hold the old stream of the re-seeded node.
         if !fresh {
@@ -121,10 +123,10 @@ fn link_action(
                     ),
                 )));
             }
-            if running && kept.net_timeout == Some(NET_TIMEOUT_SECS) {
+            if (running || reconnecting) && kept.net_timeout == Some(NET_TIMEOUT_SECS) {
                 return Ok(None);
             }
-            if running {
+            if running || reconnecting {
                 return Ok(Some((
                     format!(
                         "{node}: notice a silent {from} within {NET_TIMEOUT_SECS}s: reconnect its link with it"
