@@ -17,15 +17,21 @@ use crate::node::NodeName;
 use crate::plan::{Ctx, Step, Verdict};
 use crate::topology::Observed;
 
-/// Per GTID domain, the last transaction a node holds (applied, or received and waiting
-/// in its relay log): (server_id, sequence number).
+/// Per GTID domain, the last transaction a node holds (in its binary log, applied, or
+/// received and waiting in its relay log): (server_id, sequence number). The binary log
+/// counts whoever wrote it (gtid_current_pos counts only the node's own server_id there).
 pub fn history(state: &NodeState) -> BTreeMap<u32, (u32, u64)> {
     let mut have: BTreeMap<u32, (u32, u64)> = BTreeMap::new();
     let received = state
         .replica
         .as_ref()
         .map_or("", |r| r.gtid_io_pos.as_str());
-    for list in [state.server.gtid_current_pos.as_str(), received] {
+    let server = &state.server;
+    for list in [
+        server.gtid_binlog_pos.as_str(),
+        server.gtid_current_pos.as_str(),
+        received,
+    ] {
         for (domain, server, seq) in parse_gtids(list) {
             let entry = have.entry(domain).or_insert((server, 0));
             if seq >= entry.1 {
