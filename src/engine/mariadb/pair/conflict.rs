@@ -129,15 +129,11 @@ pub fn hint(node: &Observed, error: &str) -> String {
     if let Some(key) = stuck.and_then(|s| s.key.as_deref()) {
         on.push_str(&format!(", the row {key}"));
     }
-    let skip = match (&gtid, observe::state(node)) {
-        (Some(gtid), Some(state)) => {
-            let position = skip_position(&state.server.gtid_current_pos, *gtid);
-            format!("on {name}: STOP SLAVE; SET GLOBAL gtid_slave_pos = '{position}'; START SLAVE;")
-        }
-        _ => format!(
-            "on {name}: STOP SLAVE; then SET GLOBAL gtid_slave_pos to {name}'s gtid_current_pos with {from}'s domain at that transaction; START SLAVE;"
-        ),
-    };
+    // The applier stands at the stuck transaction, so skipping one event group skips
+    // exactly it (MariaDB allows the counter with GTID), whatever the node writes meanwhile:
+    // a position printed here would be stale by the time it is typed.
+    let skip =
+        format!("on {name}: STOP SLAVE; SET GLOBAL sql_slave_skip_counter = 1; START SLAVE;");
     format!(
         "replication conflict (error {code}): {what} ({change}{on}) cannot be applied on {name}: {row}. \
          The two nodes hold different data for that row: the application wrote it on both, or it was changed \
@@ -168,22 +164,6 @@ fn other_hint(name: &str, from: &str, error: &str) -> String {
     }
 }
 
-/// The node's position with `gtid` as the last one applied of its domain: skipping it.
-/// From gtid_current_pos, so that no domain is set below the node's own binary log (which
-/// gtid_strict_mode refuses).
-pub fn skip_position(current: &str, gtid: (u32, u32, u64)) -> String {
-    let mut list: Vec<(u32, u32, u64)> = parse_gtids(current)
-        .into_iter()
-        .filter(|(d, _, _)| *d != gtid.0)
-        .collect();
-    list.push(gtid);
-    list.sort();
-    list.iter()
-        .map(|(d, s, n)| format!("{d}-{s}-{n}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,14 +184,5 @@ mod tests {
         .unwrap();
         assert_eq!((missing.code, missing.change), (1032, "an update"));
         assert!(Conflict::parse("error connecting to master 'ha_repl@x:3306'").is_none());
-    }
-
-    #[test]
-    fn skipping_keeps_every_other_domain() {
-        assert_eq!(
-            skip_position("0-1-9,1-1-40,2-2-6", (1, 1, 41)),
-            "0-1-9,1-1-41,2-2-6"
-        );
-        assert_eq!(skip_position("2-2-6", (1, 1, 1)), "1-1-1,2-2-6");
     }
 }
