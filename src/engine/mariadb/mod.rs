@@ -6,6 +6,7 @@ pub mod facts;
 pub mod layout;
 pub mod link;
 pub mod observe;
+pub mod pair;
 pub mod position;
 pub mod preflight;
 pub mod primary;
@@ -72,8 +73,12 @@ impl Engine for MariaDb {
         details
     }
 
-    fn link_hint(&self, error: &str) -> String {
+    fn link_hint(&self, _node: &Observed, error: &str) -> String {
         link::hint(error).to_owned()
+    }
+
+    fn two_writers(&self) -> Option<&'static dyn Engine> {
+        Some(&pair::MariaDbPair)
     }
 
     fn init_plan(&self) -> Plan {
