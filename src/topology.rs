@@ -325,6 +325,9 @@ fn short(text: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub nodes: Vec<Observed>,
+    /// The shape the config asks for: one primary and its replicas, or two writable nodes
+    /// that replicate from each other.
+    pub kind: crate::config::Topology,
 }
 
 impl Topology {
@@ -333,7 +336,35 @@ impl Topology {
         for observed in &mut nodes {
             resolve(observed, config);
         }
-        Topology { nodes }
+        Topology {
+            nodes,
+            kind: config.topology,
+        }
+    }
+
+    /// Two writable nodes, each replicating from the other (`topology = "primary-primary"`).
+    pub fn two_writers(&self) -> bool {
+        self.kind == crate::config::Topology::PrimaryPrimary
+    }
+
+    /// In a pair of two writers, the other node.
+    pub fn peer(&self, name: &NodeName) -> Option<&NodeName> {
+        match &self.nodes[..] {
+            [a, b] if &a.name == name => Some(&b.name),
+            [a, b] if &b.name == name => Some(&a.name),
+            _ => None,
+        }
+    }
+
+    /// A node's role as status reports it. With two writers every node whose database
+    /// answers is a primary (its replication from the other node does not make it a
+    /// replica); `read_only` says whether it takes writes now.
+    pub fn role(&self, name: &NodeName) -> Role {
+        let observed = self.get(name);
+        match observed.role() {
+            Role::Replica if self.two_writers() => Role::Primary,
+            role => role,
+        }
     }
 
     pub fn get(&self, name: &NodeName) -> &Observed {
@@ -424,6 +455,9 @@ impl Topology {
     /// What makes this none of the known shapes: every changing operation refuses while
     /// there is any, and status shows them.
     pub fn problems(&self) -> Vec<String> {
+        if self.two_writers() {
+            return self.pair_problems();
+        }
         let mut found = Vec::new();
         let writable = self.writable();
         if writable.len() > 1 {
@@ -477,6 +511,29 @@ impl Topology {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+        }
+        found
+    }
+
+    /// With two writers, both nodes take writes and each replicates from the other: what is
+    /// wrong is only a node that replicates from one that is not its peer.
+    fn pair_problems(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for observed in &self.nodes {
+            let Some(up) = observed.upstream() else {
+                continue;
+            };
+            let name = &observed.name;
+            match &up.node {
+                None => found.push(format!(
+                    "{name} replicates from {}:{}, which is none of the config's nodes",
+                    up.address, up.port
+                )),
+                Some(source) if source == name => {
+                    found.push(format!("{name} replicates from itself"))
+                }
+                Some(_) => {}
+            }
         }
         found
     }
@@ -583,6 +640,25 @@ impl Topology {
             }
         }
         Ok(best)
+    }
+}
+
+/// Why an operation does not apply to two writable nodes, if it does not: no state of the
+/// servers would change the answer, so it is said before any host is touched (usage, exit 2).
+pub fn two_writers_refusal(operation: &str) -> Option<&'static str> {
+    match operation {
+        "recover-promote" => Some(
+            "there is nothing to promote with topology = \"primary-primary\": both nodes take writes. \
+             If one node is lost, the other keeps serving: point the application at it. When the lost node is back, \
+             `ha-setup recover rejoin` reconnects it; a node that restarted is read-only until `ha-setup recover unfence` \
+             (with --force when the other node is gone for good).",
+        ),
+        "switchover" => Some(
+            "there is no role to swap with topology = \"primary-primary\": both nodes take writes. \
+             To move the application to the other node, point it there (`ha-setup status` shows both links alive); \
+             a node that restarted is read-only until `ha-setup recover unfence`.",
+        ),
+        _ => None,
     }
 }
 

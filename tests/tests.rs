@@ -13,6 +13,7 @@ mod host_ssh;
 mod init_mariadb;
 mod lab_smoke;
 mod pair_postgresql;
+mod pp_mariadb;
 mod recover_mariadb;
 mod seed_mariadb;
 mod seed_postgresql;

@@ -399,6 +399,13 @@ fn node_names_and_counts_are_checked() {
     assert_eq!(error(&galera).keys(), ["topology"]);
     let primary_primary = format!("topology = \"primary-primary\"\n{THREE}");
     assert_eq!(error(&primary_primary).keys(), ["nodes"]);
+    // Two writable nodes: MariaDB only, two nodes in either form.
+    let pair = format!("topology = \"primary-primary\"\n{MINIMAL}");
+    assert_eq!(parse(&pair).unwrap().topology, Topology::PrimaryPrimary);
+    let postgres = pair.replace("engine = \"mariadb\"", "engine = \"postgresql\"");
+    let err = error(&postgres);
+    assert_eq!(err.keys(), ["topology"]);
+    assert!(err.to_string().contains("no built-in replication"), "{err}");
 }
 
 const GALERA: &str = r#"

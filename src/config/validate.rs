@@ -200,6 +200,22 @@ fn shape_problems(config: &Config, found: &mut Vec<Problem>) {
             ),
         ));
     }
+    if config.topology == Topology::PrimaryPrimary && config.engine != super::Engine::Mariadb {
+        found.push(
+            Problem::new(
+                "topology",
+                format!(
+                    "topology = \"primary-primary\" needs engine = \"mariadb\"; {} has no built-in replication \
+                     between two writable servers",
+                    match config.engine {
+                        super::Engine::Postgresql => "PostgreSQL",
+                        super::Engine::Mariadb => "MariaDB",
+                    }
+                ),
+            )
+            .help("use topology = \"primary-replica\": one writable primary and its standby"),
+        );
+    }
     let marked: Vec<&str> = config
         .nodes
         .iter()

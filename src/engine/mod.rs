@@ -59,8 +59,14 @@ pub trait Engine: Sync {
     /// Engine facts for status's JSON, beside the typed ones (a GTID state, a server id).
     fn details(&self, node: &Observed) -> Vec<(&'static str, String)>;
 
-    /// What to do about a replication error, in the engine's terms.
-    fn link_hint(&self, error: &str) -> String;
+    /// What to do about `error` on `node`'s replication link, in the engine's terms.
+    fn link_hint(&self, node: &Observed, error: &str) -> String;
+
+    /// This engine's variant for two writable nodes that replicate from each other
+    /// (`topology = "primary-primary"`), if it has one.
+    fn two_writers(&self) -> Option<&'static dyn Engine> {
+        None
+    }
 
     /// This engine's variant for a cluster of nodes that all take writes and agree among
     /// themselves (`topology = "galera"`), if it has one.
@@ -238,6 +244,14 @@ pub fn for_config(config: &Config) -> anyhow::Result<&'static dyn Engine> {
     };
     match config.topology {
         config::Topology::PrimaryReplica => Ok(engine),
+        config::Topology::PrimaryPrimary => engine.two_writers().ok_or_else(|| {
+            Exit::usage(format!(
+                "topology = \"primary-primary\" needs engine = \"mariadb\": engine = \"{}\" has no built-in \
+                 replication between two writable servers",
+                engine.name()
+            ))
+            .into()
+        }),
         config::Topology::Galera => engine.galera().ok_or_else(|| {
             Exit::usage(format!(
                 "topology = \"galera\" needs engine = \"mariadb\": engine = \"{}\" has no Galera",
@@ -245,10 +259,5 @@ pub fn for_config(config: &Config) -> anyhow::Result<&'static dyn Engine> {
             ))
             .into()
         }),
-        config::Topology::PrimaryPrimary => Err(Exit::usage(format!(
-            "topology = \"{}\" is not supported by this version of ha-setup yet",
-            config.topology.name()
-        ))
-        .into()),
     }
 }

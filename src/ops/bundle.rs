@@ -123,7 +123,18 @@ fn create_from(
 ) -> anyhow::Result<ExitCode> {
     let topology = crate::topology::observe(engine, config, hosts);
     let untouched = topology.untouched();
-    let source = match topology.provable_primary() {
+    // Two writers hold the same data: the config's first node, else the other.
+    let writer = topology.two_writers().then(|| {
+        let first = config.starting_primary();
+        topology
+            .nodes
+            .iter()
+            .map(|n| &n.name)
+            .filter(|n| topology.get(n).answers())
+            .min_by_key(|n| *n != first)
+            .cloned()
+    });
+    let source = match writer.flatten().or_else(|| topology.provable_primary()) {
         Some(primary) if topology.get(&primary).answers() => primary,
         // Before the first init, the node the config starts from.
         None if untouched && topology.get(config.starting_primary()).answers() => {

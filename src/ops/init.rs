@@ -214,6 +214,18 @@ fn finished(
     } else {
         "the link is alive"
     };
+    if config.topology == crate::config::Topology::PrimaryPrimary {
+        let both = pair.join(" and ");
+        ui.out(&if changed.is_empty() {
+            format!("init: nothing to change: {both} were already set up; both take writes, and both links are alive.")
+        } else {
+            format!(
+                "init: done: {both} replicate from each other, both take writes, and both links are alive. \
+                 Check any time with `ha-setup status`."
+            )
+        })?;
+        return Ok(ExitCode::Ok);
+    }
     let pair = format!("{} → {}", pair[0], pair[1..].join(", "));
     if changed.is_empty() {
         ui.out(&format!(

@@ -4,7 +4,9 @@ pub mod bundle;
 pub mod init;
 pub mod recover;
 pub mod resolve;
+pub mod resolve_pp;
 pub mod status;
+pub mod status_pp;
 pub mod sync;
 
 use std::path::Path;

@@ -43,6 +43,18 @@ pub enum Recovery {
     },
 }
 
+/// The operation's name in plans, the journal and the lock.
+fn operation_name(recovery: &Recovery) -> &'static str {
+    match recovery {
+        Recovery::Promote => "recover-promote",
+        Recovery::Unfence => "recover-unfence",
+        Recovery::Rejoin { .. } => "recover-rejoin",
+        Recovery::Rebuild { .. } => "recover-rebuild",
+        Recovery::Restore { .. } => "recover-restore",
+        Recovery::Switchover { .. } => "switchover",
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RecoverOptions {
     pub force: bool,
@@ -60,6 +72,11 @@ pub fn recover(
     let started = Instant::now();
     let config = super::load_config(config_path)?;
     let engine = engine::for_config(&config)?;
+    let operation = operation_name(&recovery);
+    let pair = config.topology == crate::config::Topology::PrimaryPrimary;
+    if let Some(why) = crate::topology::two_writers_refusal(operation).filter(|_| pair) {
+        return Err(Exit::usage(why).into());
+    }
     // Names given as flags are checked before any host is tried.
     let named = |given: &Option<String>, flag: &str| -> anyhow::Result<Option<NodeName>> {
         given
@@ -93,14 +110,6 @@ pub fn recover(
     let asking = !options.yes && !options.dry_run && ui.is_interactive();
     let mut hosts = Hosts::connect(&config, &NoPrompt);
     let store = Store::open(state_dir(&config));
-    let operation = match &recovery {
-        Recovery::Promote => "recover-promote",
-        Recovery::Unfence => "recover-unfence",
-        Recovery::Rejoin { .. } => "recover-rejoin",
-        Recovery::Rebuild { .. } => "recover-rebuild",
-        Recovery::Restore { .. } => "recover-restore",
-        Recovery::Switchover { .. } => "switchover",
-    };
     let attempt = |hosts: &mut Hosts,
                    dry_run: bool|
      -> anyhow::Result<(crate::runner::Outcome, crate::plan::Roles)> {
@@ -175,8 +184,25 @@ pub fn recover(
     let (outcome, roles) = result?;
     let took = seconds(started.elapsed());
     let source = &roles.source;
+    let both = crate::topology::and_list(
+        &std::iter::once(source.clone())
+            .chain(roles.targets.iter().cloned())
+            .collect::<Vec<_>>(),
+    );
     let message = match (recovery, options.dry_run) {
         (_, true) => format!("{} step(s) would run.", outcome.changed.len()),
+        (Recovery::Unfence, false) if pair => format!(
+            "recover unfence: done in {took}: {both} take{} writes.",
+            if roles.targets.is_empty() { "s" } else { "" }
+        ),
+        (Recovery::Rejoin { .. }, false) if pair => format!(
+            "recover rejoin: done in {took}: {both} replicate from each other, both take writes, and both links are alive."
+        ),
+        (Recovery::Rebuild { .. }, false) if pair => format!(
+            "recover rebuild: done in {took}: {} holds a fresh copy of {source}'s data (its previous data was moved aside); \
+             {both} replicate from each other and both take writes.",
+            crate::topology::and_list(&roles.targets)
+        ),
         (Recovery::Promote, false) => format!(
             "recover promote: done in {took}: {source} is the primary and takes writes. Point the application at it; \
              when the old primary is back, make it a replica with `ha-setup recover rejoin`."

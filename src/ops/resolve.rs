@@ -17,6 +17,9 @@ fn refused(message: String, topology: &Topology) -> anyhow::Error {
 /// node set up yet) the primary is the one the config marks; after, it is the one the
 /// servers say. A node whose own history could be lost is never re-seeded by init.
 pub fn init(config: &Config, topology: &Topology) -> anyhow::Result<(Roles, Vec<String>)> {
+    if topology.two_writers() {
+        return super::resolve_pp::init(config, topology);
+    }
     topology.refuse_problems("init")?;
     let untouched = topology.untouched();
     let mut notes = Vec::new();
@@ -206,6 +209,9 @@ fn most_advanced(
 /// unfence: the primary that came back read-only, once no other node takes writes and
 /// every other node could be checked (unless `force`).
 pub fn unfence(topology: &Topology, force: bool) -> anyhow::Result<Roles> {
+    if topology.two_writers() {
+        return super::resolve_pp::unfence(topology, force);
+    }
     topology.refuse_problems("unfence")?;
     if let Some(primary) = topology.primary() {
         // A former primary beside the one that takes writes: opening it too would make two.
@@ -282,6 +288,9 @@ pub fn unfence(topology: &Topology, force: bool) -> anyhow::Result<Roles> {
 /// rejoin: every other node replicates from the one primary (each checked for history
 /// the primary never got).
 pub fn rejoin(topology: &Topology) -> anyhow::Result<Roles> {
+    if topology.two_writers() {
+        return super::resolve_pp::rejoin(topology);
+    }
     topology.refuse_problems("rejoin")?;
     let Some(primary) = topology.primary() else {
         return Err(refused(
@@ -306,6 +315,9 @@ pub fn rebuild(
     node: Option<NodeName>,
     from: Option<NodeName>,
 ) -> anyhow::Result<Roles> {
+    if topology.two_writers() {
+        return super::resolve_pp::rebuild(config, topology, node, from);
+    }
     let source = match from {
         Some(from) => from,
         None => {

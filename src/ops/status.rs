@@ -22,7 +22,7 @@ use crate::ui::Ui;
 /// Lag beyond which the link is `lagging` (a warning), and beyond which it is critical.
 pub const LAG_WARN_SECS: u64 = 60;
 pub const LAG_CRIT_SECS: u64 = 300;
-const CANARY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CANARY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusFormat {
@@ -107,13 +107,18 @@ pub fn status(config_path: &Path, options: StatusOptions, ui: &Ui) -> anyhow::Re
     }
 }
 
-fn node_report(engine: &dyn Engine, config: &Config, observed: &Observed) -> NodeReport {
+fn node_report(
+    engine: &dyn Engine,
+    config: &Config,
+    observed: &Observed,
+    role: Role,
+) -> NodeReport {
     let db = observed.db.as_ref();
     let up = observed.upstream();
     NodeReport {
         name: observed.name.to_string(),
         host: config.node(&observed.name).host.clone(),
-        role: observed.role(),
+        role,
         reachable: observed.unreachable.is_none(),
         running: db.is_some(),
         member: observed.member,
@@ -150,7 +155,7 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
     let mut nodes: Vec<NodeReport> = topology
         .nodes
         .iter()
-        .map(|o| node_report(engine, config, o))
+        .map(|o| node_report(engine, config, o, topology.role(&o.name)))
         .collect();
     let mut problems = Vec::new();
     for observed in &topology.nodes {
@@ -173,9 +178,14 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
     problems.extend(topology.problems());
     let (files, file_problems) = crate::sync::report(config, &topology, &mut hosts);
     problems.extend(file_problems);
-    let primary = topology.primary();
+    // Two writers: no primary to find; their own fences and links (status_pp.rs).
+    let pair = topology.two_writers();
+    let primary = if pair { None } else { topology.primary() };
+    if pair {
+        problems.extend(super::status_pp::fenced(&topology));
+    }
     for observed in &topology.nodes {
-        if !observed.fenced() || !observed.member {
+        if pair || !observed.fenced() || !observed.member {
             continue;
         }
         let name = &observed.name;
@@ -201,14 +211,22 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
     let mut canary_ms: Option<u64> = None;
     let mut states = Vec::new();
     let mut running = Vec::new();
+    if pair {
+        super::status_pp::missing_links(&topology, &mut problems, &mut states);
+    }
     for name in &replicas {
         let up = topology.get(name).upstream().expect("a replica");
         lag_seconds = lag_seconds.max(up.lag_seconds);
         if up.receiving == LinkState::Running && up.applying == LinkState::Running {
             if up.lag_seconds.is_some_and(|lag| lag > LAG_WARN_SECS) {
                 problems.push(format!(
-                    "{name}: {} s behind its primary",
-                    up.lag_seconds.unwrap_or_default()
+                    "{name}: {} s behind {}",
+                    up.lag_seconds.unwrap_or_default(),
+                    if pair {
+                        "the other node"
+                    } else {
+                        "its primary"
+                    }
                 ));
                 states.push("lagging");
             } else {
@@ -226,7 +244,7 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
                 } else {
                     &error
                 },
-                engine.link_hint(&error)
+                engine.link_hint(topology.get(name), &error)
             ));
             states.push("broken");
         }
@@ -271,6 +289,17 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
                 }
             }
         }
+    }
+    if canary && pair {
+        let mut found = super::status_pp::canaries(engine, &topology, &mut hosts, &running);
+        for (name, ms) in found.arrived.drain(..) {
+            canary_ms = Some(canary_ms.map_or(ms, |c| c.max(ms)));
+            if let Some(node) = nodes.iter_mut().find(|n| n.name == name.as_str()) {
+                node.canary_ms = Some(ms);
+            }
+        }
+        problems.extend(found.problems);
+        states.extend(found.states);
     }
     let link = if topology
         .nodes

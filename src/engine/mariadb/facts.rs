@@ -96,11 +96,20 @@ pub struct Server {
     pub gtid_slave_pos: String,
     pub gtid_current_pos: String,
     pub have_ssl: bool,
+    /// The GTID domain this server's own transactions get (global value: what a new
+    /// session takes).
+    pub gtid_domain_id: u32,
+    pub auto_increment_increment: u32,
+    pub auto_increment_offset: u32,
+    pub gtid_strict_mode: bool,
+    pub gtid_ignore_duplicates: bool,
 }
 
 const SERVER_SQL: &str = "SELECT @@version, @@server_id, @@log_bin, @@log_bin_basename, \
     @@binlog_format, @@log_slave_updates, @@read_only, @@datadir, @@port, \
-    IFNULL(@@bind_address, ''), @@gtid_binlog_pos, @@gtid_slave_pos, @@gtid_current_pos, @@have_ssl";
+    IFNULL(@@bind_address, ''), @@gtid_binlog_pos, @@gtid_slave_pos, @@gtid_current_pos, @@have_ssl, \
+    @@global.gtid_domain_id, @@global.auto_increment_increment, @@global.auto_increment_offset, \
+    @@gtid_strict_mode, @@gtid_ignore_duplicates";
 
 pub fn server(host: &mut dyn Host) -> anyhow::Result<Server> {
     let row = client::row(host, SERVER_SQL)?;
@@ -129,6 +138,11 @@ pub fn parse_server(row: &[Option<String>]) -> anyhow::Result<Server> {
         gtid_slave_pos: field(11),
         gtid_current_pos: field(12),
         have_ssl: field(13) == "YES",
+        gtid_domain_id: field(14).parse().unwrap_or(0),
+        auto_increment_increment: field(15).parse().unwrap_or(1),
+        auto_increment_offset: field(16).parse().unwrap_or(1),
+        gtid_strict_mode: flag(17),
+        gtid_ignore_duplicates: flag(18),
     })
 }
 

@@ -254,6 +254,36 @@ pub struct NodeSettings {
     pub bind_address: String,
     pub relay_log: String,
     pub tls: bool,
+    /// With two writable nodes (`topology = "primary-primary"`): what keeps their writes
+    /// apart.
+    pub pair: Option<PairSettings>,
+}
+
+/// What each of two writable nodes needs so that their writes never collide by
+/// construction and never loop: its own GTID domain (each node's transactions form one
+/// ordered stream that only it writes), and AUTO_INCREMENT values from disjoint sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PairSettings {
+    /// The node's server_id: one number per node to know, and GTIDs read `D-S-N` with
+    /// D = S for every transaction a node wrote itself.
+    pub gtid_domain_id: u32,
+    pub auto_increment_increment: u32,
+    /// 1 for the config's first node, 2 for the second.
+    pub auto_increment_offset: u32,
+}
+
+impl PairSettings {
+    pub fn new(config: &Config, name: &NodeName, server_id: u32) -> Option<PairSettings> {
+        if config.topology != crate::config::Topology::PrimaryPrimary {
+            return None;
+        }
+        let index = config.nodes.get_index_of(name).unwrap_or(0) as u32;
+        Some(PairSettings {
+            gtid_domain_id: server_id,
+            auto_increment_increment: 2,
+            auto_increment_offset: index + 1,
+        })
+    }
 }
 
 impl NodeSettings {
@@ -285,6 +315,7 @@ impl NodeSettings {
             relay_log: "mariadb-relay-bin".to_owned(),
             // Every node serves TLS with its own CA, so any can be the primary.
             tls: config.replication.tls,
+            pair: PairSettings::new(config, name, server_id),
         }
     }
 
@@ -337,6 +368,30 @@ impl NodeSettings {
         if self.tls && !server.have_ssl {
             reasons.push("TLS is off".to_owned());
         }
+        // A session keeps the gtid_domain_id and auto_increment values it connected with:
+        // SET GLOBAL would leave the application's open connections writing into the old
+        // domain and the old sequence, colliding with the other node's keys. A restart
+        // makes every session take them.
+        if let Some(pair) = &self.pair {
+            let wanted = [
+                ("gtid_domain_id", server.gtid_domain_id, pair.gtid_domain_id),
+                (
+                    "auto_increment_increment",
+                    server.auto_increment_increment,
+                    pair.auto_increment_increment,
+                ),
+                (
+                    "auto_increment_offset",
+                    server.auto_increment_offset,
+                    pair.auto_increment_offset,
+                ),
+            ];
+            for (name, now, want) in wanted {
+                if now != want {
+                    reasons.push(format!("{name} is {now} and must be {want}"));
+                }
+            }
+        }
         reasons
     }
 }
@@ -366,7 +421,7 @@ mod tests {
     #[test]
     fn server_ids_keep_the_sources_and_number_the_rest() {
         let config = config();
-        let none = Topology { nodes: vec![] };
+        let none = Topology::new(vec![], &config);
         let ids = server_ids(&config, &none, &NodeName::new("primary"));
         assert_eq!(ids.values().copied().collect::<Vec<_>>(), [1, 2]);
     }
@@ -460,5 +515,62 @@ mod tests {
         insta::assert_snapshot!("primary_cnf", text);
         let secondary = NodeSettings::new(&config, &NodeName::new("secondary"), 2, None);
         insta::assert_snapshot!("secondary_cnf", secondary.render(&config).unwrap());
+    }
+
+    #[test]
+    fn two_writers_get_their_own_domain_and_sequence() {
+        let config = Config::parse(
+            "engine = \"mariadb\"\ntopology = \"primary-primary\"\n[primary]\nhost = \"198.51.100.11\"\n[secondary]\nhost = \"198.51.100.12\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let first = NodeSettings::new(&config, &NodeName::new("primary"), 1, None);
+        let second = NodeSettings::new(&config, &NodeName::new("secondary"), 7, None);
+        assert_eq!(
+            second.pair,
+            Some(PairSettings {
+                gtid_domain_id: 7,
+                auto_increment_increment: 2,
+                auto_increment_offset: 2
+            })
+        );
+        insta::assert_snapshot!("pair_first_cnf", first.render(&config).unwrap());
+        // A running server with the old domain and sequence is restarted, not SET GLOBAL.
+        let mut server = super::super::facts::parse_server(
+            &[
+                "10.11.6-MariaDB",
+                "1",
+                "1",
+                "",
+                "ROW",
+                "1",
+                "1",
+                "/var/lib/mysql/",
+                "3306",
+                "127.0.0.1,198.51.100.11",
+                "",
+                "",
+                "",
+                "YES",
+                "0",
+                "1",
+                "1",
+                "0",
+                "0",
+            ]
+            .map(|v| Some(v.to_owned())),
+        )
+        .unwrap();
+        let reasons = first.needs_restart(&server);
+        assert_eq!(
+            reasons,
+            [
+                "gtid_domain_id is 0 and must be 1",
+                "auto_increment_increment is 1 and must be 2"
+            ]
+        );
+        server.gtid_domain_id = 1;
+        server.auto_increment_increment = 2;
+        assert!(first.needs_restart(&server).is_empty());
     }
 }

@@ -21,7 +21,7 @@ use crate::secret::Secret;
 pub struct EnableReplication;
 
 /// Whether a replica connection is the one this config describes for `source`.
-fn is_ours(replica: &Replica, config: &Config, source: &NodeName, port: u16) -> bool {
+pub fn is_ours(replica: &Replica, config: &Config, source: &NodeName, port: u16) -> bool {
     replica.master_host == config.node(source).replication_address()
         && replica.master_port == port
         && replica.master_user == config.replication.user
@@ -150,7 +150,7 @@ pub const NET_TIMEOUT_SECS: u64 = 15;
 /// The source sends a heartbeat when it has had nothing to send for this long.
 pub const HEARTBEAT_SECS: u64 = 5;
 
-fn net_timeout() -> String {
+pub fn net_timeout() -> String {
     format!("SET GLOBAL slave_net_timeout = {NET_TIMEOUT_SECS};\n")
 }
 
@@ -159,18 +159,18 @@ fn net_timeout() -> String {
 /// MariaDB writes statements to those logs as they are. It is not written to the binary
 /// log; the processlist shows it, to users with the PROCESS privilege, for the
 /// milliseconds it runs.
-const UNLOGGED: &str = "SET SESSION sql_log_off = ON, slow_query_log = OFF;\n";
+pub const UNLOGGED: &str = "SET SESSION sql_log_off = ON, slow_query_log = OFF;\n";
 
 /// What a replica keeps of its link that SQL does not show.
-struct KeptLink {
+pub struct KeptLink {
     /// Its stored replication password is not the one given.
-    password_differs: bool,
-    net_timeout: Option<u64>,
+    pub password_differs: bool,
+    pub net_timeout: Option<u64>,
 }
 
 const REPLICA_LINK: &str = include_str!("scripts/replica-link.sh");
 
-fn kept_link(host: &mut dyn Host, password: &Secret) -> anyhow::Result<KeptLink> {
+pub fn kept_link(host: &mut dyn Host, password: &Secret) -> anyhow::Result<KeptLink> {
     let input = Input::WithSecret(SECRET_MARK.into(), password.clone());
     let text = host.run_ok_with_input(&Cmd::script(REPLICA_LINK, &[]).as_root(), &input.bytes())?;
     Ok(parse_kept_link(&text))
@@ -354,6 +354,17 @@ pub fn canary(
     replicas: Vec<&mut dyn Host>,
     timeout: Duration,
 ) -> anyhow::Result<Canary> {
+    canary_row(source, replicas, timeout, 1)
+}
+
+/// [`canary`] in row `row` of the canary table: with two writers each writes a row of its
+/// own, so their canaries never touch the same row.
+pub fn canary_row(
+    source: &mut dyn Host,
+    replicas: Vec<&mut dyn Host>,
+    timeout: Duration,
+    row: u8,
+) -> anyhow::Result<Canary> {
     let token = Secret::generate().expose().to_owned();
     let schema = layout::SCHEMA;
     let ready = client::row(
@@ -384,7 +395,7 @@ pub fn canary(
     let watch = Cmd::new(format!(
         "end=$(( $(date +%s) + {secs} ))\n\
          while :; do\n\
-         \tr=$(mariadb -N -B -e \"SELECT TIMESTAMPDIFF(MICROSECOND, written_at, NOW(6)) FROM {schema}.canary WHERE id = 1 AND token = '{token}'\" 2>/dev/null)\n\
+         \tr=$(mariadb -N -B -e \"SELECT TIMESTAMPDIFF(MICROSECOND, written_at, NOW(6)) FROM {schema}.canary WHERE id = {row} AND token = '{token}'\" 2>/dev/null)\n\
          \t[ -n \"$r\" ] && {{ echo \"$r\"; exit 0; }}\n\
          \t[ \"$(date +%s)\" -ge \"$end\" ] && exit 3\n\
          \tsleep 0.01\n\
@@ -393,7 +404,7 @@ pub fn canary(
     ))
     .as_root();
     let write = format!(
-        "REPLACE INTO {schema}.canary SELECT 1, '{token}', NOW(6) FROM DUAL WHERE @@global.read_only = 0;\n\
+        "REPLACE INTO {schema}.canary SELECT {row}, '{token}', NOW(6) FROM DUAL WHERE @@global.read_only = 0;\n\
          SELECT ROW_COUNT();\n"
     );
     let (watched, written) = std::thread::scope(|scope| {

@@ -7,6 +7,7 @@ pub mod galera;
 pub mod layout;
 pub mod link;
 pub mod observe;
+pub mod pair;
 pub mod position;
 pub mod preflight;
 pub mod primary;
@@ -73,12 +74,16 @@ impl Engine for MariaDb {
         details
     }
 
-    fn link_hint(&self, error: &str) -> String {
+    fn link_hint(&self, _node: &Observed, error: &str) -> String {
         link::hint(error).to_owned()
     }
 
     fn galera(&self) -> Option<&'static dyn Engine> {
         Some(&galera::MariaDbGalera)
+    }
+
+    fn two_writers(&self) -> Option<&'static dyn Engine> {
+        Some(&pair::MariaDbPair)
     }
 
     fn init_plan(&self) -> Plan {

@@ -65,6 +65,7 @@ pub fn parse(name: &NodeName, label: &str, output: &str) -> Observed {
     let mut reading = Reading {
         host: HostFacts::parse(head),
         state: None,
+        stuck: Stuck::parse(head),
     };
     match rest {
         Ok(text) => match facts::parse_state(text) {
@@ -97,6 +98,43 @@ pub fn parse(name: &NodeName, label: &str, output: &str) -> Observed {
 pub struct Reading {
     pub host: HostFacts,
     pub state: Option<NodeState>,
+    /// Where the replica's applier stopped on a row that differs, when it did.
+    pub stuck: Option<Stuck>,
+}
+
+/// The transaction and row a replica's applier stopped at, read from its relay log
+/// (observe.sh's `stuck_*` lines): only the row's primary key, never the rest of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stuck {
+    pub gtid: Option<String>,
+    /// `INSERT INTO`, `UPDATE` or `DELETE FROM`.
+    pub change: Option<String>,
+    pub table: Option<String>,
+    /// `id=5`, or `a=1, b=2`: the primary key's columns and the row's values in them.
+    pub key: Option<String>,
+}
+
+impl Stuck {
+    fn parse(head: &str) -> Option<Stuck> {
+        let value = |key: &str| {
+            head.lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let stuck = Stuck {
+            gtid: value("stuck_gtid"),
+            change: value("stuck_change"),
+            table: value("stuck_table"),
+            key: value("stuck_key"),
+        };
+        (stuck != Stuck::default()).then_some(stuck)
+    }
+}
+
+/// Where a node's replica applier stopped on a row that differs, when it did.
+pub fn stuck(observed: &Observed) -> Option<&Stuck> {
+    reading(observed)?.stuck.as_ref()
 }
 
 /// The replica connection, with the witness lines of observe.sh's head (`heartbeat=5.000`,
@@ -238,6 +276,21 @@ mod tests {
             host_facts(&down).map(|h| h.datadir_configured.as_str()),
             Some("/srv/mysql")
         );
+    }
+
+    #[test]
+    fn the_row_a_replica_stopped_at() {
+        let output = "member=yes\nseeded=yes\nstuck_gtid=1-1-5\nstuck_change=UPDATE\nstuck_table=app.t\nstuck_key=id=1\n--- failed\nx\n";
+        let seen = parse(&NodeName::new("db2"), "db2 (h)", output);
+        let stuck = stuck(&seen).expect("stuck");
+        assert_eq!(stuck.gtid.as_deref(), Some("1-1-5"));
+        assert_eq!(stuck.key.as_deref(), Some("id=1"));
+        let fine = parse(
+            &NodeName::new("db2"),
+            "db2 (h)",
+            "member=yes\n--- failed\nx\n",
+        );
+        assert!(super::stuck(&fine).is_none());
     }
 
     #[test]

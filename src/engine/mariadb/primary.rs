@@ -44,8 +44,14 @@ impl Step for PreparePrimary {
             actions.extend(certificates(cx.host(&source), &source, &address)?);
         }
         // Writes open here only on a node that takes them now, or on its first set-up: a
-        // fenced primary stays fenced until `recover unfence` says otherwise.
-        let open = !server.read_only || !member;
+        // fenced primary stays fenced until `recover unfence` says otherwise. With two
+        // writers, a node set up before opens only once it has caught up with the other
+        // (the open-writes step), also after a restart made here.
+        let open = if settings.pair.is_some() {
+            !member
+        } else {
+            !server.read_only || !member
+        };
         let restart = settings.needs_restart(&server);
         if restart.is_empty() {
             actions.extend(runtime_settings(&source, &server, &settings));
@@ -129,9 +135,21 @@ fn runtime_settings(on: &NodeName, server: &Server, settings: &NodeSettings) -> 
     if !server.binlog_format.eq_ignore_ascii_case("ROW") {
         sql.push_str("SET GLOBAL binlog_format = 'ROW';\n");
     }
+    if settings.pair.is_some() {
+        if !server.gtid_strict_mode {
+            sql.push_str("SET GLOBAL gtid_strict_mode = ON;\n");
+        }
+        if !server.gtid_ignore_duplicates {
+            sql.push_str("SET GLOBAL gtid_ignore_duplicates = ON;\n");
+        }
+    }
     (!sql.is_empty()).then(|| Action::Run {
         on: on.clone(),
-        why: "apply server_id and binlog_format now (no restart needed)".into(),
+        why: if settings.pair.is_some() {
+            "apply server_id, binlog_format and the GTID modes now (no restart needed)".into()
+        } else {
+            "apply server_id and binlog_format now (no restart needed)".into()
+        },
         cmd: client::command(),
         input: Input::Text(sql),
     })

@@ -120,7 +120,8 @@ impl Step for Start {
             let settings = replica_settings(cx, &target)?;
             let server = facts::server(cx.host(&target))?;
             let restart = settings.needs_restart(&server);
-            if !server.read_only && restart.is_empty() {
+            // With two writers a writable node is what init makes, not a replica to fence.
+            if !server.read_only && restart.is_empty() && settings.pair.is_none() {
                 actions.push(Action::Run {
                     on: target.clone(),
                     why: "make the replica read-only now (its config says so too)".into(),

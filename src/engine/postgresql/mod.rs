@@ -112,7 +112,7 @@ impl Engine for PostgreSql {
         details
     }
 
-    fn link_hint(&self, error: &str) -> String {
+    fn link_hint(&self, _node: &Observed, error: &str) -> String {
         link::hint(error)
     }
 

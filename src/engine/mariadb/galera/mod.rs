@@ -85,8 +85,8 @@ impl Engine for MariaDbGalera {
         details
     }
 
-    fn link_hint(&self, error: &str) -> String {
-        MariaDb.link_hint(error)
+    fn link_hint(&self, node: &Observed, error: &str) -> String {
+        MariaDb.link_hint(node, error)
     }
 
     fn roles(

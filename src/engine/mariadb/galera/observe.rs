@@ -280,6 +280,7 @@ pub fn parse(name: &NodeName, label: &str, output: &str, arbitrator: bool) -> Ob
         .unwrap_or_else(|| base::Reading {
             host: facts::HostFacts::default(),
             state: None,
+            stuck: None,
         });
     let reading = Reading {
         base: base_reading,

@@ -6,8 +6,9 @@
 # Arguments: the config's config_dir and service (each empty: find it on the host), the
 # name of ha-setup's settings file, the seed record, the SQL to run.
 # Output: key=value lines (config_dir, config_dir_from, service, service_from, systemd,
-# member, seeded, datadir_configured when the server does not answer, and on a replica
-# heartbeat and received_ago), then
+# member, seeded, datadir_configured when the server does not answer, on a replica
+# heartbeat and received_ago, and on a replica stopped on a row that differs between the
+# nodes stuck_gtid, stuck_change, stuck_table and stuck_key), then
 # `--- answered` and the client's batch output, or `--- failed` and the client's error.
 config_dir=$1
 service=$2
@@ -58,6 +59,63 @@ if [ -z "$service" ]; then
 	done
 fi
 
+# A replica whose applier stopped on a row that differs between the nodes (a duplicate
+# key, a missing row, a foreign key): the transaction and the row it stopped at, read from
+# its relay log where the applier stands. Only the row's primary key is printed: the rest
+# of a row may be anything the application keeps. Arguments: the relay log's base name.
+stuck_row() {
+	fields=$(printf '%s\n' "$out" | awk -F '\t' '
+		!seen && /(^|\t)Slave_IO_Running(\t|$)/ {
+			for (i = 1; i <= NF; i++) col[$i] = i
+			seen = 1
+			if ((getline row) > 0) {
+				split(row, v, "\t")
+				print v[col["Last_SQL_Errno"]] "\t" v[col["Relay_Log_Pos"]] "\t" v[col["Relay_Log_File"]]
+			}
+		}')
+	errno=$(printf '%s\n' "$fields" | cut -f1)
+	pos=$(printf '%s\n' "$fields" | cut -f2)
+	file=$(printf '%s\n' "$fields" | cut -f3)
+	case $errno in 1022 | 1032 | 1062 | 1451 | 1452) ;; *) return 0 ;; esac
+	case $pos in '' | *[!0-9]*) return 0 ;; esac
+	events=$(mariadb-binlog --base64-output=decode-rows --verbose --start-position="$pos" \
+		-- "${1%/*}/${file##*/}" 2>/dev/null | head -n 400)
+	gtid=$(printf '%s\n' "$events" | sed -n 's/.*[[:space:]]GTID \([0-9]*-[0-9]*-[0-9]*\).*/\1/p' | head -n 1)
+	[ -n "$gtid" ] && printf 'stuck_gtid=%s\n' "$gtid"
+	# The first row change: its statement line, then the row image that identifies the row
+	# (an update's or a delete's WHERE image, an insert's SET image).
+	image=$(printf '%s\n' "$events" | awk '
+		!found && /^### (INSERT INTO|UPDATE|DELETE FROM) / { found = 1; print; next }
+		found && /^### (SET|WHERE)$/ { if (marker++) exit; next }
+		found && /^###   @[0-9]+=/ { print; next }
+		found { exit }')
+	head_line=$(printf '%s\n' "$image" | sed -n 1p)
+	[ -n "$head_line" ] || return 0
+	change=$(printf '%s\n' "$head_line" | sed -n 's/^### \(INSERT INTO\|UPDATE\|DELETE FROM\) .*/\1/p')
+	name=${head_line#"### $change "}
+	# The backquotes are MariaDB's, not the shell's.
+	# shellcheck disable=SC2016
+	schema=$(printf '%s\n' "$name" | sed -n 's/^`\(.*\)`\.`.*`$/\1/p')
+	# shellcheck disable=SC2016
+	table=$(printf '%s\n' "$name" | sed -n 's/^`.*`\.`\(.*\)`$/\1/p')
+	printf 'stuck_change=%s\nstuck_table=%s.%s\n' "$change" "$schema" "$table"
+	# As SQL literals: quotes doubled, backslashes too (harmless if the session reads them
+	# literally).
+	lit() { printf '%s' "$1" | sed "s/\\\\/\\\\\\\\/g; s/'/''/g"; }
+	keys=$(mariadb --batch --skip-column-names --connect-timeout=5 -e "SELECT c.ORDINAL_POSITION, c.COLUMN_NAME \
+		FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c \
+		ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME AND c.COLUMN_NAME = s.COLUMN_NAME \
+		WHERE s.TABLE_SCHEMA = '$(lit "$schema")' AND s.TABLE_NAME = '$(lit "$table")' AND s.INDEX_NAME = 'PRIMARY' \
+		ORDER BY s.SEQ_IN_INDEX" 2>/dev/null) || return 0
+	key=$(printf '%s\n' "$keys" | while IFS="$(printf '\t')" read -r ordinal column; do
+		[ -n "$ordinal" ] || continue
+		value=$(printf '%s\n' "$image" | sed -n "s/^###   @$ordinal=//p" | head -n 1 | cut -c1-100)
+		printf '%s=%s, ' "$column" "$value"
+	done)
+	[ -n "$key" ] && printf 'stuck_key=%s\n' "${key%, }"
+	return 0
+}
+
 printf 'config_dir=%s\nconfig_dir_from=%s\n' "$config_dir" "$config_dir_from"
 printf 'service=%s\nservice_from=%s\nsystemd=%s\n' "$service" "$service_from" "$systemd"
 if [ -n "$config_dir" ] && [ -e "$config_dir/$cnf_name" ]; then echo member=yes; else echo member=no; fi
@@ -76,6 +134,7 @@ if out=$(printf '%s\n' "$sql" | mariadb --batch --connect-timeout=5 2>&1); then
 		if [ -n "$relay" ] && [ -n "$newest" ]; then
 			printf 'received_ago=%s\n' "$(($(date +%s) - newest))"
 		fi
+		[ -n "$relay" ] && stuck_row "$relay"
 		;;
 	esac
 	echo '--- answered'
