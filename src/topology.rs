@@ -184,6 +184,8 @@ pub enum LinkState {
 pub enum Role {
     Primary,
     Replica,
+    /// A Galera arbitrator (garbd): a member of the cluster without a database.
+    Arbitrator,
     Unreachable,
     Unknown,
 }
@@ -193,6 +195,7 @@ impl Role {
         match self {
             Role::Primary => "primary",
             Role::Replica => "replica",
+            Role::Arbitrator => "arbitrator",
             Role::Unreachable => "unreachable",
             Role::Unknown => "unknown",
         }

@@ -102,7 +102,7 @@ pub trait Engine: Sync {
 
     /// For a cluster whose members all take writes (Galera): how it stands, judged by the
     /// engine from what each node showed. None: the engine keeps one primary and replicas.
-    fn membership(&self, _topology: &Topology) -> Option<Membership> {
+    fn membership(&self, _config: &Config, _topology: &Topology) -> Option<Membership> {
         None
     }
 

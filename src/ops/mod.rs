@@ -6,6 +6,7 @@ pub mod recover;
 pub mod resolve;
 pub mod resolve_pp;
 pub mod status;
+pub mod status_members;
 pub mod status_pp;
 pub mod sync;
 

@@ -47,6 +47,9 @@ pub struct Report {
     /// difference is a problem: degraded).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<crate::sync::FileReport>,
+    /// In a cluster whose members all take writes (Galera): how many members it counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_size: Option<u64>,
     /// What is wrong, each with what to do.
     pub problems: Vec<String>,
     /// The latest events of the history.
@@ -85,6 +88,10 @@ pub struct NodeReport {
     pub problem: Option<String>,
     /// Engine facts beside the typed ones.
     pub details: BTreeMap<String, String>,
+    /// In a cluster whose members all take writes (Galera): the node's place in it, as
+    /// the engine reports it (its state, component, the size it counts, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<serde_json::Value>,
 }
 
 pub struct StatusOptions {
@@ -107,7 +114,7 @@ pub fn status(config_path: &Path, options: StatusOptions, ui: &Ui) -> anyhow::Re
     }
 }
 
-fn node_report(
+pub(super) fn node_report(
     engine: &dyn Engine,
     config: &Config,
     observed: &Observed,
@@ -143,6 +150,7 @@ fn node_report(
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect(),
+        cluster: None,
     }
 }
 
@@ -152,6 +160,11 @@ fn node_report(
 pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
     let mut hosts = Hosts::connect(config, &NoPrompt);
     let topology = crate::topology::observe(engine, config, &mut hosts);
+    if let Some(membership) = engine.membership(config, &topology) {
+        return super::status_members::gather(
+            config, engine, &topology, &mut hosts, membership, canary,
+        );
+    }
     let mut nodes: Vec<NodeReport> = topology
         .nodes
         .iter()
@@ -321,13 +334,7 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
     } else {
         "alive"
     };
-    let recent_events = Store::open(state_dir(config))
-        .events()
-        .map(|events| {
-            let skip = events.len().saturating_sub(5);
-            events.into_iter().skip(skip).collect()
-        })
-        .unwrap_or_default();
+    let recent_events = recent_events(config);
     Report {
         engine: config.engine.name().to_owned(),
         topology: config.topology.name().to_owned(),
@@ -337,9 +344,21 @@ pub fn gather(config: &Config, engine: &dyn Engine, canary: bool) -> Report {
         canary_ms,
         nodes,
         files,
+        cluster_size: None,
         problems,
         recent_events,
     }
+}
+
+/// The last five events of the history.
+pub(super) fn recent_events(config: &Config) -> Vec<Event> {
+    Store::open(state_dir(config))
+        .events()
+        .map(|events| {
+            let skip = events.len().saturating_sub(5);
+            events.into_iter().skip(skip).collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Prints the report and returns the exit code its format calls for.
@@ -372,6 +391,18 @@ pub fn print(
 }
 
 pub fn text(report: &Report) -> String {
+    let mut out =
+        if report.cluster_size.is_some() || report.nodes.iter().any(|n| n.cluster.is_some()) {
+            super::status_members::table(report)
+        } else {
+            table(report)
+        };
+    out.push_str(&rest_text(report));
+    out
+}
+
+/// The link and one line per node, for a primary and its replicas.
+fn table(report: &Report) -> String {
     let mut out = format!(
         "link: {}{}\n",
         report.link,
@@ -404,6 +435,12 @@ pub fn text(report: &Report) -> String {
             node.lag_seconds.map_or("-".into(), |l| format!("{l} s")),
         ));
     }
+    out
+}
+
+/// What follows the nodes: the files, the problems, the latest events.
+fn rest_text(report: &Report) -> String {
+    let mut out = String::new();
     if let Some(first) = report.files.first() {
         out.push_str(&format!("\nfiles (compared with {}):\n", first.source));
         let width = report.files.iter().map(|f| f.path.len()).max().unwrap_or(0);
@@ -465,6 +502,9 @@ pub fn nagios(report: &Report) -> (ExitCode, String) {
     if let Some(ms) = report.canary_ms {
         summary.push_str(&format!(", canary {ms}ms"));
     }
+    if let Some(size) = report.cluster_size {
+        summary.push_str(&format!(", {size} members"));
+    }
     if let Some(problem) = report.problems.first() {
         summary.push_str(&format!(": {}", problem.lines().next().unwrap_or("")));
     }
@@ -474,6 +514,9 @@ pub fn nagios(report: &Report) -> (ExitCode, String) {
     }
     if let Some(ms) = report.canary_ms {
         perf.push(format!("canary={:.3}s;;;0", ms as f64 / 1000.0));
+    }
+    if let Some(size) = report.cluster_size {
+        perf.push(format!("size={size};;;0"));
     }
     let line = if perf.is_empty() {
         format!("HA-SETUP {word} - {summary}")
@@ -497,6 +540,7 @@ mod tests {
             canary_ms: canary,
             nodes: vec![],
             files: vec![],
+            cluster_size: None,
             problems: if link == "alive" {
                 vec![]
             } else {

@@ -9,6 +9,7 @@ pub mod observe;
 pub mod preflight;
 pub mod resolve;
 pub mod settings;
+pub mod status;
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -75,7 +76,12 @@ impl Engine for MariaDbGalera {
             details.push(("wsrep_last_committed", w.last_committed.to_string()));
             details.push(("wsrep_cluster_state_uuid", w.cluster_uuid.clone()));
         }
-        if let Some(state) = &reading.grastate {
+        // A running node's grastate.dat says -1 by design: only a stopped node's counts.
+        if let Some(state) = reading
+            .grastate
+            .as_ref()
+            .filter(|_| reading.wsrep.is_none())
+        {
             details.push(("grastate_seqno", state.seqno.to_string()));
             details.push((
                 "safe_to_bootstrap",
@@ -101,6 +107,14 @@ impl Engine for MariaDbGalera {
             "init" => Some(resolve::init(config, topology)),
             _ => None,
         }
+    }
+
+    fn membership(
+        &self,
+        config: &Config,
+        topology: &crate::topology::Topology,
+    ) -> Option<crate::engine::Membership> {
+        Some(status::membership(config, topology))
     }
 
     fn init_plan(&self) -> Plan {
