@@ -154,6 +154,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
             [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
             [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)')
+            [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Galera, after every node stopped or crashed: start the cluster again from the node with the most (each node''s recovered position); refused while a node still runs in a primary component')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh database install a primary from a bundle file (disaster recovery)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -228,6 +229,23 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'ha-setup;recover;bootstrap' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Answer yes to every question; never prompt')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Go on although a safety check refused (the precondition table says what it saw)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Run the read-only checks and print what each step would run, changing nothing')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'ha-setup;recover;restore' {
             [CompletionResult]::new('--bundle', '--bundle', [CompletionResultType]::ParameterName, 'The bundle file (from `ha-setup bundle create`)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'The node to restore onto, as the config names it')
@@ -252,6 +270,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
             [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
             [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)')
+            [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Galera, after every node stopped or crashed: start the cluster again from the node with the most (each node''s recovered position); refused while a node still runs in a primary component')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh database install a primary from a bundle file (disaster recovery)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -266,6 +285,9 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;recover;help;rebuild' {
+            break
+        }
+        'ha-setup;recover;help;bootstrap' {
             break
         }
         'ha-setup;recover;help;restore' {
@@ -473,6 +495,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('unfence', 'unfence', [CompletionResultType]::ParameterValue, 'Reopen writes on the primary after a planned restart (it comes back read-only)')
             [CompletionResult]::new('rejoin', 'rejoin', [CompletionResultType]::ParameterValue, 'Make the old primary a replica of the new one; refused if its history diverged')
             [CompletionResult]::new('rebuild', 'rebuild', [CompletionResultType]::ParameterValue, 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)')
+            [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Galera, after every node stopped or crashed: start the cluster again from the node with the most (each node''s recovered position); refused while a node still runs in a primary component')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Make a fresh database install a primary from a bundle file (disaster recovery)')
             break
         }
@@ -486,6 +509,9 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;help;recover;rebuild' {
+            break
+        }
+        'ha-setup;help;recover;bootstrap' {
             break
         }
         'ha-setup;help;recover;restore' {

@@ -145,6 +145,9 @@ _ha__setup() {
             ha__setup__subcmd__help__subcmd__config,example)
                 cmd="ha__setup__subcmd__help__subcmd__config__subcmd__example"
                 ;;
+            ha__setup__subcmd__help__subcmd__recover,bootstrap)
+                cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__bootstrap"
+                ;;
             ha__setup__subcmd__help__subcmd__recover,promote)
                 cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__promote"
                 ;;
@@ -159,6 +162,9 @@ _ha__setup() {
                 ;;
             ha__setup__subcmd__help__subcmd__recover,unfence)
                 cmd="ha__setup__subcmd__help__subcmd__recover__subcmd__unfence"
+                ;;
+            ha__setup__subcmd__recover,bootstrap)
+                cmd="ha__setup__subcmd__recover__subcmd__bootstrap"
                 ;;
             ha__setup__subcmd__recover,help)
                 cmd="ha__setup__subcmd__recover__subcmd__help"
@@ -177,6 +183,9 @@ _ha__setup() {
                 ;;
             ha__setup__subcmd__recover,unfence)
                 cmd="ha__setup__subcmd__recover__subcmd__unfence"
+                ;;
+            ha__setup__subcmd__recover__subcmd__help,bootstrap)
+                cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__bootstrap"
                 ;;
             ha__setup__subcmd__recover__subcmd__help,help)
                 cmd="ha__setup__subcmd__recover__subcmd__help__subcmd__help"
@@ -735,8 +744,22 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help__subcmd__recover)
-            opts="promote unfence rejoin rebuild restore"
+            opts="promote unfence rejoin rebuild bootstrap restore"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__help__subcmd__recover__subcmd__bootstrap)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -961,7 +984,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__recover)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version promote unfence rejoin rebuild restore help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version promote unfence rejoin rebuild bootstrap restore help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -982,9 +1005,45 @@ _ha__setup() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        ha__subcmd__setup__subcmd__recover__subcmd__help)
-            opts="promote unfence rejoin rebuild restore help"
+        ha__subcmd__setup__subcmd__recover__subcmd__bootstrap)
+            opts="-y -c -v -q -h -V --yes --force --dry-run --config --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__help)
+            opts="promote unfence rejoin rebuild bootstrap restore help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__recover__subcmd__help__subcmd__bootstrap)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -144,6 +144,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
             cand rebuild 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
+            cand bootstrap 'Galera, after every node stopped or crashed: start the cluster again from the node with the most (each node''s recovered position); refused while a node still runs in a primary component'
             cand restore 'Make a fresh database install a primary from a bundle file (disaster recovery)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -213,6 +214,22 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'ha-setup;recover;bootstrap'= {
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
+            cand -y 'Answer yes to every question; never prompt'
+            cand --yes 'Answer yes to every question; never prompt'
+            cand --force 'Go on although a safety check refused (the precondition table says what it saw)'
+            cand --dry-run 'Run the read-only checks and print what each step would run, changing nothing'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'ha-setup;recover;restore'= {
             cand --bundle 'The bundle file (from `ha-setup bundle create`)'
             cand --target 'The node to restore onto, as the config names it'
@@ -236,6 +253,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
             cand rebuild 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
+            cand bootstrap 'Galera, after every node stopped or crashed: start the cluster again from the node with the most (each node''s recovered position); refused while a node still runs in a primary component'
             cand restore 'Make a fresh database install a primary from a bundle file (disaster recovery)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -246,6 +264,8 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;recover;help;rejoin'= {
         }
         &'ha-setup;recover;help;rebuild'= {
+        }
+        &'ha-setup;recover;help;bootstrap'= {
         }
         &'ha-setup;recover;help;restore'= {
         }
@@ -425,6 +445,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand unfence 'Reopen writes on the primary after a planned restart (it comes back read-only)'
             cand rejoin 'Make the old primary a replica of the new one; refused if its history diverged'
             cand rebuild 'Re-seed a replica from the primary with a fresh bundle (old data moved aside)'
+            cand bootstrap 'Galera, after every node stopped or crashed: start the cluster again from the node with the most (each node''s recovered position); refused while a node still runs in a primary component'
             cand restore 'Make a fresh database install a primary from a bundle file (disaster recovery)'
         }
         &'ha-setup;help;recover;promote'= {
@@ -434,6 +455,8 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;help;recover;rejoin'= {
         }
         &'ha-setup;help;recover;rebuild'= {
+        }
+        &'ha-setup;help;recover;bootstrap'= {
         }
         &'ha-setup;help;recover;restore'= {
         }

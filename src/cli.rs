@@ -214,6 +214,15 @@ pub enum RecoverCommand {
         ha-setup recover rebuild db1 --from db2 --yes           # when no node is provably the primary")]
     Rebuild(RebuildArgs),
 
+    /// Galera, after every node stopped or crashed: start the cluster again from the node
+    /// with the most (each node's recovered position); refused while a node still runs in
+    /// a primary component
+    #[command(after_help = "Examples:\n  \
+        ha-setup recover bootstrap -c ha-setup.toml --dry-run   # the positions seen and the choice\n  \
+        ha-setup recover bootstrap -c ha-setup.toml --yes\n  \
+        ha-setup recover bootstrap -c ha-setup.toml --force --yes   # a node cannot be read: go ahead without it")]
+    Bootstrap(RecoverArgs),
+
     /// Make a fresh database install a primary from a bundle file (disaster recovery)
     #[command(after_help = "Example:\n  \
         ha-setup recover restore -c ha-setup.toml --bundle /backup/db1.bundle --target secondary --yes")]

@@ -34,6 +34,7 @@ pub fn run(config_path: &Path, command: &RecoverCommand, ui: &Ui) -> anyhow::Res
         ),
         RecoverCommand::Promote(args) => (Recovery::Promote, options(args)),
         RecoverCommand::Unfence(args) => (Recovery::Unfence, options(args)),
+        RecoverCommand::Bootstrap(args) => (Recovery::Bootstrap, options(args)),
         RecoverCommand::Rejoin(args) => (
             Recovery::Rejoin {
                 rewind: args.rewind,

@@ -41,6 +41,9 @@ pub enum Recovery {
     Switchover {
         to: Option<String>,
     },
+    /// A cluster whose every node stopped starts again from the node that holds the most
+    /// (Galera).
+    Bootstrap,
 }
 
 /// The operation's name in plans, the journal and the lock.
@@ -52,6 +55,7 @@ fn operation_name(recovery: &Recovery) -> &'static str {
         Recovery::Rebuild { .. } => "recover-rebuild",
         Recovery::Restore { .. } => "recover-restore",
         Recovery::Switchover { .. } => "switchover",
+        Recovery::Bootstrap => "recover-bootstrap",
     }
 }
 
@@ -114,50 +118,61 @@ pub fn recover(
                    dry_run: bool|
      -> anyhow::Result<(crate::runner::Outcome, crate::plan::Roles)> {
         let topology = crate::topology::observe(engine, &config, hosts);
-        let (plan, roles) = match &recovery {
-            Recovery::Promote => (
-                engine.promote_plan(),
-                resolve::promote(engine, &topology, options.force)?,
-            ),
-            Recovery::Unfence => (
-                engine.unfence_plan(),
-                resolve::unfence(&topology, options.force)?,
-            ),
-            Recovery::Rejoin { rewind } => {
-                (engine.rejoin_plan(*rewind), resolve::rejoin(&topology)?)
+        let plan = match &recovery {
+            Recovery::Promote => engine.promote_plan(),
+            Recovery::Unfence => engine.unfence_plan(),
+            Recovery::Rejoin { rewind } => engine.rejoin_plan(*rewind),
+            Recovery::Rebuild { .. } => engine.rebuild_plan(),
+            Recovery::Restore { bundle, .. } => engine.restore_plan(bundle, options.force),
+            Recovery::Switchover { .. } => engine.switchover_plan(),
+            Recovery::Bootstrap => engine.bootstrap_plan(options.force),
+        };
+        // An engine that decides roles itself (Galera) does; else the primary's.
+        let named_node = rebuild_node.as_ref().or(restore_target.as_ref());
+        let roles = match engine.roles(operation, &config, &topology, named_node, options.force) {
+            Some(resolved) => {
+                let (roles, notes) = resolved?;
+                for note in &notes {
+                    ui.note(note);
+                }
+                roles
             }
-            Recovery::Rebuild { .. } => (
-                engine.rebuild_plan(),
-                resolve::rebuild(
+            None => match &recovery {
+                Recovery::Promote => resolve::promote(engine, &topology, options.force)?,
+                Recovery::Unfence => resolve::unfence(&topology, options.force)?,
+                Recovery::Rejoin { .. } => resolve::rejoin(&topology)?,
+                Recovery::Rebuild { .. } => resolve::rebuild(
                     &config,
                     &topology,
                     rebuild_node.clone(),
                     rebuild_from.clone(),
                 )?,
-            ),
-            Recovery::Restore { bundle, .. } => {
-                let target = restore_target.clone().expect("resolved above");
-                if hosts.unreachable(&target).is_some() {
-                    return Err(Exit::refused(format!(
-                        "cannot restore onto {target}: it cannot be reached{}",
-                        topology.table()
-                    ))
-                    .into());
+                Recovery::Restore { .. } => {
+                    let target = restore_target.clone().expect("resolved above");
+                    if hosts.unreachable(&target).is_some() {
+                        return Err(Exit::refused(format!(
+                            "cannot restore onto {target}: it cannot be reached{}",
+                            topology.table()
+                        ))
+                        .into());
+                    }
+                    crate::plan::Roles::new(target.clone(), vec![target])
                 }
-                let roles = crate::plan::Roles::new(target.clone(), vec![target]);
-                (engine.restore_plan(bundle, options.force), roles)
-            }
-            Recovery::Switchover { .. } => (
-                engine.switchover_plan(),
-                resolve::switchover(&topology, to.clone())?,
-            ),
+                Recovery::Switchover { .. } => resolve::switchover(&topology, to.clone())?,
+                // Only an engine with a cluster of writers has a bootstrap; its plan says so.
+                Recovery::Bootstrap => {
+                    crate::plan::Roles::new(config.starting_primary().clone(), Vec::new())
+                }
+            },
         };
         if dry_run {
             ui.out(&format!("Plan for {}; nothing is changed.", plan.operation))?;
         }
-        let mut cx = Ctx::new(&config, engine, hosts, roles.clone(), ui, dry_run);
+        let mut cx = Ctx::new(&config, engine, hosts, roles, ui, dry_run);
         let outcome = Runner { store: &store }.run(&plan, &mut cx)?;
-        Ok((outcome, roles))
+        // A step may settle who is who only once it has read the nodes (bootstrap's
+        // positions): the message names the roles as the run ended.
+        Ok((outcome, cx.roles))
     };
     if asking {
         // The plan from the checks, as --dry-run prints it, then one question. Nothing is
@@ -189,8 +204,21 @@ pub fn recover(
             .chain(roles.targets.iter().cloned())
             .collect::<Vec<_>>(),
     );
+    let galera = config.topology == crate::config::Topology::Galera;
     let message = match (recovery, options.dry_run) {
         (_, true) => format!("{} step(s) would run.", outcome.changed.len()),
+        (Recovery::Bootstrap, false) => format!(
+            "recover bootstrap: done in {took}: the cluster runs again from {source}'s data (the highest position), \
+             and every node is Synced. Check with `ha-setup status`."
+        ),
+        (Recovery::Rejoin { .. }, false) if galera => {
+            format!("recover rejoin: done in {took}: every node is back in the cluster and Synced.")
+        }
+        (Recovery::Rebuild { .. }, false) if galera => format!(
+            "recover rebuild: done in {took}: {} got a fresh copy of the cluster's data by a state transfer from {source} \
+             (its previous data was moved aside) and is Synced.",
+            crate::topology::and_list(&roles.targets)
+        ),
         (Recovery::Unfence, false) if pair => format!(
             "recover unfence: done in {took}: {both} take{} writes.",
             if roles.targets.is_empty() { "s" } else { "" }

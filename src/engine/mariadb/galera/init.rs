@@ -83,7 +83,7 @@ fn record_action(
 
 /// The action that starts a node as a Galera node and waits until it is Synced (see
 /// scripts/start.sh), its settings waiting in the pending file.
-fn start(
+pub fn start_action(
     cx: &mut Ctx<'_>,
     name: &NodeName,
     mode: &str,
@@ -355,7 +355,7 @@ impl Step for StartCluster {
         let text = wanted(cx, &source, &write)?;
         let mut actions = vec![write_pending(cx, &source, text)];
         actions.extend(record_action(cx, &source, &write)?);
-        actions.push(start(
+        actions.push(start_action(
             cx,
             &source,
             "bootstrap",
@@ -416,7 +416,14 @@ impl Step for Join {
                      (IST) or a full state transfer, as Galera decides, and waits until Synced"
                 ),
             };
-            actions.push(start(cx, &target, "join", aside.as_deref(), JOIN_SECS, why));
+            actions.push(start_action(
+                cx,
+                &target,
+                "join",
+                aside.as_deref(),
+                JOIN_SECS,
+                why,
+            ));
         }
         if actions.is_empty() {
             return Ok(Verdict::Done(if joined.is_empty() {
@@ -500,7 +507,7 @@ impl Step for Settle {
 /// node is Synced (the cluster keeps its majority and a donor), and waits until it is
 /// Synced again before the plan goes on to the next.
 fn rolling_restart(cx: &mut Ctx<'_>, name: &NodeName, reasons: &[String]) -> Action {
-    let restart = start(cx, name, "restart", None, RESTART_SECS, String::new());
+    let restart = start_action(cx, name, "restart", None, RESTART_SECS, String::new());
     let Action::Call { call: restart, .. } = restart else {
         unreachable!("start is a call")
     };
@@ -661,7 +668,11 @@ fn fresh(cx: &mut Ctx<'_>) -> Topology {
     cx.topology()
 }
 
-pub struct VerifyCluster;
+pub struct VerifyCluster {
+    /// Nodes this machine cannot reach are left out of the proof (a bootstrap that went
+    /// ahead without them), and said so.
+    pub without_unreachable: bool,
+}
 
 impl Step for VerifyCluster {
     fn name(&self) -> &'static str {
@@ -675,6 +686,7 @@ impl Step for VerifyCluster {
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
         let data = settings::data_nodes(cx.config);
         let size = expected_size(cx);
+        let without = self.without_unreachable;
         Ok(Verdict::Todo(vec![Action::Call {
             on: data.clone(),
             why: format!(
@@ -682,17 +694,40 @@ impl Step for VerifyCluster {
                 crate::topology::and_list(&data),
                 CANARY_TIMEOUT.as_secs()
             ),
-            call: Call::new(move |cx| verify(cx, size)),
+            call: Call::new(move |cx| verify(cx, size, without)),
         }]))
     }
 }
 
 /// The proof that the cluster works: what verify-cluster runs.
-pub fn verify(cx: &mut Ctx<'_>, size: u32) -> anyhow::Result<Vec<String>> {
+pub fn verify(
+    cx: &mut Ctx<'_>,
+    size: u32,
+    without_unreachable: bool,
+) -> anyhow::Result<Vec<String>> {
     let topology = fresh(cx);
-    let data = settings::data_nodes(cx.config);
+    let mut data = settings::data_nodes(cx.config);
     let name = settings::cluster_name(cx.config);
     let mut lines = Vec::new();
+    let mut size = size;
+    if without_unreachable {
+        let lost: Vec<NodeName> = cx
+            .config
+            .nodes
+            .keys()
+            .filter(|n| topology.get(n).unreachable.is_some())
+            .cloned()
+            .collect();
+        if !lost.is_empty() {
+            lines.push(format!(
+                "left out: {} (cannot be reached from here); bring {} back with `ha-setup recover rejoin`",
+                crate::topology::and_list(&lost),
+                if lost.len() == 1 { "it" } else { "them" }
+            ));
+            data.retain(|n| !lost.contains(n));
+            size -= lost.len() as u32;
+        }
+    }
     let mut wrong = Vec::new();
     let mut uuids: Vec<(NodeName, String)> = Vec::new();
     for node in &data {

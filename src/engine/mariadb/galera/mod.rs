@@ -4,6 +4,7 @@
 //! recovers it, and builds no replication of its own. The backup, bundle and canary are
 //! MariaDB's.
 
+pub mod bootstrap;
 pub mod init;
 pub mod observe;
 pub mod preflight;
@@ -105,6 +106,15 @@ impl Engine for MariaDbGalera {
     ) -> Option<anyhow::Result<(crate::plan::Roles, Vec<String>)>> {
         match operation {
             "init" => Some(resolve::init(config, topology)),
+            "recover-bootstrap" => Some(bootstrap::roles(config, topology)),
+            // Their plans refuse (usage) before any node is judged.
+            "recover-promote" | "recover-unfence" | "switchover" | "recover-restore" => {
+                let data = settings::data_nodes(config);
+                Some(Ok((
+                    crate::plan::Roles::new(data[0].clone(), data[1..].to_vec()),
+                    Vec::new(),
+                )))
+            }
             _ => None,
         }
     }
@@ -128,7 +138,24 @@ impl Engine for MariaDbGalera {
                 Box::new(init::Join),
                 Box::new(init::Settle),
                 Box::new(init::Arbitrator),
-                Box::new(init::VerifyCluster),
+                Box::new(init::VerifyCluster {
+                    without_unreachable: false,
+                }),
+            ],
+        }
+    }
+
+    fn bootstrap_plan(&self, force: bool) -> Plan {
+        Plan {
+            operation: "recover-bootstrap",
+            steps: vec![
+                Box::new(bootstrap::Positions { force }),
+                Box::new(bootstrap::Bootstrap),
+                Box::new(bootstrap::StartOthers),
+                Box::new(init::Arbitrator),
+                Box::new(init::VerifyCluster {
+                    without_unreachable: force,
+                }),
             ],
         }
     }

@@ -178,6 +178,15 @@ pub fn membership(config: &Config, topology: &Topology) -> Membership {
             }
         }
     }
+    let answering = settings::data_nodes(config)
+        .iter()
+        .any(|n| topology.get(n).answers());
+    if !answering {
+        problems.push(
+            "no data node runs: the cluster is stopped. Start it again from the node with the most: ha-setup recover bootstrap"
+                .into(),
+        );
+    }
     match size {
         Some(counted) if counted != expected => {
             worst = worst.max(Severity::Broken);

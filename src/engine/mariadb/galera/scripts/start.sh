@@ -111,13 +111,18 @@ put_back() {
 
 # The settings in place, the old file kept when it differs.
 backup=
+placed=no
 if [ -z "$failure" ] && [ -e "$pending" ]; then
 	if [ -e "$cnf" ] && ! cmp -s -- "$cnf" "$pending"; then
 		backup="$cnf.ha-setup-bak-$(date -u +%Y%m%dT%H%M%SZ)"
 		err=$(cp -p -- "$cnf" "$backup" 2>&1) || failure="keeping $cnf as $backup failed: $(first_line "$err")"
 	fi
 	if [ -z "$failure" ]; then
-		err=$(mv -f -- "$pending" "$cnf" 2>&1) || failure="putting $cnf in place failed: $(first_line "$err")"
+		if err=$(mv -f -- "$pending" "$cnf" 2>&1); then
+			placed=yes
+		else
+			failure="putting $cnf in place failed: $(first_line "$err")"
+		fi
 	fi
 fi
 if [ -n "$failure" ]; then
@@ -170,20 +175,24 @@ else
 fi
 case $mode in
 bootstrap)
-	# The first node goes back to what it ran before: its data is the cluster's.
-	control stop >/dev/null 2>&1
-	i=0
-	while alive && [ $i -lt 120 ]; do
-		sleep 0.5
-		i=$((i + 1))
-	done
-	mv -f -- "$cnf" "$pending" 2>/dev/null
-	[ -n "$backup" ] && mv -f -- "$backup" "$cnf" 2>/dev/null
 	say "bootstrapping the cluster on $node failed: $why; see $logs."
-	if [ $was_running = yes ] && control start >/dev/null 2>&1; then
-		say "$node runs again as before, without Galera; its data was not touched."
+	if [ $placed = yes ]; then
+		# The first node goes back to what it ran before: its data is the cluster's.
+		control stop >/dev/null 2>&1
+		i=0
+		while alive && [ $i -lt 120 ]; do
+			sleep 0.5
+			i=$((i + 1))
+		done
+		mv -f -- "$cnf" "$pending" 2>/dev/null
+		[ -n "$backup" ] && mv -f -- "$backup" "$cnf" 2>/dev/null
+		if [ $was_running = yes ] && control start >/dev/null 2>&1; then
+			say "$node runs again as before, without Galera; its data was not touched."
+		else
+			say "$node is stopped, without Galera's settings; its data was not touched. Start it with: service $service start"
+		fi
 	else
-		say "$node is stopped, without Galera's settings; its data was not touched. Start it with: service $service start"
+		say "Its data was not touched."
 	fi
 	;;
 *)
