@@ -404,6 +404,20 @@ impl Step for Join {
             let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
             let aside = (!member).then(|| layout::moved_aside_dir(&paths.datadir.value, &stamp));
             let text = wanted(cx, &target, &write)?;
+            if observe::reading(&seen).is_some_and(|r| {
+                r.garbd_running
+                    && r.garb.as_ref().map(|g| g.0.as_str())
+                        == Some(&settings::cluster_name(cx.config))
+            }) {
+                // The cluster's arbitrator until now: this host holds data from here on.
+                let systemd = base::host_facts(&seen).is_some_and(|h| h.systemd);
+                actions.push(Action::Run {
+                    on: target.clone(),
+                    why: format!("stop garbd on {target}: it was the cluster's arbitrator and becomes a data node"),
+                    cmd: garb(crate::service::Verb::Stop, systemd),
+                    input: Input::None,
+                });
+            }
             actions.push(write_pending(cx, &target, text));
             actions.extend(record_action(cx, &target, &write)?);
             let why = match &aside {
@@ -471,6 +485,23 @@ impl Step for Settle {
                 continue;
             }
             let (runtime, restart) = settings::changes(&current, &text);
+            if current.contains("socket.ssl_cert") != text.contains("socket.ssl_cert") {
+                anyhow::bail!(
+                    "{name} runs Galera {} TLS and the config says {}: nodes with and without TLS do not talk, so this \
+                     cannot change one node at a time. Set [replication] tls back, or stop every node, run `ha-setup init` \
+                     after `ha-setup recover bootstrap` has started the first with the new settings",
+                    if current.contains("socket.ssl_cert") {
+                        "with"
+                    } else {
+                        "without"
+                    },
+                    if cx.config.replication.tls {
+                        "tls = true"
+                    } else {
+                        "tls = false"
+                    }
+                );
+            }
             if restart.is_empty() {
                 actions.push(Action::Write {
                     on: name.clone(),

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod init;
 pub mod observe;
 pub mod preflight;
+pub mod recover;
 pub mod resolve;
 pub mod settings;
 pub mod status;
@@ -101,12 +102,14 @@ impl Engine for MariaDbGalera {
         operation: &str,
         config: &Config,
         topology: &crate::topology::Topology,
-        _node: Option<&NodeName>,
+        node: Option<&NodeName>,
         _force: bool,
     ) -> Option<anyhow::Result<(crate::plan::Roles, Vec<String>)>> {
         match operation {
             "init" => Some(resolve::init(config, topology)),
             "recover-bootstrap" => Some(bootstrap::roles(config, topology)),
+            "recover-rejoin" => Some(recover::rejoin_roles(config, topology)),
+            "recover-rebuild" => Some(recover::rebuild_roles(config, topology, node)),
             // Their plans refuse (usage) before any node is judged.
             "recover-promote" | "recover-unfence" | "switchover" | "recover-restore" => {
                 let data = settings::data_nodes(config);
@@ -169,10 +172,15 @@ impl Engine for MariaDbGalera {
     }
 
     fn rebuild_plan(&self) -> Plan {
-        Plan::refused(
-            "recover-rebuild",
-            "recover rebuild for topology = \"galera\" is not built yet".into(),
-        )
+        Plan {
+            operation: "recover-rebuild",
+            steps: vec![
+                Box::new(recover::Rebuild),
+                Box::new(init::VerifyCluster {
+                    without_unreachable: true,
+                }),
+            ],
+        }
     }
 
     fn restore_plan(&self, _bundle: &std::path::Path, _force: bool) -> Plan {
@@ -191,10 +199,16 @@ impl Engine for MariaDbGalera {
                 "--rewind is for PostgreSQL: a Galera node rejoins with what it missed, or a full state transfer".into(),
             );
         }
-        Plan::refused(
-            "recover-rejoin",
-            "recover rejoin for topology = \"galera\" is not built yet".into(),
-        )
+        Plan {
+            operation: "recover-rejoin",
+            steps: vec![
+                Box::new(bootstrap::StartOthers),
+                Box::new(init::Arbitrator),
+                Box::new(init::VerifyCluster {
+                    without_unreachable: true,
+                }),
+            ],
+        }
     }
 
     fn switchover_plan(&self) -> Plan {

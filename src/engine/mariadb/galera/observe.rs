@@ -66,14 +66,16 @@ fn quoted_list(names: &[&str]) -> String {
         .join(", ")
 }
 
-/// The SQL of the round trip: the MariaDB node's reading, then one row with the wsrep
+/// The SQL of the round trip (read-only): the MariaDB node's reading, then one row with the wsrep
 /// status and settings (`name=value`, separated by `|`, which none of the values holds;
 /// information_schema, so a server built without
 /// wsrep answers too) and the application's databases (`#mysql50#` names are directories
 /// such as lost+found, not databases).
 pub fn sql() -> String {
+    // A node outside the primary component refuses reads unless dirty reads are allowed:
+    // this session reads only settings and status, which are the node's own.
     format!(
-        "{};\nSELECT (SELECT GROUP_CONCAT(CONCAT(LOWER(VARIABLE_NAME), '=', VARIABLE_VALUE) SEPARATOR '|') FROM (\
+        "SET SESSION wsrep_dirty_reads = ON;\n{};\nSELECT (SELECT GROUP_CONCAT(CONCAT(LOWER(VARIABLE_NAME), '=', VARIABLE_VALUE) SEPARATOR '|') FROM (\
          SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ({}) UNION ALL \
          SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME IN ({})) AS w) AS {MARKER}, \
          (SELECT GROUP_CONCAT(SCHEMA_NAME ORDER BY SCHEMA_NAME SEPARATOR ',') FROM information_schema.SCHEMATA \
@@ -316,6 +318,15 @@ pub fn parse(name: &NodeName, label: &str, output: &str, arbitrator: bool) -> Ob
         db.writable = db.writable && wsrep.ready;
     } else if observed.db.is_none() && reading.mariadbd_running {
         observed.problem = Some(if reading.sst_in_progress {
+            "mariadbd runs and receives a state transfer (SST)".to_owned()
+        } else if observed
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("ERROR 1047"))
+        {
+            "outside the primary component: it refuses queries (WSREP has not yet prepared node for application use)"
+                .to_owned()
+        } else if false {
             "mariadbd runs and receives a state transfer (SST)".to_owned()
         } else {
             format!(

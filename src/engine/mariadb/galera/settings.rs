@@ -19,7 +19,7 @@ use crate::node::NodeName;
 pub const CLUSTER_CA: &str = "cluster-ca.pem";
 /// garbd's TLS files on the arbitrator: its own CA, certificate and key (readable by
 /// nobody, the user garbd runs as) and every node's CA.
-pub const GARBD_TLS_DIR: &str = "/etc/ha-setup/garbd-tls";
+pub const GARBD_TLS_DIR: &str = "/etc/ha-setup-garbd-tls";
 /// Galera's replication port.
 pub const GCOMM_PORT: u16 = 4567;
 /// The incremental state transfer's port (IST) and the full state transfer's (SST).
