@@ -9,6 +9,7 @@ mod cli;
 mod cluster_mariadb;
 mod error_texts;
 mod fence_mariadb;
+mod galera_mariadb;
 mod host_ssh;
 mod init_mariadb;
 mod lab_smoke;

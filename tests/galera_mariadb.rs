@@ -1,0 +1,423 @@
+//! `topology = "galera"` on the lab's three real MariaDB hosts with Debian's galera-4,
+//! without systemd: init from a primary with rows (mariadb-backup SST over TLS), writes on
+//! any node, one node killed and rejoined, every node killed and the cluster bootstrapped
+//! from the highest position, a rebuild, two data nodes and an arbitrator (garbd), and the
+//! bad inputs refused before anything changes. One init serves each story (CI time).
+
+use std::time::{Duration, Instant};
+
+use crate::util::lab::{Host, Lab, lab};
+use crate::util::{HaSetup, Run};
+
+const NODES: [(Host, &str); 3] = [
+    (Host::Primary, "db1"),
+    (Host::Secondary, "db2"),
+    (Host::Tertiary, "db3"),
+];
+
+/// A Galera config naming the lab's three hosts db1, db2 and db3 (`arbitrator`: db3 is
+/// garbd's host), with a state directory of its own.
+fn config(lab: &Lab, name: &str, arbitrator: bool) -> (String, String) {
+    let path = format!("{}/{name}.toml", lab.var("HA_LAB_ROOT"));
+    let node = |host: Host, extra: &str| {
+        format!(
+            "host = \"{}\"\nssh_user = \"root\"\nidentity_file = \"{}\"\n{extra}",
+            lab.addr(host),
+            lab.var("HA_LAB_KEY")
+        )
+    };
+    let text = format!(
+        "engine = \"mariadb\"\ntopology = \"galera\"\n\n[nodes.db1]\n{}\n[nodes.db2]\n{}\n[nodes.db3]\n{}\n\
+         [ssh]\nknown_hosts = \"{}\"\nhost_key_policy = \"strict\"\n",
+        node(Host::Primary, ""),
+        node(Host::Secondary, ""),
+        node(
+            Host::Tertiary,
+            if arbitrator {
+                "role = \"arbitrator\"\n"
+            } else {
+                ""
+            }
+        ),
+        lab.var("HA_LAB_KNOWN_HOSTS"),
+    );
+    std::fs::write(&path, text).expect("the lab root is writable");
+    let state = format!("/var/tmp/ha-lab/state-{name}");
+    let _ = std::fs::remove_dir_all(&state);
+    (path, state)
+}
+
+fn ha(lab: &Lab, state: &str, args: &[&str]) -> Run {
+    lab.ha_setup_with(&[("HA_SETUP_STATE_DIR", state)], args)
+}
+
+/// The application on db1: rows, and a table without a primary key (warned about).
+fn seed_application(lab: &Lab) {
+    lab.sql_ok(
+        Host::Primary,
+        "CREATE DATABASE app; \
+         CREATE TABLE app.t (id INT PRIMARY KEY, note VARCHAR(64) NOT NULL); \
+         INSERT INTO app.t VALUES (1, 'before'), (2, 'before'); \
+         CREATE TABLE app.audit (line VARCHAR(64)) ENGINE=InnoDB;",
+    );
+}
+
+/// SIGKILL to a host's mariadbd (no clean shutdown: grastate.dat keeps seqno -1).
+fn kill(lab: &Lab, host: Host) {
+    lab.exec(host, "kill -9 $(cat /run/mysqld/mysqld.pid)")
+        .expect_code(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lab.exec(host, "pgrep -x mariadbd").code == Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "mariadbd on {host:?} did not die"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A node's wsrep status value.
+fn wsrep(lab: &Lab, host: Host, name: &str) -> String {
+    lab.sql_ok(
+        host,
+        &format!(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = '{name}'"
+        ),
+    )
+}
+
+/// Waits until `host` counts `size` members in a primary component (Galera evicts a
+/// killed node after its suspect timeout, a few seconds).
+#[track_caller]
+fn wait_for_size(lab: &Lab, host: Host, size: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = lab.sql(
+            host,
+            "SELECT GROUP_CONCAT(VARIABLE_VALUE ORDER BY VARIABLE_NAME) FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME IN ('WSREP_CLUSTER_SIZE', 'WSREP_CLUSTER_STATUS')",
+        );
+        if run.stdout.trim() == format!("{size},Primary") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{host:?} never counted {size} members in a primary component: {run:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn rows(lab: &Lab, host: Host) -> String {
+    lab.sql_ok(host, "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.t")
+}
+
+/// Every node's status entry, as (name, state) pairs.
+fn states(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap_or("").to_owned(),
+                n["cluster"]["wsrep_local_state_comment"]
+                    .as_str()
+                    .unwrap_or("-")
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_two_node_galera_or_one_with_postgresql_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ha-setup.toml");
+    std::fs::write(
+        &path,
+        "engine = \"mariadb\"\ntopology = \"galera\"\n[nodes.db1]\nhost = \"10.0.0.1\"\n[nodes.db2]\nhost = \"10.0.0.2\"\n",
+    )
+    .unwrap();
+    let run = HaSetup::new(dir.path())
+        .args(["config", "check", "-c", "ha-setup.toml"])
+        .run();
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("not a majority") && run.stderr.contains("role = \"arbitrator\""),
+        "{run:?}"
+    );
+    std::fs::write(
+        &path,
+        "engine = \"postgresql\"\ntopology = \"galera\"\n[nodes.db1]\nhost = \"10.0.0.1\"\n\
+         [nodes.db2]\nhost = \"10.0.0.2\"\n[nodes.db3]\nhost = \"10.0.0.3\"\n",
+    )
+    .unwrap();
+    let run = HaSetup::new(dir.path())
+        .args(["init", "-c", "ha-setup.toml", "--yes"])
+        .run();
+    run.expect_code(2);
+    assert!(run.stderr.contains("needs engine = \"mariadb\""), "{run:?}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn a_galera_cluster_is_set_up_written_to_crashed_and_bootstrapped_from_the_highest_position() {
+    let lab = lab();
+    lab.reset();
+    seed_application(&lab);
+    let (config, state) = config(&lab, "galera", false);
+
+    // The plan names the table without a primary key, and changes nothing.
+    let plan = ha(&lab, &state, &["plan", "-c", &config, "init"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout.contains("WARN") && plan.stdout.contains("app.audit"),
+        "{plan:?}"
+    );
+    assert_eq!(wsrep(&lab, Host::Primary, "WSREP_READY"), "OFF");
+
+    let init = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    init.expect_code(0);
+    assert!(init.stdout.contains("form the Galera cluster"), "{init:?}");
+    for (host, _) in NODES {
+        assert_eq!(wsrep(&lab, host, "WSREP_LOCAL_STATE_COMMENT"), "Synced");
+        assert_eq!(wsrep(&lab, host, "WSREP_CLUSTER_SIZE"), "3");
+        assert_eq!(rows(&lab, host), "1,2");
+    }
+    // The joiners' own data was moved aside, not deleted; mariadb-backup logged in by
+    // unix_socket, no password in any settings file; replication is TLS.
+    for host in [Host::Secondary, Host::Tertiary] {
+        lab.exec(host, "ls -d /var/lib/mysql/.ha-setup-old/*/mysql")
+            .expect_code(0);
+    }
+    let cnf = lab.exec_ok(
+        Host::Secondary,
+        "cat /etc/mysql/mariadb.conf.d/90-ha-setup.cnf",
+    );
+    assert!(cnf.contains("wsrep_sst_auth = mysql:\n"), "{cnf}");
+    assert!(
+        cnf.contains("encrypt = 3") && cnf.contains("socket.ssl_ca="),
+        "{cnf}"
+    );
+    lab.exec(
+        Host::Secondary,
+        "echo | timeout 5 openssl s_client -connect 198.51.100.11:4567 2>/dev/null | grep -q 'BEGIN CERTIFICATE'",
+    )
+    .expect_code(0);
+
+    // Writes on two different nodes appear on all three.
+    lab.sql_ok(Host::Secondary, "INSERT INTO app.t VALUES (3, 'on db2')");
+    lab.sql_ok(Host::Tertiary, "INSERT INTO app.t VALUES (4, 'on db3')");
+    for (host, _) in NODES {
+        lab.wait_for_sql(
+            host,
+            "SELECT GROUP_CONCAT(id ORDER BY id) FROM app.t",
+            "1,2,3,4",
+        );
+    }
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["link"], "alive");
+    assert_eq!(report["cluster_size"], 3);
+    assert_eq!(
+        states(&report),
+        [("db1", "Synced"), ("db2", "Synced"), ("db3", "Synced")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+
+    // A second init changes nothing.
+    let again = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    again.expect_code(0);
+    assert!(
+        again.stdout.contains("init: nothing to change"),
+        "{again:?}"
+    );
+
+    // A Primary component runs: bootstrap is refused.
+    let refused = ha(
+        &lab,
+        &state,
+        &["recover", "bootstrap", "-c", &config, "--yes"],
+    );
+    refused.expect_code(3);
+    assert!(refused.stderr.contains("primary component"), "{refused:?}");
+
+    // One node killed: the others keep serving, status is degraded, rejoin brings it back.
+    kill(&lab, Host::Tertiary);
+    wait_for_size(&lab, Host::Primary, 2);
+    lab.sql_ok(Host::Primary, "INSERT INTO app.t VALUES (5, 'db3 away')");
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(
+        (code, &report["link"]),
+        (Some(4), &"down".into()),
+        "{report}"
+    );
+    let nagios = ha(
+        &lab,
+        &state,
+        &["status", "-c", &config, "--format", "nagios"],
+    );
+    assert_eq!(nagios.code, Some(2), "{nagios:?}");
+    assert!(nagios.stdout.starts_with("HA-SETUP CRITICAL"), "{nagios:?}");
+    ha(&lab, &state, &["recover", "rejoin", "-c", &config, "--yes"]).expect_code(0);
+    assert_eq!(rows(&lab, Host::Tertiary), "1,2,3,4,5");
+
+    // Every node killed, db1 first: db2 and db3 hold a later write. Bootstrap must not
+    // choose db1, and nothing is lost.
+    kill(&lab, Host::Primary);
+    wait_for_size(&lab, Host::Secondary, 2);
+    lab.sql_ok(
+        Host::Secondary,
+        "INSERT INTO app.t VALUES (6, 'after db1 died')",
+    );
+    std::thread::scope(|scope| {
+        scope.spawn(|| kill(&lab, Host::Secondary));
+        scope.spawn(|| kill(&lab, Host::Tertiary));
+    });
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(4), "{report}");
+    assert!(
+        report["problems"].to_string().contains("recover bootstrap"),
+        "{report}"
+    );
+    let dry = ha(
+        &lab,
+        &state,
+        &["recover", "bootstrap", "-c", &config, "--dry-run"],
+    );
+    dry.expect_code(0);
+    assert!(dry.stdout.contains("bootstrap from db2"), "{dry:?}");
+    assert!(dry.stdout.contains("--wsrep-recover"), "{dry:?}");
+    for (host, _) in NODES {
+        assert_eq!(
+            lab.exec(host, "pgrep -x mariadbd").code,
+            Some(1),
+            "the dry run started nothing"
+        );
+    }
+    let boot = ha(
+        &lab,
+        &state,
+        &["recover", "bootstrap", "-c", &config, "--yes"],
+    );
+    boot.expect_code(0);
+    assert!(boot.stdout.contains("from db2's data"), "{boot:?}");
+    for (host, _) in NODES {
+        assert_eq!(wsrep(&lab, host, "WSREP_LOCAL_STATE_COMMENT"), "Synced");
+        assert_eq!(rows(&lab, host), "1,2,3,4,5,6");
+    }
+    // safe_to_bootstrap was set on the chosen node only (db1 and db3 joined it).
+    assert_eq!(
+        lab.exec_ok(
+            Host::Primary,
+            "grep safe_to_bootstrap /var/lib/mysql/grastate.dat"
+        )
+        .trim(),
+        "safe_to_bootstrap: 0"
+    );
+
+    // A rebuild: db3's data moved aside, a full state transfer, not from db1.
+    let before = lab
+        .exec_ok(Host::Tertiary, "ls /var/lib/mysql/.ha-setup-old | wc -l")
+        .trim()
+        .to_owned();
+    let rebuild = ha(
+        &lab,
+        &state,
+        &["recover", "rebuild", "db3", "-c", &config, "--yes"],
+    );
+    rebuild.expect_code(0);
+    assert!(rebuild.stderr.contains("not from db1"), "{rebuild:?}");
+    let after = lab
+        .exec_ok(Host::Tertiary, "ls /var/lib/mysql/.ha-setup-old | wc -l")
+        .trim()
+        .to_owned();
+    assert_ne!(before, after, "the old data was moved aside");
+    assert_eq!(rows(&lab, Host::Tertiary), "1,2,3,4,5,6");
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{report}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn two_data_nodes_and_an_arbitrator_survive_the_loss_of_one() {
+    let lab = lab();
+    lab.reset();
+    seed_application(&lab);
+    let (config, state) = config(&lab, "galera-arbitrator", true);
+    ha(&lab, &state, &["init", "-c", &config, "--yes"]).expect_code(0);
+    assert_eq!(wsrep(&lab, Host::Primary, "WSREP_CLUSTER_SIZE"), "3");
+    assert_eq!(lab.exec(Host::Tertiary, "pgrep -x garbd").code, Some(0));
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["nodes"][2]["role"], "arbitrator");
+
+    kill(&lab, Host::Secondary);
+    wait_for_size(&lab, Host::Primary, 2);
+    // db1 and garbd are the majority: db1 keeps taking writes.
+    lab.sql_ok(Host::Primary, "INSERT INTO app.t VALUES (3, 'db2 lost')");
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(
+        (code, &report["link"]),
+        (Some(4), &"down".into()),
+        "{report}"
+    );
+    ha(&lab, &state, &["recover", "rejoin", "-c", &config, "--yes"]).expect_code(0);
+    assert_eq!(rows(&lab, Host::Secondary), "1,2,3");
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{report}");
+}
+
+#[test]
+#[ignore = "needs the lab"]
+fn bad_inputs_are_refused_before_anything_changes() {
+    let lab = lab();
+    lab.reset();
+    seed_application(&lab);
+    lab.sql_ok(
+        Host::Primary,
+        "CREATE TABLE app.legacy (id INT PRIMARY KEY) ENGINE=MyISAM",
+    );
+    lab.sql_ok(Host::Tertiary, "CREATE DATABASE shop");
+    // db2's packets no longer reach db3.
+    lab.block(Host::Secondary, Host::Tertiary);
+    let (config, state) = config(&lab, "galera-bad", false);
+    // Two nodes hold data and none is marked: ha-setup will not choose (exit 3).
+    let unmarked = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    unmarked.expect_code(3);
+    assert!(
+        unmarked.stderr.contains("db1: app; db3: shop"),
+        "{unmarked:?}"
+    );
+    // db1 marked as the start: db3's own database, the MyISAM table and the blocked port
+    // are each named by preflight.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("[nodes.db1]\n", "[nodes.db1]\nrole = \"primary\"\n", 1),
+    )
+    .unwrap();
+    let init = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    lab.unblock(Host::Secondary, Host::Tertiary);
+    init.expect_code(1);
+    let out = format!("{}{}", init.stdout, init.stderr);
+    assert!(
+        out.contains("FAIL") && out.contains("app.legacy (MyISAM)"),
+        "{init:?}"
+    );
+    assert!(out.contains("own (shop)"), "{init:?}");
+    assert!(
+        out.contains("db2 cannot reach db3 at 198.51.100.13:4567"),
+        "{init:?}"
+    );
+    assert!(out.contains("nothing was changed"), "{init:?}");
+    // Nothing changed: no node runs Galera, db3 still has its database.
+    for (host, _) in NODES {
+        assert_eq!(wsrep(&lab, host, "WSREP_READY"), "OFF");
+    }
+    assert_eq!(
+        lab.sql_ok(Host::Tertiary, "SHOW DATABASES LIKE 'shop'"),
+        "shop"
+    );
+}
