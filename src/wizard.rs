@@ -80,18 +80,37 @@ fn ask_with(
         );
     }
     let engine = wizard.engine()?;
-    let primary = wizard.node(Slot::Primary, given.primary.as_deref(), None)?;
+    let mut primary = wizard.node(Slot::Primary, given.primary.as_deref(), None)?;
     let secondary = wizard.node(Slot::Secondary, given.secondary.as_deref(), Some(&primary))?;
-    let replication = wizard.replication()?;
+    let third = wizard.third(&primary)?;
+    let topology = match (&third, engine) {
+        (Some(_), Engine::Mariadb) => wizard.topology()?,
+        _ => crate::config::Topology::PrimaryReplica,
+    };
+    let galera = topology == crate::config::Topology::Galera;
+    let replication = wizard.replication(galera)?;
     let mut nodes = indexmap::IndexMap::new();
-    nodes.insert(crate::node::NodeName::new("primary"), primary);
-    nodes.insert(crate::node::NodeName::new("secondary"), secondary);
+    let names: [&str; 3] = if galera {
+        ["db1", "db2", "db3"]
+    } else {
+        ["primary", "secondary", "tertiary"]
+    };
+    if third.is_some() {
+        // [nodes.NAME] tables: the first marked as the node whose data the others get.
+        primary.role = Some(crate::config::NodeRole::Primary);
+    }
+    let two_node_form = third.is_none();
+    for (name, node) in names.iter().zip([Some(primary), Some(secondary), third]) {
+        if let Some(node) = node {
+            nodes.insert(crate::node::NodeName::new(*name), node);
+        }
+    }
     let config = Config {
         engine,
-        topology: crate::config::Topology::PrimaryReplica,
+        topology,
         cluster: None,
         nodes,
-        two_node_form: true,
+        two_node_form,
         ssh: Ssh::default(),
         replication,
         transfer: crate::config::Transfer::default(),
@@ -201,6 +220,43 @@ impl Wizard<'_> {
             self.prompter.say(text);
         } else {
             self.ui.note(text);
+        }
+    }
+
+    /// A third node, asked for on a terminal only (flags give two): with it, MariaDB may
+    /// form a Galera cluster instead of a primary and two replicas.
+    fn third(&self, primary: &Node) -> anyhow::Result<Option<Node>> {
+        let answer = self
+            .prompter
+            .input(
+                "Third host, for a cluster of three (a Galera cluster, or a second replica); Enter: just the two",
+                None,
+            )
+            .map_err(stopped)?;
+        match answer.filter(|host| !host.trim().is_empty()) {
+            Some(host) => Ok(Some(self.node(
+                Slot::Third,
+                Some(host.trim()),
+                Some(primary),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// With three MariaDB hosts: every node writable in a Galera cluster, or a primary and
+    /// two replicas.
+    fn topology(&self) -> anyhow::Result<crate::config::Topology> {
+        let items = vec![
+            "galera: a MariaDB Galera cluster, every node takes writes (galera-4, socat, mariadb-backup on each)".to_owned(),
+            "primary-replica: one primary, the other two its replicas".to_owned(),
+        ];
+        match self
+            .prompter
+            .select("Topology", &items, 0)
+            .map_err(stopped)?
+        {
+            None | Some(0) => Ok(crate::config::Topology::Galera),
+            Some(_) => Ok(crate::config::Topology::PrimaryReplica),
         }
     }
 
@@ -462,8 +518,21 @@ impl Wizard<'_> {
         }
     }
 
-    fn replication(&self) -> anyhow::Result<Replication> {
+    /// The replication user and password (not for Galera, which needs neither: its state
+    /// transfer logs in by unix_socket), and TLS.
+    fn replication(&self, galera: bool) -> anyhow::Result<Replication> {
         let defaults = Replication::default();
+        if galera {
+            let tls = self
+                .prompter
+                .confirm(
+                    "Encrypt replication and state transfers with TLS? (a private CA and certificate are made on each node)",
+                    defaults.tls,
+                )
+                .map_err(stopped)?
+                .unwrap_or(defaults.tls);
+            return Ok(Replication { tls, ..defaults });
+        }
         let user = loop {
             let user = self.text(
                 "Replication user (made on the primary, only REPLICATION SLAVE)",
@@ -535,6 +604,7 @@ impl Wizard<'_> {
 enum Slot {
     Primary,
     Secondary,
+    Third,
 }
 
 impl Slot {
@@ -542,6 +612,7 @@ impl Slot {
         match self {
             Slot::Primary => "primary",
             Slot::Secondary => "secondary",
+            Slot::Third => "third node",
         }
     }
 }
@@ -556,6 +627,7 @@ fn title(name: Slot) -> &'static str {
     match name {
         Slot::Primary => "Primary",
         Slot::Secondary => "Secondary",
+        Slot::Third => "Third",
     }
 }
 
@@ -576,7 +648,7 @@ fn host_how(name: Slot) -> String {
 fn other(name: Slot) -> Slot {
     match name {
         Slot::Primary => Slot::Secondary,
-        Slot::Secondary => Slot::Primary,
+        Slot::Secondary | Slot::Third => Slot::Primary,
     }
 }
 
@@ -622,8 +694,21 @@ pub fn render(config: &Config) -> String {
          engine = {}\n",
         quoted(config.engine.name())
     );
+    if config.topology != crate::config::Topology::PrimaryReplica {
+        text.push_str(&format!("topology = {}\n", quoted(config.topology.name())));
+    }
     for (name, node) in &config.nodes {
-        text.push_str(&format!("\n[{name}]\nhost = {}\n", quoted(&node.host)));
+        if config.two_node_form {
+            text.push_str(&format!("\n[{name}]\nhost = {}\n", quoted(&node.host)));
+        } else {
+            text.push_str(&format!(
+                "\n[nodes.{name}]\nhost = {}\n",
+                quoted(&node.host)
+            ));
+        }
+        if node.role == Some(crate::config::NodeRole::Primary) && !config.two_node_form {
+            text.push_str("role = \"primary\"\n");
+        }
         if let Some(user) = &node.ssh_user {
             text.push_str(&format!("ssh_user = {}\n", quoted(user)));
         }
@@ -640,17 +725,24 @@ pub fn render(config: &Config) -> String {
             text.push_str(&format!("replication_host = {}\n", quoted(address)));
         }
     }
-    text.push_str(&format!(
-        "\n[replication]\nuser = {}\n",
-        quoted(&config.replication.user)
-    ));
-    match &config.replication.password_env {
-        Some(name) => text.push_str(&format!("password_env = {}\n", quoted(name))),
-        None => text.push_str(
-            "# no password_env: a strong password is generated and kept on the hosts (0600)\n",
-        ),
+    if config.topology == crate::config::Topology::Galera {
+        text.push_str(&format!(
+            "\n[replication]\n# Galera needs no replication user: state transfers log in by unix_socket\ntls = {}\n",
+            config.replication.tls
+        ));
+    } else {
+        text.push_str(&format!(
+            "\n[replication]\nuser = {}\n",
+            quoted(&config.replication.user)
+        ));
+        match &config.replication.password_env {
+            Some(name) => text.push_str(&format!("password_env = {}\n", quoted(name))),
+            None => text.push_str(
+                "# no password_env: a strong password is generated and kept on the hosts (0600)\n",
+            ),
+        }
+        text.push_str(&format!("tls = {}\n", config.replication.tls));
     }
-    text.push_str(&format!("tls = {}\n", config.replication.tls));
     if config.ssh.known_hosts != Ssh::default().known_hosts {
         text.push_str(&format!(
             "\n[ssh]\nknown_hosts = {}\n",

@@ -367,6 +367,22 @@ fn two_data_nodes_and_an_arbitrator_survive_the_loss_of_one() {
     assert_eq!(rows(&lab, Host::Secondary), "1,2,3");
     let (code, report) = lab.status_json(&config, &state);
     assert_eq!(code, Some(0), "{report}");
+
+    // The arbitrator's host gets a database: the config names it a data node, and init
+    // joins it (garbd stopped, its CA given to the running members).
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("role = \"arbitrator\"\n", "")).unwrap();
+    let grown = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    grown.expect_code(0);
+    assert!(grown.stdout.contains("stop garbd on db3"), "{grown:?}");
+    assert_eq!(lab.exec(Host::Tertiary, "pgrep -x garbd").code, Some(1));
+    assert_eq!(
+        wsrep(&lab, Host::Tertiary, "WSREP_LOCAL_STATE_COMMENT"),
+        "Synced"
+    );
+    assert_eq!(rows(&lab, Host::Tertiary), "1,2,3");
+    let (code, report) = lab.status_json(&config, &state);
+    assert_eq!(code, Some(0), "{report}");
 }
 
 #[test]

@@ -98,6 +98,7 @@ fn answering_every_question_sets_up_a_pair_and_writes_a_config() {
     answer(&mut session, "Database engine", "");
     host_questions(&mut session, "Primary", lab.addr(Host::Primary));
     host_questions(&mut session, "Secondary", lab.addr(Host::Secondary));
+    answer(&mut session, "Third host", "");
     answer(&mut session, "Replication user", "");
     answer(&mut session, "Replication password", "");
     answer(&mut session, "Encrypt replication with TLS?", "");

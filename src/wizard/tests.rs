@@ -34,6 +34,7 @@ fn all_questions() -> Vec<(&'static str, Reply)> {
             "Address the primary's database uses to reach the secondary's",
             text(""),
         ),
+        ("Third host, for", text("")),
         ("Replication user", text("")),
         (
             "Replication password",
@@ -177,4 +178,72 @@ fn the_config_is_written_0600_and_replaced_only_on_a_yes() {
     let replace = Scripted::new(&[("exists. Replace it?", Reply::Yes)]);
     assert!(write(&path, "changed", &replace).unwrap());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "changed");
+}
+
+#[test]
+fn a_third_mariadb_host_offers_galera() {
+    let questions = vec![
+        ("Database engine", text("")),
+        ("Primary host", text("10.0.0.1")),
+        ("SSH user on the primary", text("root")),
+        ("SSH port on the primary", text("")),
+        ("SSH key for the primary", Reply::Pick("ssh-agent".into())),
+        ("Address the secondary's database", text("")),
+        ("Secondary host", text("10.0.0.2")),
+        ("SSH user on the secondary", text("")),
+        ("SSH port on the secondary", text("")),
+        ("SSH key for the secondary", text("")),
+        ("Address the primary's database", text("")),
+        ("Third host", text("10.0.0.3")),
+        ("SSH user on the third node", text("")),
+        ("SSH port on the third node", text("")),
+        ("SSH key for the third node", text("")),
+        (
+            "Address the primary's database uses to reach the third node's",
+            text(""),
+        ),
+        ("Topology", text("")),
+        (
+            "Encrypt replication and state transfers with TLS?",
+            text(""),
+        ),
+    ];
+    let prompter = Scripted::new(&questions);
+    let answers = ask_with(&Given::default(), &prompter, true, &ui(), false).unwrap();
+    assert!(prompter.finished(), "{:?}", prompter.transcript());
+    let config = answers.config;
+    assert_eq!(config.topology, crate::config::Topology::Galera);
+    let names: Vec<&str> = config.nodes.keys().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["db1", "db2", "db3"]);
+    assert_eq!(config.starting_primary().as_str(), "db1");
+    assert!(
+        answers.text.contains("topology = \"galera\""),
+        "{}",
+        answers.text
+    );
+    assert!(
+        answers.text.contains("[nodes.db3]\nhost = \"10.0.0.3\""),
+        "{}",
+        answers.text
+    );
+    assert!(!answers.text.contains("\nuser = "), "{}", answers.text);
+
+    // PostgreSQL has no Galera: three hosts are a primary and two replicas.
+    let mut questions = questions;
+    questions[0] = ("Database engine", Reply::Pick("postgresql".into()));
+    questions.retain(|(q, _)| *q != "Topology" && !q.starts_with("Encrypt"));
+    questions.extend([
+        ("Replication user", text("")),
+        ("Replication password", text("")),
+        ("Encrypt replication with TLS?", text("")),
+    ]);
+    let prompter = Scripted::new(&questions);
+    let answers = ask_with(&Given::default(), &prompter, true, &ui(), false).unwrap();
+    assert!(prompter.finished(), "{:?}", prompter.transcript());
+    assert_eq!(
+        answers.config.topology,
+        crate::config::Topology::PrimaryReplica
+    );
+    assert_eq!(answers.config.starting_primary().as_str(), "primary");
+    assert_eq!(answers.config.nodes.len(), 3);
 }
