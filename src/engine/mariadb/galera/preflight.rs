@@ -192,7 +192,13 @@ impl Step for Preflight {
                 ));
             }
             if !seen.answers() {
-                if *name == source || !resolve::former_member(&reading, uuid.as_deref()) {
+                if *name != source && seen.member && !reading.mariadbd_running {
+                    // Set up by an earlier run that stopped (a state transfer that failed):
+                    // its own data was moved aside then; it joins again.
+                    out.push(Finding::ok(format!(
+                        "{label}: stopped, with ha-setup's settings from an earlier run: it joins again (what its datadir holds now is moved aside first)"
+                    )));
+                } else if *name == source || !resolve::former_member(&reading, uuid.as_deref()) {
                     out.push(Finding::failed(
                         format!(
                             "{label}: MariaDB does not answer ({}), so ha-setup cannot see what it holds",
