@@ -8,6 +8,7 @@ mod init;
 mod recover;
 mod status;
 mod switchover;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -38,6 +39,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<ExitCode> {
         Command::Recover(command) => recover::run(&config_path, &command, ui),
         Command::Switchover(args) => switchover::run(&config_path, &args, ui),
         Command::Status(args) => status::run(&config_path, &args, ui),
+        Command::Verify(args) => verify::run(&config_path, &args, ui),
         Command::History { format } => history::run(&config_path, format, ui),
         Command::Bundle(BundleCommand::Create { out }) => bundle::create(&config_path, &out, ui),
         Command::Bundle(command) => bundle::run(command, ui),

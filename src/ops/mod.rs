@@ -5,6 +5,7 @@ pub mod init;
 pub mod recover;
 pub mod resolve;
 pub mod status;
+pub mod verify;
 
 use std::path::Path;
 

@@ -15,6 +15,7 @@ pub mod restore;
 pub mod seed;
 pub mod stream;
 pub mod switchover;
+pub mod verify;
 pub mod xbstream;
 
 use std::cmp::Ordering;
@@ -186,6 +187,16 @@ impl Engine for MariaDb {
         timeout: Duration,
     ) -> anyhow::Result<Canary> {
         link::canary(source, replicas, timeout)
+    }
+
+    fn verify(
+        &self,
+        primary: &mut dyn Host,
+        others: Vec<&mut dyn Host>,
+        seen: Vec<&Observed>,
+        drive: &mut dyn FnMut(&mut dyn crate::verify::Checker) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        verify::verify(primary, others, seen, drive)
     }
 }
 
