@@ -16,5 +16,7 @@ mod pair_postgresql;
 mod recover_mariadb;
 mod seed_mariadb;
 mod seed_postgresql;
+mod verify_mariadb;
+mod verify_postgresql;
 mod volume_mariadb;
 mod wizard;

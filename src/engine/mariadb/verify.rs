@@ -640,6 +640,7 @@ impl Checker for MariaChecker<'_, '_, '_> {
                     return Ok(Chunk {
                         upper,
                         rows: 0,
+                        work: None,
                         verdicts: self.verdicts(Verdict::NotCompared(why)),
                     });
                 }
@@ -659,6 +660,7 @@ impl Checker for MariaChecker<'_, '_, '_> {
         Ok(Chunk {
             upper,
             rows: rows_here,
+            work: None,
             verdicts: self.verdicts(Verdict::Later),
         })
     }

@@ -11,7 +11,7 @@
 //! the primary's transaction end and release the lock. Unlogged tables are not replicated
 //! and cannot be read on a standby: they are skipped, and the report says so.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -45,8 +45,10 @@ SET lc_monetary = 'C';\n\
 SET statement_timeout = 0;\n\
 SET application_name = 'ha-setup verify';";
 
-/// A run that is gone (the operator's machine lost) never leaves a table locked for long.
-const PRIMARY_SETUP: &str = "SET idle_in_transaction_session_timeout = '60s';";
+/// A run that is gone (the operator's machine lost) never leaves a table locked for long;
+/// a chunk's commit flushes the WAL here without waiting for any synchronous standby.
+const PRIMARY_SETUP: &str = "SET idle_in_transaction_session_timeout = '60s';\n\
+SET synchronous_commit = 'local';";
 
 fn marker(mark: &str) -> String {
     format!("\\echo {mark}")
@@ -301,6 +303,19 @@ fn tagged<'a>(lines: &'a [String], tag: &str) -> Option<&'a str> {
         .find_map(|line| line.strip_prefix(tag)?.strip_prefix(' '))
 }
 
+/// The chunk's last key, from the answer to its end query; None past the table's end.
+fn chunk_end(lines: &[String]) -> anyhow::Result<Option<Key>> {
+    let Some(text) = tagged(lines, "key") else {
+        return Ok(None);
+    };
+    let values: Vec<String> = serde_json::from_str(text)
+        .with_context(|| format!("unexpected key from the primary: {text}"))?;
+    Ok(Some(Key {
+        shown: values.clone(),
+        exact: values,
+    }))
+}
+
 fn ended_with(err: &anyhow::Error, words: &str) -> bool {
     err.downcast_ref::<Ended>()
         .is_some_and(|ended| ended.stderr.contains(words))
@@ -330,34 +345,42 @@ impl PgChecker<'_, '_> {
             .collect()
     }
 
-    /// The primary's checksum of the chunk under the table's share lock, and the insert
-    /// LSN; None when the lock could not be had in [`TRIES`] tries. The transaction stays
-    /// open.
-    fn lock_and_sum(
+    /// Takes the table's share lock on the primary (the chunk's end found first, from
+    /// `after`, when it has `rows`), and reads the WAL insert position once the lock is
+    /// held: every commit that touched the table is before it. None when the lock could
+    /// not be had in [`TRIES`] tries. The transaction stays open.
+    ///
+    /// A standby can replay only WAL that was flushed, and unflushed WAL waits for the WAL
+    /// writer (`wal_writer_delay`, 200 ms by default, up to three times that). Just before
+    /// the lock, a transaction that writes one WAL record (an empty logical message; a
+    /// transaction id alone commits without a flush) commits, flushing what was written
+    /// so far: the end query's hint bits and any other session's records. The standbys
+    /// then rarely wait at all.
+    fn lock(
         &mut self,
         info: &TableInfo,
-        range: &str,
-    ) -> anyhow::Result<Option<(Sum, Lsn)>> {
+        end: Option<String>,
+    ) -> anyhow::Result<Option<(Vec<String>, Lsn)>> {
         let batch = format!(
-            "BEGIN;\n\
+            "{}\n\
+             BEGIN;\n\
+             SELECT 'flushed ' || pg_logical_emit_message(true, 'ha-setup-verify', '')::text;\n\
+             COMMIT;\n\
+             BEGIN;\n\
              SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';\n\
              LOCK TABLE {}.{} IN SHARE MODE;\n\
-             SELECT 'sum ' || {CHECKSUM} FROM {}{range};\n\
              SELECT 'lsn ' || pg_current_wal_insert_lsn()::text;",
+            end.unwrap_or_default(),
             ident(&info.listed.schema),
             ident(&info.listed.name),
-            info.from(),
         );
         for _ in 0..TRIES {
             match self.primary.ask(&batch, QUESTION) {
                 Ok(lines) => {
-                    let sum: Sum = serde_json::from_str(
-                        tagged(&lines, "sum").context("no checksum from the primary")?,
-                    )?;
                     let lsn: Lsn = tagged(&lines, "lsn")
                         .context("no WAL position from the primary")?
                         .parse()?;
-                    return Ok(Some((sum, lsn)));
+                    return Ok(Some((lines, lsn)));
                 }
                 // The session ended with the error, and its transaction with it.
                 Err(err) if ended_with(&err, "lock timeout") => continue,
@@ -462,48 +485,54 @@ impl Checker for PgChecker<'_, '_> {
         if let Some(after) = after {
             conditions.push(format!("{columns} > {}", info.row(after)));
         }
-        let mut upper = None;
-        if let Some(rows) = rows {
+        let end = rows.map(|rows| {
             let texts: Vec<String> = info
                 .columns()
                 .iter()
                 .map(|c| format!("{c}::text"))
                 .collect();
-            let lines = self.primary.ask(
-                &format!(
-                    "SELECT 'key ' || json_build_array({})::text FROM {}{} ORDER BY {} OFFSET {} LIMIT 1;",
-                    texts.join(", "),
-                    info.from(),
-                    where_clause(&conditions),
-                    info.columns().join(", "),
-                    rows.saturating_sub(1)
-                ),
-                QUESTION,
-            )?;
-            if let Some(text) = tagged(&lines, "key") {
-                let values: Vec<String> = serde_json::from_str(text)
-                    .with_context(|| format!("unexpected key from the primary: {text}"))?;
-                let key = Key {
-                    shown: values.clone(),
-                    exact: values,
-                };
-                conditions.push(format!("{columns} <= {}", info.row(&key)));
-                upper = Some(key);
-            }
-        }
-        let range = where_clause(&conditions);
-        let Some((mine, lsn)) = self.lock_and_sum(&info, &range)? else {
+            format!(
+                "SELECT 'key ' || json_build_array({})::text FROM {}{} ORDER BY {} OFFSET {} LIMIT 1;",
+                texts.join(", "),
+                info.from(),
+                where_clause(&conditions),
+                info.columns().join(", "),
+                rows.saturating_sub(1)
+            )
+        });
+        let started = Instant::now();
+        let Some((lines, lsn)) = self.lock(&info, end.clone())? else {
             let why = format!(
                 "its table stayed locked by other transactions ({TRIES} tries of {LOCK_TIMEOUT} each)"
             );
+            // The walk goes on from this chunk's end, found without the lock.
+            let upper = match end {
+                Some(end) => chunk_end(&self.primary.ask(&end, QUESTION)?)?,
+                None => None,
+            };
             return Ok(Chunk {
                 upper,
                 rows: 0,
+                work: None,
                 verdicts: self.verdicts_lost(&|_| Verdict::NotCompared(why.clone())),
             });
         };
+        let upper = chunk_end(&lines)?;
+        if let Some(key) = &upper {
+            conditions.push(format!("{columns} <= {}", info.row(key)));
+        }
+        let range = where_clause(&conditions);
+        let locked = started.elapsed();
+        let lines = self.primary.ask(
+            &format!("SELECT 'sum ' || {CHECKSUM} FROM {}{range};", info.from()),
+            QUESTION,
+        )?;
+        let mine: Sum =
+            serde_json::from_str(tagged(&lines, "sum").context("no checksum from the primary")?)?;
+        let summed = started.elapsed();
         let target = replay_target(lsn, self.geometry);
         let results = self.standby_sums(&range, &info.from(), target);
+        let read = started.elapsed();
         // The lock goes only once every standby has read the chunk.
         let committed = self.primary.ask("COMMIT;", QUESTION);
         let mut verdicts = Vec::new();
@@ -519,10 +548,21 @@ impl Checker for PgChecker<'_, '_> {
                 }
             });
         }
+        tracing::debug!(
+            "{}: chunk of {} rows: locked after {:?}, primary read {:?}, standbys {:?}, lock held {:?}",
+            table.name,
+            mine.0,
+            locked,
+            summed - locked,
+            read - summed,
+            started.elapsed() - locked
+        );
         committed.context("could not end the chunk's transaction on the primary")?;
         Ok(Chunk {
             upper,
             rows: mine.0,
+            // Each standby reads the chunk as the primary did.
+            work: Some((summed - locked) * 2),
             verdicts,
         })
     }
