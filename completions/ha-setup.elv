@@ -31,6 +31,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand init 'Set up replication from the primary to every replica: preflight, bundle, replication, link check'
             cand plan 'Print the steps an operation would take on which host, touching nothing'
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
+            cand verify 'Compare every node''s data with the primary''s, chunk by chunk, while the application writes'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
             cand switchover 'Swap the roles of primary and replica, losing no transaction'
             cand recover 'After losing the primary: promote the replica, reopen writes, rejoin the old primary'
@@ -75,6 +76,19 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -c 'Config file [default: ./ha-setup.toml]'
             cand --config 'Config file [default: ./ha-setup.toml]'
             cand --no-canary 'Read the nodes only; write no canary (for frequent monitoring)'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;verify'= {
+            cand --format 'Text for people, JSON for scripts'
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
             cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
             cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
             cand -q 'Say only what is asked for and errors'
@@ -382,6 +396,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand init 'Set up replication from the primary to every replica: preflight, bundle, replication, link check'
             cand plan 'Print the steps an operation would take on which host, touching nothing'
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
+            cand verify 'Compare every node''s data with the primary''s, chunk by chunk, while the application writes'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
             cand switchover 'Swap the roles of primary and replica, losing no transaction'
             cand recover 'After losing the primary: promote the replica, reopen writes, rejoin the old primary'
@@ -396,6 +411,8 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;help;plan'= {
         }
         &'ha-setup;help;status'= {
+        }
+        &'ha-setup;help;verify'= {
         }
         &'ha-setup;help;history'= {
         }

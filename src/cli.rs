@@ -88,17 +88,17 @@ pub enum Command {
     #[command(
         long_about = "Compare every node's data with the primary's, chunk by chunk, while the application writes.\n\n\
         Every table of the application's databases is walked along its primary key in chunks \
-        of at most a few thousand rows; each chunk's checksum is computed on the primary and on \
+        of at most 10,000 rows; each chunk's checksum is computed on the primary and on \
         every other node at one consistent point (MariaDB: the checksum statement travels \
         through replication; PostgreSQL: the standby is read once it has replayed the \
         primary's WAL, while the chunk's table is share-locked on the primary). A table \
         without a primary key is compared whole, and the report says so. Nothing of the \
-        application's data changes; the checksums are kept in ha-setup's own schema.\n\n\
+        application's data changes (MariaDB keeps its checksums in ha-setup's own schema).\n\n\
         Exit status: 0 every node holds the same data, 4 a difference was found (every \
         differing table and key range is listed), 1 something could not be compared.",
         after_help = "Examples:\n  \
         ha-setup verify -c ha-setup.toml\n  \
-        ha-setup verify -c ha-setup.toml --format json   # for scripts: per node, per table, the differing key ranges\n  \
+        ha-setup verify -c ha-setup.toml --format json   # for scripts: the differing key ranges\n  \
         ha-setup verify -q && echo identical"
     )]
     Verify(VerifyArgs),

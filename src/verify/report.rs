@@ -227,15 +227,26 @@ impl Report {
     /// For people: every node's verdict, and under it every table that is not simply the
     /// same, with its differing key ranges.
     pub fn text(&self) -> String {
-        let mut out = format!(
-            "compared with {}: {} table{}, {} rows in {} chunks, {:.1} s\n",
-            self.primary,
-            self.tables,
-            if self.tables == 1 { "" } else { "s" },
-            thousands(self.rows),
-            thousands(self.chunks),
-            self.seconds
-        );
+        let mut out = if self
+            .nodes
+            .iter()
+            .all(|n| n.tables.is_empty() && n.result == NodeResult::NotCompared)
+        {
+            format!(
+                "compared with {}: no other node could be compared, {:.1} s\n",
+                self.primary, self.seconds
+            )
+        } else {
+            format!(
+                "compared with {}: {} table{}, {} rows in {} chunks, {:.1} s\n",
+                self.primary,
+                self.tables,
+                if self.tables == 1 { "" } else { "s" },
+                thousands(self.rows),
+                thousands(self.chunks),
+                self.seconds
+            )
+        };
         for node in &self.nodes {
             out.push('\n');
             let verdict = match node.result {
