@@ -1,6 +1,7 @@
 //! MariaDB (10.5+; Debian's 10.11 in the lab): replication by GTID, seeded with a
 //! mariadb-backup snapshot streamed as a bundle.
 
+pub mod chunks;
 pub mod client;
 pub mod facts;
 pub mod layout;
