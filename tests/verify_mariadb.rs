@@ -86,6 +86,37 @@ fn start_writer(lab: &Lab) -> Child {
         .expect("the writer starts")
 }
 
+/// The connection of [`hold_a_row_lock`].
+const HOLDER: &str =
+    "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(40)'";
+
+/// A transaction on the primary that holds a row of `app.writes` locked (40 s at most,
+/// ended by killing its connection), once it holds it.
+fn hold_a_row_lock(lab: &Lab) -> Child {
+    let holder = Command::new(lab.script_path())
+        .args([
+            "exec",
+            "primary",
+            "mariadb",
+            "-e",
+            "BEGIN; SELECT id FROM app.writes WHERE id = 1 FOR UPDATE; SELECT SLEEP(40); ROLLBACK;",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the lock holder starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lab.sql_ok(Host::Primary, HOLDER).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock holder never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    holder
+}
+
 fn stop_writer(lab: &Lab, mut writer: Child) {
     lab.exec_ok(Host::Primary, "touch /run/ha-verify-writer.stop");
     let status = writer.wait().expect("the writer ends");
@@ -124,6 +155,25 @@ fn verify_finds_a_changed_row_and_nothing_else_under_writes() {
     assert_eq!(nokey["whole_table"], true, "{nokey}");
     assert_eq!(nokey["note"], "no primary key");
     assert_eq!(nokey["result"], "same");
+
+    // Rows the application keeps locked past the bound: that table is not compared, and
+    // said so; the rest is (exit 1).
+    let mut holder = hold_a_row_lock(&lab);
+    let (code, report, stderr) = verify_json(&lab, &state, &config);
+    let id = lab.sql_ok(Host::Primary, HOLDER);
+    lab.sql_ok(Host::Primary, &format!("KILL {id}"));
+    let _ = holder.wait();
+    assert_eq!(code, Some(1), "{report:#}\n{stderr}");
+    assert_eq!(report["result"], "incomplete");
+    let writes = table(&report, "secondary", "app.writes");
+    assert_eq!(writes["result"], "not_compared", "{writes}");
+    assert!(
+        writes["not_compared"][0]["why"]
+            .as_str()
+            .is_some_and(|why| why.contains("stayed locked")),
+        "{writes}"
+    );
+    assert_eq!(table(&report, "secondary", "app.items")["result"], "same");
 
     // A row changed on the replica behind replication's back (root passes read_only).
     lab.sql_ok(

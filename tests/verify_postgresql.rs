@@ -120,6 +120,36 @@ fn start_writer(lab: &Lab) -> Child {
         .expect("the writer starts")
 }
 
+/// The statement [`hold_a_table_lock`]'s session waits in.
+const HOLDER: &str = "SELECT pg_sleep(40)";
+
+/// A transaction on the primary that holds `writes` locked against verify's share lock
+/// (40 s at most, ended by terminating its backend), once it holds it.
+fn hold_a_table_lock(lab: &Lab) -> Child {
+    let holder = Command::new(lab.script_path())
+        .args(["exec", "primary", "sh", "-c"])
+        .arg(format!(
+            "cd / && runuser -u postgres -- psql -X -q -d app -c 'BEGIN' -c 'LOCK TABLE writes IN ROW EXCLUSIVE MODE' -c '{HOLDER}'"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the lock holder starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while psql(
+        lab,
+        Host::Primary,
+        "postgres",
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE query = '{HOLDER}'"),
+    ) != "1"
+    {
+        assert!(Instant::now() < deadline, "the lock holder never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    holder
+}
+
 fn stop_writer(lab: &Lab, mut writer: Child) {
     lab.exec_ok(Host::Primary, "touch /run/ha-verify-writer.stop");
     let status = writer.wait().expect("the writer ends");
@@ -229,6 +259,32 @@ fn verify_finds_a_row_corrupted_on_the_standby_and_nothing_else_under_writes() {
             .as_str()
             .is_some_and(|n| n.contains("unlogged")),
         "{scratch}"
+    );
+
+    // A table the application keeps locked past the bound: not compared, and said so;
+    // the rest is (exit 1).
+    let mut holder = hold_a_table_lock(&lab);
+    let (code, report, stderr) = verify_json(&lab, &state, &config);
+    psql(
+        &lab,
+        Host::Primary,
+        "postgres",
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = '{HOLDER}'"),
+    );
+    let _ = holder.wait();
+    assert_eq!(code, Some(1), "{report:#}\n{stderr}");
+    assert_eq!(report["result"], "incomplete");
+    let writes = table(&report, "secondary", "app.public.writes");
+    assert_eq!(writes["result"], "not_compared", "{writes}");
+    assert!(
+        writes["not_compared"][0]["why"]
+            .as_str()
+            .is_some_and(|why| why.contains("stayed locked")),
+        "{writes}"
+    );
+    assert_eq!(
+        table(&report, "secondary", "app.public.t")["result"],
+        "same"
     );
 
     corrupt_on_standby(&lab, "value-02500", "VALUE-02500");
