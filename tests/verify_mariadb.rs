@@ -213,6 +213,23 @@ fn verify_finds_a_changed_row_and_nothing_else_under_writes() {
         "{text:?}"
     );
 
+    // The history says when the nodes were compared and what was found.
+    let history = ha(
+        &lab,
+        &state,
+        &["history", "-c", &config, "--format", "json"],
+    );
+    history.expect_code(0);
+    assert!(
+        history
+            .stdout
+            .lines()
+            .any(|line| line.contains("\"operation\":\"verify\"")
+                && line.contains("\"result\":\"differs\"")
+                && line.contains("secondary: app.items")),
+        "{history:?}"
+    );
+
     // A replica that stopped applying cannot be compared.
     lab.sql_ok(Host::Secondary, "STOP SLAVE SQL_THREAD");
     let (code, report, stderr) = verify_json(&lab, &state, &config);

@@ -12,11 +12,12 @@ use anyhow::Context;
 use crate::config::{self, Config};
 use crate::engine::{self, Engine};
 use crate::error::ExitCode;
+use crate::journal::{Event, Store, state_dir};
 use crate::node::{Hosts, NodeName};
 use crate::prompt::NoPrompt;
 use crate::topology::{LinkState, Topology};
 use crate::ui::Ui;
-use crate::verify::report::{self, Header, Other, Report};
+use crate::verify::report::{self, Header, Other, Outcome, Report, TableResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyFormat {
@@ -33,11 +34,50 @@ pub fn verify(config_path: &Path, format: VerifyFormat, ui: &Ui) -> anyhow::Resu
     let result = compare(&config, engine, &mut hosts, ui, started);
     super::unlock(&mut hosts, held);
     let report = result?;
+    record(&config, &report, ui);
     match format {
         VerifyFormat::Json => ui.json(&report)?,
         VerifyFormat::Text => ui.out(&report.text())?,
     }
     Ok(report.exit_code())
+}
+
+/// One line in the event history, so that `history` and `status` show when the nodes were
+/// last compared and what was found.
+fn record(config: &Config, report: &Report, ui: &Ui) {
+    let differing: Vec<String> = report
+        .nodes
+        .iter()
+        .flat_map(|node| {
+            node.tables
+                .iter()
+                .filter(|t| t.result == TableResult::Differs)
+                .map(move |t| format!("{}: {}", node.name, t.table))
+        })
+        .collect();
+    let event = Event {
+        at: jiff::Timestamp::now(),
+        operation: "verify".into(),
+        step: "compare".into(),
+        host: report
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        result: match report.result {
+            Outcome::Identical => "identical",
+            Outcome::Differs => "differs",
+            Outcome::Incomplete => "incomplete",
+        }
+        .into(),
+        detail: differing.join("; "),
+    };
+    if let Err(err) = Store::open(state_dir(config)).record(&event) {
+        ui.warn(&format!(
+            "could not add verify's result to the history: {err:#}"
+        ));
+    }
 }
 
 fn compare(
