@@ -204,11 +204,11 @@ impl<'scope, 'env> Session<'scope, 'env> {
     }
 
     fn start(&mut self) -> anyhow::Result<()> {
+        let (stdin_r, mut stdin_w) = std::io::pipe().context("cannot make a pipe")?;
+        let (stdout_r, stdout_w) = std::io::pipe().context("cannot make a pipe")?;
         let State::Idle(host) = std::mem::replace(&mut self.state, State::Moving) else {
             unreachable!("started only when idle");
         };
-        let (stdin_r, mut stdin_w) = std::io::pipe().context("cannot make a pipe")?;
-        let (stdout_r, stdout_w) = std::io::pipe().context("cannot make a pipe")?;
         let cmd = self.cmd.clone();
         let worker = self.scope.spawn(move || {
             let (mut stdin_r, mut stdout_w) = (stdin_r, stdout_w);
