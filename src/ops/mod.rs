@@ -8,6 +8,7 @@ pub mod resolve_pp;
 pub mod status;
 pub mod status_pp;
 pub mod sync;
+pub mod verify;
 
 use std::path::Path;
 
