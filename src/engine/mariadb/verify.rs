@@ -56,7 +56,7 @@ const LOCK_WAIT_SECS: u64 = 5;
 /// The most a single question to the primary may take (a whole table without a key).
 const QUESTION: Duration = Duration::from_secs(3600);
 /// How many times a chunk the other writer was writing is compared again.
-const RECHECKS: u32 = 5;
+const RECHECKS: u32 = 10;
 /// How long the primary may take to apply the other writer's writes before a re-check.
 const REACH: Duration = Duration::from_secs(60);
 
