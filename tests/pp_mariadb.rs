@@ -37,7 +37,7 @@ fn seed_application(lab: &Lab) {
          CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(20) NOT NULL); \
          INSERT INTO app.t (node) VALUES ('before'), ('before'); \
          CREATE TABLE app.items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, v INT NOT NULL); \
-         INSERT INTO app.items SELECT seq, CONCAT('item-', seq), 0 FROM seq_1_to_4000;",
+         USE app; INSERT INTO app.items SELECT seq, CONCAT('item-', seq), 0 FROM seq_1_to_4000;",
     );
 }
 
