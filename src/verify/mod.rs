@@ -72,9 +72,23 @@ pub enum Verdict {
     Lost(String),
 }
 
-/// The chunks that differ on one node, as [`Checker::finish`] found them: (table id, chunk
-/// number) pairs; or why that node could not be compared after all.
-pub type Finding = Result<Vec<(usize, u64)>, String>;
+/// What [`Checker::finish`] found on one node; or why that node could not be compared
+/// after all.
+pub type Finding = Result<Found, String>;
+
+/// Chunks of one node by (table id, chunk number), among those whose verdict was
+/// [`Verdict::Later`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The chunks that differ.
+    pub differing: Vec<(usize, u64)>,
+    /// The chunks compared a second time (or more) because the first comparison could not
+    /// tell a difference from a write in flight (two writable nodes); each is also in
+    /// `differing`, in `not_compared`, or neither (the same after all).
+    pub rechecked: Vec<(usize, u64)>,
+    /// The chunks that could not be compared after all, and why.
+    pub not_compared: Vec<(usize, u64, String)>,
+}
 
 /// An engine's way of comparing chunks, over sessions it holds open on the primary and
 /// the other nodes.
@@ -164,6 +178,8 @@ pub struct TableSeen {
     pub later: u64,
     /// Chunk numbers that differ.
     pub differing: Vec<u64>,
+    /// Chunk numbers compared again before a verdict (see [`Found::rechecked`]).
+    pub rechecked: Vec<u64>,
     /// Chunk numbers not compared, and why.
     pub not_compared: Vec<(u64, String)>,
     /// The rest of the table from this chunk on was not compared, and why (an error, the
@@ -230,14 +246,29 @@ pub fn walk(checker: &mut dyn Checker, others: &[NodeName], ui: &Ui) -> anyhow::
     let findings = checker.finish()?;
     for (n, finding) in findings.into_iter().enumerate() {
         match finding {
-            Ok(differing) => {
-                for (id, number) in differing {
+            Ok(found) => {
+                for (id, number) in found.differing {
                     if let Some(index) = walk.tables_index(&tables, id) {
                         let seen = &mut walk.nodes[n][index];
                         if !seen.differing.contains(&number) {
                             seen.differing.push(number);
                             seen.differing.sort_unstable();
                         }
+                    }
+                }
+                for (id, number) in found.rechecked {
+                    if let Some(index) = walk.tables_index(&tables, id) {
+                        let seen = &mut walk.nodes[n][index];
+                        seen.rechecked.push(number);
+                        seen.rechecked.sort_unstable();
+                    }
+                }
+                for (id, number, why) in found.not_compared {
+                    if let Some(index) = walk.tables_index(&tables, id) {
+                        let seen = &mut walk.nodes[n][index];
+                        seen.compared = seen.compared.saturating_sub(1);
+                        seen.not_compared.push((number, why));
+                        seen.not_compared.sort_by_key(|(c, _)| *c);
                     }
                 }
             }
@@ -506,7 +537,7 @@ mod tests {
         }
 
         fn finish(&mut self) -> anyhow::Result<Vec<Finding>> {
-            Ok(vec![Ok(vec![])])
+            Ok(vec![Ok(Found::default())])
         }
     }
 

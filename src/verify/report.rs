@@ -78,6 +78,9 @@ pub struct TableReport {
     pub chunks: u64,
     pub differing: Vec<Range>,
     pub not_compared: Vec<Range>,
+    /// Chunks compared again before a verdict: with two writable nodes, the other node's
+    /// own writes to them had not all reached the primary when they were first compared.
+    pub rechecked: Vec<Range>,
 }
 
 /// A key range: the rows after `lower` up to and including `upper`, each a value per key
@@ -158,6 +161,7 @@ fn node_report(other: &Other, walk: &Walk, n: usize) -> NodeReport {
             }
         };
         let differing: Vec<Range> = seen.differing.iter().map(|c| range(*c, None)).collect();
+        let rechecked: Vec<Range> = seen.rechecked.iter().map(|c| range(*c, None)).collect();
         let mut not_compared: Vec<Range> = seen
             .not_compared
             .iter()
@@ -196,6 +200,7 @@ fn node_report(other: &Other, walk: &Walk, n: usize) -> NodeReport {
             chunks: seen.compared,
             differing,
             not_compared,
+            rechecked,
         });
     }
     let result = if tables.iter().any(|t| t.result == TableResult::Differs) {
@@ -267,7 +272,10 @@ impl Report {
             }
             let mut same = 0;
             for table in &node.tables {
-                if table.result == TableResult::Same && !table.whole_table {
+                if table.result == TableResult::Same
+                    && !table.whole_table
+                    && table.rechecked.is_empty()
+                {
                     same += 1;
                     continue;
                 }
@@ -345,6 +353,21 @@ fn table_text(table: &TableReport) -> String {
             range_text(&table.key, range),
             range.why.as_deref().unwrap_or_default()
         ));
+    }
+    if !table.rechecked.is_empty() {
+        out.push_str(&format!(
+            "    {} chunk{} re-checked once the node's own writes to {} had reached the primary:\n",
+            table.rechecked.len(),
+            if table.rechecked.len() == 1 { "" } else { "s" },
+            if table.rechecked.len() == 1 {
+                "it"
+            } else {
+                "them"
+            }
+        ));
+        for range in &table.rechecked {
+            out.push_str(&format!("      {}\n", range_text(&table.key, range)));
+        }
     }
     out
 }

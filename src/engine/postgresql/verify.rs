@@ -578,7 +578,7 @@ impl Checker for PgChecker<'_, '_> {
             .iter()
             .map(|s| match &s.lost {
                 Some(why) => Err(why.clone()),
-                None => Ok(Vec::new()),
+                None => Ok(crate::verify::Found::default()),
             })
             .collect())
     }
