@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up replication from the primary to every replica: preflight, bundle, replication, link check')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Print the steps an operation would take on which host, touching nothing')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show roles, replication threads, lag and an end-to-end canary')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Compare every node''s data with the primary''s, chunk by chunk, while the application writes')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the event history: what ran, when, on which host, and how it ended')
             [CompletionResult]::new('switchover', 'switchover', [CompletionResultType]::ParameterValue, 'Swap the roles of primary and replica, losing no transaction')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Make the [[sync_files]] identical on every node: bytes, mode, owner, from the primary')
@@ -82,6 +83,20 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('--no-canary', '--no-canary', [CompletionResultType]::ParameterName, 'Read the nodes only; write no canary (for frequent monitoring)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'ha-setup;verify' {
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Text for people, JSON for scripts')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file [default: ./ha-setup.toml]')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Say more: -v shows what runs on which host, -vv adds debug detail')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Say only what is asked for and errors')
@@ -461,6 +476,7 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up replication from the primary to every replica: preflight, bundle, replication, link check')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'Print the steps an operation would take on which host, touching nothing')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show roles, replication threads, lag and an end-to-end canary')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Compare every node''s data with the primary''s, chunk by chunk, while the application writes')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the event history: what ran, when, on which host, and how it ended')
             [CompletionResult]::new('switchover', 'switchover', [CompletionResultType]::ParameterValue, 'Swap the roles of primary and replica, losing no transaction')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Make the [[sync_files]] identical on every node: bytes, mode, owner, from the primary')
@@ -479,6 +495,9 @@ Register-ArgumentCompleter -Native -CommandName 'ha-setup' -ScriptBlock {
             break
         }
         'ha-setup;help;status' {
+            break
+        }
+        'ha-setup;help;verify' {
             break
         }
         'ha-setup;help;history' {

@@ -52,6 +52,9 @@ _ha__setup() {
             ha__setup,sync)
                 cmd="ha__setup__subcmd__sync"
                 ;;
+            ha__setup,verify)
+                cmd="ha__setup__subcmd__verify"
+                ;;
             ha__setup__subcmd__bundle,create)
                 cmd="ha__setup__subcmd__bundle__subcmd__create"
                 ;;
@@ -129,6 +132,9 @@ _ha__setup() {
                 ;;
             ha__setup__subcmd__help,sync)
                 cmd="ha__setup__subcmd__help__subcmd__sync"
+                ;;
+            ha__setup__subcmd__help,verify)
+                cmd="ha__setup__subcmd__help__subcmd__verify"
                 ;;
             ha__setup__subcmd__help__subcmd__bundle,create)
                 cmd="ha__setup__subcmd__help__subcmd__bundle__subcmd__create"
@@ -212,7 +218,7 @@ _ha__setup() {
 
     case "${cmd}" in
         ha__setup)
-            opts="-c -v -q -h -V --config --verbose --quiet --help --version init plan status history switchover sync recover bundle config completions man help"
+            opts="-c -v -q -h -V --config --verbose --quiet --help --version init plan status verify history switchover sync recover bundle config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -548,7 +554,7 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help)
-            opts="init plan status history switchover sync recover bundle config completions man help"
+            opts="init plan status verify history switchover sync recover bundle config completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -870,6 +876,20 @@ _ha__setup() {
             return 0
             ;;
         ha__subcmd__setup__subcmd__help__subcmd__sync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1324,6 +1344,32 @@ _ha__setup() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ha__subcmd__setup__subcmd__verify)
+            opts="-c -v -q -h -V --format --config --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

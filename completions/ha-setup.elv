@@ -31,6 +31,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand init 'Set up replication from the primary to every replica: preflight, bundle, replication, link check'
             cand plan 'Print the steps an operation would take on which host, touching nothing'
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
+            cand verify 'Compare every node''s data with the primary''s, chunk by chunk, while the application writes'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
             cand switchover 'Swap the roles of primary and replica, losing no transaction'
             cand sync 'Make the [[sync_files]] identical on every node: bytes, mode, owner, from the primary'
@@ -76,6 +77,19 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand -c 'Config file [default: ./ha-setup.toml]'
             cand --config 'Config file [default: ./ha-setup.toml]'
             cand --no-canary 'Read the nodes only; write no canary (for frequent monitoring)'
+            cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
+            cand -q 'Say only what is asked for and errors'
+            cand --quiet 'Say only what is asked for and errors'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'ha-setup;verify'= {
+            cand --format 'Text for people, JSON for scripts'
+            cand -c 'Config file [default: ./ha-setup.toml]'
+            cand --config 'Config file [default: ./ha-setup.toml]'
             cand -v 'Say more: -v shows what runs on which host, -vv adds debug detail'
             cand --verbose 'Say more: -v shows what runs on which host, -vv adds debug detail'
             cand -q 'Say only what is asked for and errors'
@@ -418,6 +432,7 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
             cand init 'Set up replication from the primary to every replica: preflight, bundle, replication, link check'
             cand plan 'Print the steps an operation would take on which host, touching nothing'
             cand status 'Show roles, replication threads, lag and an end-to-end canary'
+            cand verify 'Compare every node''s data with the primary''s, chunk by chunk, while the application writes'
             cand history 'Show the event history: what ran, when, on which host, and how it ended'
             cand switchover 'Swap the roles of primary and replica, losing no transaction'
             cand sync 'Make the [[sync_files]] identical on every node: bytes, mode, owner, from the primary'
@@ -433,6 +448,8 @@ set edit:completion:arg-completer[ha-setup] = {|@words|
         &'ha-setup;help;plan'= {
         }
         &'ha-setup;help;status'= {
+        }
+        &'ha-setup;help;verify'= {
         }
         &'ha-setup;help;history'= {
         }

@@ -27,6 +27,7 @@ pub mod tls;
 pub mod tool;
 pub mod topology;
 pub mod ui;
+pub mod verify;
 pub mod wizard;
 
 use clap::Parser;

@@ -35,8 +35,55 @@ fn seed_application(lab: &Lab) {
         Host::Primary,
         "CREATE DATABASE app; \
          CREATE TABLE app.t (id INT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(20) NOT NULL); \
-         INSERT INTO app.t (node) VALUES ('before'), ('before');",
+         INSERT INTO app.t (node) VALUES ('before'), ('before'); \
+         CREATE TABLE app.items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, v INT NOT NULL); \
+         USE app; INSERT INTO app.items SELECT seq, CONCAT('item-', seq), 0 FROM seq_1_to_4000;",
     );
+}
+
+/// Updates of app.items on `host` (about fifty a second) until [`stop_updates`] or a minute
+/// at most: the primary's on odd ids, the secondary's on even ones, spread over the table,
+/// so that the two never write the same row (that would be a conflict) but write the same
+/// chunks.
+fn start_updates(lab: &Lab, host: Host) -> Child {
+    // Odd ids on the primary, even ones on the secondary.
+    let offset = if host == Host::Primary { 1 } else { 2 };
+    let script = format!(
+        "rm -f /run/ha-pp-updates.stop; end=$(( $(date +%s) + 60 )); i=0; \
+         while [ ! -e /run/ha-pp-updates.stop ] && [ \"$(date +%s)\" -lt \"$end\" ]; do \
+           i=$((i + 1)); \
+           echo \"UPDATE app.items SET v = v + 1 WHERE id = $(( (i * 37) % 2000 * 2 + {offset} ));\"; \
+           sleep 0.02; \
+         done | mariadb"
+    );
+    Command::new(lab.script_path())
+        .args(["exec", host.name(), "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the updates start")
+}
+
+fn stop_updates(lab: &Lab, host: Host, mut updates: Child) {
+    lab.exec_ok(host, "touch /run/ha-pp-updates.stop");
+    let status = updates.wait().expect("the updates end");
+    assert!(status.success(), "the updates on {host:?} failed: {status}");
+}
+
+/// `verify --format json`: the exit code, the report and what it printed on stderr.
+fn verify_json(lab: &Lab, config: &str, state: &str) -> (Option<i32>, serde_json::Value, String) {
+    let run = ha(lab, state, &["verify", "-c", config, "--format", "json"]);
+    let report = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|err| panic!("verify --format json printed no JSON ({err}): {run:?}"));
+    (run.code, report, run.stderr)
+}
+
+/// The sum of app.items.v on `host`: it grows with every update.
+fn updated(lab: &Lab, host: Host) -> u64 {
+    lab.sql_ok(host, "SELECT SUM(v) FROM app.items")
+        .parse()
+        .expect("a number")
 }
 
 /// `count` single-row inserts on `host`, one statement each, in the background.
@@ -212,6 +259,60 @@ fn two_writers_lose_a_node_come_back_and_survive_a_conflict() {
         assert!(node["canary_ms"].is_u64(), "{report:#}");
     }
 
+    // verify compares the secondary with the config's first node while both write to the
+    // same chunks: what one node's own writes make differ for a moment is compared again,
+    // never reported.
+    let (p, s) = (
+        start_updates(&lab, Host::Primary),
+        start_updates(&lab, Host::Secondary),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let before = (updated(&lab, Host::Primary), updated(&lab, Host::Secondary));
+    let (code, verified, stderr) = verify_json(&lab, &config, &state);
+    let after = (updated(&lab, Host::Primary), updated(&lab, Host::Secondary));
+    stop_updates(&lab, Host::Primary, p);
+    stop_updates(&lab, Host::Secondary, s);
+    assert!(
+        after.0 > before.0 && after.1 > before.1,
+        "no updates went on during verify"
+    );
+    assert_eq!(code, Some(0), "{verified:#}\n{stderr}");
+    assert_eq!(verified["topology"], "primary-primary");
+    assert_eq!(verified["primary"], "primary");
+    assert_eq!(verified["nodes"][0]["name"], "secondary");
+    assert_eq!(verified["result"], "identical", "{verified:#}");
+
+    // A row changed on the secondary behind replication's back: found and named.
+    lab.sql_ok(
+        Host::Secondary,
+        "SET SESSION sql_log_bin = 0; UPDATE app.items SET name = 'changed behind' WHERE id = 2500",
+    );
+    let (code, verified, stderr) = verify_json(&lab, &config, &state);
+    assert_eq!(code, Some(4), "{verified:#}\n{stderr}");
+    let items = verified["nodes"][0]["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["table"] == "app.items"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no app.items in {verified:#}"));
+    assert_eq!(items["result"], "differs", "{items}");
+    let ranges = items["differing"].as_array().cloned().unwrap_or_default();
+    let bound = |v: &serde_json::Value| {
+        v.as_array()
+            .and_then(|a| a[0].as_str()?.parse::<i64>().ok())
+    };
+    assert!(
+        ranges.len() == 1
+            && bound(&ranges[0]["lower"]).is_none_or(|l| l < 2500)
+            && bound(&ranges[0]["upper"]).is_none_or(|u| 2500 <= u),
+        "{items}"
+    );
+    let text = ha(&lab, &state, &["verify", "-c", &config]);
+    text.expect_code(4);
+    assert!(
+        text.stdout.contains("app.items: DIFFERS in 1 of") && text.stdout.contains("id > "),
+        "{text:?}"
+    );
+
     // The secondary's database is killed: the primary keeps taking writes; degraded.
     kill_database(&lab, Host::Secondary);
     lab.sql_ok(Host::Primary, "INSERT INTO app.t (node) VALUES ('primary')");
@@ -349,4 +450,10 @@ fn two_writers_lose_a_node_come_back_and_survive_a_conflict() {
     same_rows(&lab, 69);
     let report = healthy(&lab, &config, &state);
     assert_eq!(report["link"], "alive", "{report:#}");
+
+    // Re-seeded from the primary, the secondary holds the same data again, the changed
+    // row too.
+    let (code, verified, stderr) = verify_json(&lab, &config, &state);
+    assert_eq!(code, Some(0), "{verified:#}\n{stderr}");
+    assert_eq!(verified["result"], "identical", "{verified:#}");
 }

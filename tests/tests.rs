@@ -19,5 +19,7 @@ mod recover_mariadb;
 mod seed_mariadb;
 mod seed_postgresql;
 mod sync_files;
+mod verify_mariadb;
+mod verify_postgresql;
 mod volume_mariadb;
 mod wizard;

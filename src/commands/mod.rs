@@ -9,6 +9,7 @@ mod recover;
 mod status;
 mod switchover;
 mod sync;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -43,6 +44,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<ExitCode> {
         Command::Switchover(args) => switchover::run(&config_path, &args, ui),
         Command::Status(args) => status::run(&config_path, &args, ui),
         Command::Sync(args) => sync::run(&config_path, &args, ui),
+        Command::Verify(args) => verify::run(&config_path, &args, ui),
         Command::History { format } => history::run(&config_path, format, ui),
         Command::Bundle(BundleCommand::Create { out }) => bundle::create(&config_path, &out, ui),
         Command::Bundle(command) => bundle::run(command, ui),

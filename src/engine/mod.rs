@@ -151,6 +151,18 @@ pub trait Engine: Sync {
         seen: Vec<&Observed>,
         timeout: Duration,
     ) -> anyhow::Result<Canary>;
+
+    /// `verify`: compares the application's tables on `primary` with each of `others`
+    /// (`seen`: what was read of the primary, then of each other node, in that order). The
+    /// engine opens what it needs on the hosts, hands `drive` its checker (the core's walk
+    /// through the tables, src/verify/), and closes everything once `drive` returns.
+    fn verify(
+        &self,
+        primary: &mut dyn Host,
+        others: Vec<&mut dyn Host>,
+        seen: Vec<&Observed>,
+        drive: &mut dyn FnMut(&mut dyn crate::verify::Checker) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()>;
 }
 
 /// How a cluster whose members all take writes stands (`status`).

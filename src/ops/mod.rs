@@ -9,6 +9,7 @@ pub mod status;
 pub mod status_members;
 pub mod status_pp;
 pub mod sync;
+pub mod verify;
 
 use std::path::Path;
 
@@ -55,4 +56,23 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
         .into());
     }
     Ok(Config::load(path)?)
+}
+
+/// The one question before a changing operation runs (`questions` was taken before its
+/// plan was shown): true to go on. No answer, or no, runs nothing and says how to skip
+/// the question.
+pub fn confirm_run(questions: crate::prompt::QuestionsGuard, ui: &Ui) -> anyhow::Result<bool> {
+    use crate::prompt::{Prompter, Terminal};
+    let go = Terminal
+        .confirm("Run this plan now?", false)
+        .map_err(|_| Exit {
+            code: crate::error::ExitCode::Failed,
+            message: "interrupted: nothing on the hosts changed".into(),
+        })?;
+    drop(questions);
+    if go != Some(true) {
+        ui.note("Nothing was run. Add --yes to run it without this question.");
+        return Ok(false);
+    }
+    Ok(true)
 }

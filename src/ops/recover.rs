@@ -12,7 +12,7 @@ use crate::error::{Exit, ExitCode};
 use crate::journal::{Store, state_dir};
 use crate::node::{Hosts, NodeName};
 use crate::plan::Ctx;
-use crate::prompt::{NoPrompt, Prompter, QuestionsGuard, Terminal};
+use crate::prompt::{NoPrompt, QuestionsGuard};
 use crate::runner::{Runner, seconds};
 use crate::ui::Ui;
 
@@ -179,15 +179,7 @@ pub fn recover(
         // locked meanwhile: the real run locks, reads the servers again and decides anew.
         let questions = QuestionsGuard::new();
         attempt(&mut hosts, true)?;
-        let go = Terminal
-            .confirm("Run this plan now?", false)
-            .map_err(|_| Exit {
-                code: ExitCode::Failed,
-                message: "interrupted: nothing on the hosts changed".into(),
-            })?;
-        drop(questions);
-        if go != Some(true) {
-            ui.note("Nothing was run. Add --yes to run it without this question.");
+        if !super::confirm_run(questions, ui)? {
             return Ok(ExitCode::Ok);
         }
     }

@@ -46,7 +46,7 @@ pub fn init(config: &Config, topology: &Topology) -> anyhow::Result<(Roles, Vec<
     if !a.answers() {
         return Err(refused(
             format!(
-                "refusing to init: {first}, whose data init starts from, {}. Start its MariaDB (it comes back read-only), then run init again",
+                "refusing to init: {first}, whose data init starts from, {}. Start its database (it comes back read-only), then run init again",
                 a.describe()
             ),
             topology,

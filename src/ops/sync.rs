@@ -11,7 +11,7 @@ use crate::error::{Exit, ExitCode};
 use crate::journal::{Store, state_dir};
 use crate::node::{Hosts, NodeName};
 use crate::plan::{Ctx, Roles};
-use crate::prompt::{NoPrompt, Prompter, QuestionsGuard, Terminal};
+use crate::prompt::{NoPrompt, QuestionsGuard};
 use crate::runner::{Outcome, Runner, seconds};
 use crate::topology::{Topology, and_list};
 use crate::ui::Ui;
@@ -68,15 +68,7 @@ pub fn sync(config_path: &Path, options: SyncOptions, ui: &Ui) -> anyhow::Result
             ui.out("Nothing to change: every listed path is identical on every node.")?;
             return Ok(ExitCode::Ok);
         }
-        let go = Terminal
-            .confirm("Run this plan now?", false)
-            .map_err(|_| Exit {
-                code: ExitCode::Failed,
-                message: "interrupted: nothing on the hosts changed".into(),
-            })?;
-        drop(questions);
-        if go != Some(true) {
-            ui.note("Nothing was run. Add --yes to run it without this question.");
+        if !super::confirm_run(questions, ui)? {
             return Ok(ExitCode::Ok);
         }
     }

@@ -1,6 +1,7 @@
 //! MariaDB (10.5+; Debian's 10.11 in the lab): replication by GTID, seeded with a
 //! mariadb-backup snapshot streamed as a bundle.
 
+pub mod chunks;
 pub mod client;
 pub mod facts;
 pub mod galera;
@@ -17,6 +18,7 @@ pub mod restore;
 pub mod seed;
 pub mod stream;
 pub mod switchover;
+pub mod verify;
 pub mod xbstream;
 
 use std::cmp::Ordering;
@@ -196,6 +198,16 @@ impl Engine for MariaDb {
         timeout: Duration,
     ) -> anyhow::Result<Canary> {
         link::canary(source, replicas, timeout)
+    }
+
+    fn verify(
+        &self,
+        primary: &mut dyn Host,
+        others: Vec<&mut dyn Host>,
+        seen: Vec<&Observed>,
+        drive: &mut dyn FnMut(&mut dyn crate::verify::Checker) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        verify::verify(primary, others, seen, drive)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod service;
 pub mod standby;
 pub mod stream;
 pub mod switchover;
+pub mod verify;
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -226,5 +227,15 @@ impl Engine for PostgreSql {
         timeout: Duration,
     ) -> anyhow::Result<Canary> {
         link::canary(source, replicas, seen, timeout)
+    }
+
+    fn verify(
+        &self,
+        primary: &mut dyn Host,
+        others: Vec<&mut dyn Host>,
+        seen: Vec<&Observed>,
+        drive: &mut dyn FnMut(&mut dyn crate::verify::Checker) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        verify::verify(primary, others, seen, drive)
     }
 }
