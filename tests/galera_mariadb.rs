@@ -374,7 +374,7 @@ fn two_data_nodes_and_an_arbitrator_survive_the_loss_of_one() {
     std::fs::write(&config, text.replace("role = \"arbitrator\"\n", "")).unwrap();
     let grown = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
     grown.expect_code(0);
-    assert!(grown.stdout.contains("stop garbd on db3"), "{grown:?}");
+    assert!(grown.stderr.contains("stop garbd on db3"), "{grown:?}");
     assert_eq!(lab.exec(Host::Tertiary, "pgrep -x garbd").code, Some(1));
     assert_eq!(
         wsrep(&lab, Host::Tertiary, "WSREP_LOCAL_STATE_COMMENT"),
