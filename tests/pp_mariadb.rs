@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::Run;
 use crate::util::lab::{Host, Lab, lab};
+use crate::util::verify::verify_json;
 
 /// The lab pair as two writers, with a state directory of its own.
 fn pair_config(lab: &Lab, name: &str) -> (String, String) {
@@ -69,14 +70,6 @@ fn stop_updates(lab: &Lab, host: Host, mut updates: Child) {
     lab.exec_ok(host, "touch /run/ha-pp-updates.stop");
     let status = updates.wait().expect("the updates end");
     assert!(status.success(), "the updates on {host:?} failed: {status}");
-}
-
-/// `verify --format json`: the exit code, the report and what it printed on stderr.
-fn verify_json(lab: &Lab, config: &str, state: &str) -> (Option<i32>, serde_json::Value, String) {
-    let run = ha(lab, state, &["verify", "-c", config, "--format", "json"]);
-    let report = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|err| panic!("verify --format json printed no JSON ({err}): {run:?}"));
-    (run.code, report, run.stderr)
 }
 
 /// The sum of app.items.v on `host`: it grows with every update.
@@ -268,7 +261,7 @@ fn two_writers_lose_a_node_come_back_and_survive_a_conflict() {
     );
     std::thread::sleep(Duration::from_secs(1));
     let before = (updated(&lab, Host::Primary), updated(&lab, Host::Secondary));
-    let (code, verified, stderr) = verify_json(&lab, &config, &state);
+    let (code, verified, stderr) = verify_json(&lab, &state, &config);
     let after = (updated(&lab, Host::Primary), updated(&lab, Host::Secondary));
     stop_updates(&lab, Host::Primary, p);
     stop_updates(&lab, Host::Secondary, s);
@@ -282,12 +275,39 @@ fn two_writers_lose_a_node_come_back_and_survive_a_conflict() {
     assert_eq!(verified["nodes"][0]["name"], "secondary");
     assert_eq!(verified["result"], "identical", "{verified:#}");
 
+    // The primary applies the secondary's writes 4 s late, and the secondary has just
+    // changed every even row: at first each chunk differs with the secondary's writes in
+    // between, so each must be compared again once they have arrived, and none reported.
+    let delay = |secs: u32| {
+        lab.sql_ok(
+            Host::Primary,
+            &format!("STOP SLAVE; CHANGE MASTER TO MASTER_DELAY = {secs}; START SLAVE"),
+        );
+    };
+    delay(4);
+    lab.sql_ok(
+        Host::Secondary,
+        "UPDATE app.items SET v = v + 1 WHERE id % 2 = 0",
+    );
+    let (code, verified, stderr) = verify_json(&lab, &state, &config);
+    delay(0);
+    assert_eq!(code, Some(0), "{verified:#}\n{stderr}");
+    let items = verified["nodes"][0]["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["table"] == "app.items"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no app.items in {verified:#}"));
+    assert!(
+        items["rechecked"].as_array().is_some_and(|r| !r.is_empty()),
+        "nothing was compared again: {items}"
+    );
+
     // A row changed on the secondary behind replication's back: found and named.
     lab.sql_ok(
         Host::Secondary,
         "SET SESSION sql_log_bin = 0; UPDATE app.items SET name = 'changed behind' WHERE id = 2500",
     );
-    let (code, verified, stderr) = verify_json(&lab, &config, &state);
+    let (code, verified, stderr) = verify_json(&lab, &state, &config);
     assert_eq!(code, Some(4), "{verified:#}\n{stderr}");
     let items = verified["nodes"][0]["tables"]
         .as_array()
@@ -453,7 +473,7 @@ fn two_writers_lose_a_node_come_back_and_survive_a_conflict() {
 
     // Re-seeded from the primary, the secondary holds the same data again, the changed
     // row too.
-    let (code, verified, stderr) = verify_json(&lab, &config, &state);
+    let (code, verified, stderr) = verify_json(&lab, &state, &config);
     assert_eq!(code, Some(0), "{verified:#}\n{stderr}");
     assert_eq!(verified["result"], "identical", "{verified:#}");
 }

@@ -6,10 +6,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::util::Run;
 use crate::util::lab::{Host, Lab, lab};
+use crate::util::verify::{range_holds, table, verify_json};
 
 fn state(lab: &Lab) -> String {
     let dir = format!("{}/state-verify-pg", lab.var("HA_LAB_ROOT"));
@@ -43,35 +42,6 @@ fn psql(lab: &Lab, host: Host, db: &str, sql: &str) -> String {
     )
     .trim()
     .to_owned()
-}
-
-fn verify_json(lab: &Lab, state: &str, config: &str) -> (Option<i32>, Value, String) {
-    let run = ha(lab, state, &["verify", "-c", config, "--format", "json"]);
-    let report = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|err| panic!("verify --format json printed no JSON ({err}): {run:?}"));
-    (run.code, report, run.stderr)
-}
-
-fn table<'a>(report: &'a Value, node: &str, table: &str) -> &'a Value {
-    report["nodes"]
-        .as_array()
-        .and_then(|nodes| nodes.iter().find(|n| n["name"] == node))
-        .and_then(|n| n["tables"].as_array())
-        .and_then(|tables| tables.iter().find(|t| t["table"] == table))
-        .unwrap_or_else(|| panic!("no {table} on {node} in {report:#}"))
-}
-
-fn range_holds(table: &Value, key: i64) -> bool {
-    let bound = |v: &Value| {
-        v.as_array()
-            .and_then(|a| a[0].as_str()?.parse::<i64>().ok())
-    };
-    table["differing"].as_array().is_some_and(|ranges| {
-        ranges.iter().any(|r| {
-            bound(&r["lower"]).is_none_or(|lower| lower < key)
-                && bound(&r["upper"]).is_none_or(|upper| key <= upper)
-        })
-    })
 }
 
 /// Two databases of the application: keyed tables of several chunks, a composite key, a

@@ -194,6 +194,9 @@ fn an_unknown_host_key_is_shown_and_refused_on_no() {
 #[ignore = "needs the lab"]
 fn with_a_config_on_a_terminal_the_plan_is_shown_and_no_runs_nothing() {
     let lab = lab();
+    // The plan is read from the servers: an earlier test may have left them set up otherwise
+    // (two writers, a cluster).
+    lab.reset();
     let home = operator_home(&lab, "confirm");
     let config = lab.write_config("wizard-confirm", "");
     let mut session = spawn(&lab, &home, &["init", "-c", &config]);

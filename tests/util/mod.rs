@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod lab;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
