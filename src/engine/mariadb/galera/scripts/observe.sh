@@ -1,4 +1,4 @@
-
+# shellcheck shell=sh
 # Galera (appended to the MariaDB node's reading, same round trip): what a node shows
 # when its server does not answer too, since after a crash each node's position is in its
 # grastate.dat; the Galera library found on the host; whether mariadbd runs at all (a
