@@ -317,24 +317,65 @@ fn a_galera_cluster_is_set_up_written_to_crashed_and_bootstrapped_from_the_highe
         "safe_to_bootstrap: 0"
     );
 
-    // A rebuild: db3's data moved aside, a full state transfer, not from db1.
+    // A rebuild: db3's data moved aside, a full state transfer, by default not from db1
+    // (the write node); --from names the donor, db1 here, and is honoured.
+    let plan = ha(
+        &lab,
+        &state,
+        &["recover", "rebuild", "db3", "-c", &config, "--dry-run"],
+    );
+    plan.expect_code(0);
+    assert!(plan.stderr.contains("not from db1"), "{plan:?}");
+    let itself = ha(
+        &lab,
+        &state,
+        &[
+            "recover", "rebuild", "db3", "--from", "db3", "-c", &config, "--yes",
+        ],
+    );
+    itself.expect_code(2);
+    assert!(
+        itself.stderr.contains("names the node being rebuilt"),
+        "{itself:?}"
+    );
     let before = lab
         .exec_ok(Host::Tertiary, "ls /var/lib/mysql/.ha-setup-old | wc -l")
         .trim()
         .to_owned();
+    let donor_log = "stat -c %Y /var/lib/mysql/mariabackup.backup.log 2>/dev/null || echo none";
+    let donated = lab.exec_ok(Host::Primary, donor_log);
+    let usual = lab.sql_ok(Host::Tertiary, "SELECT @@wsrep_sst_donor");
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let rebuild = ha(
         &lab,
         &state,
-        &["recover", "rebuild", "db3", "-c", &config, "--yes"],
+        &[
+            "recover", "rebuild", "db3", "--from", "db1", "-c", &config, "--yes",
+        ],
     );
     rebuild.expect_code(0);
-    assert!(rebuild.stderr.contains("not from db1"), "{rebuild:?}");
+    assert!(rebuild.stderr.contains("from db1, as asked"), "{rebuild:?}");
     let after = lab
         .exec_ok(Host::Tertiary, "ls /var/lib/mysql/.ha-setup-old | wc -l")
         .trim()
         .to_owned();
     assert_ne!(before, after, "the old data was moved aside");
     assert_eq!(rows(&lab, Host::Tertiary), "1,2,3,4,5,6");
+    assert_ne!(
+        lab.exec_ok(Host::Primary, donor_log),
+        donated,
+        "db1 gave the state transfer (its backup log was written again)"
+    );
+    // The usual donors are back, in the file and at run time.
+    assert_eq!(
+        lab.sql_ok(Host::Tertiary, "SELECT @@wsrep_sst_donor"),
+        usual
+    );
+    let cnf = lab.exec_ok(
+        Host::Tertiary,
+        "grep '^wsrep_sst_donor' /etc/mysql/mariadb.conf.d/90-ha-setup.cnf",
+    );
+    assert_eq!(cnf.trim(), format!("wsrep_sst_donor = {usual}"));
     let (code, report) = lab.status_json(&config, &state);
     assert_eq!(code, Some(0), "{report}");
 }

@@ -88,13 +88,15 @@ pub trait Engine: Sync {
 
     /// Who is who for `operation` (`init`, `recover-bootstrap`, …) when the engine decides
     /// it from what the nodes showed (Galera: none is a primary); None: the primary and
-    /// replicas of ops/resolve.rs. `node`: the node a command names.
+    /// replicas of ops/resolve.rs. `node`: the node a command names; `from`: the node it
+    /// names to copy from (`recover rebuild --from`).
     fn roles(
         &self,
         _operation: &str,
         _config: &Config,
         _topology: &Topology,
         _node: Option<&NodeName>,
+        _from: Option<&NodeName>,
         _force: bool,
     ) -> Option<anyhow::Result<(crate::plan::Roles, Vec<String>)>> {
         None

@@ -131,7 +131,7 @@ fn roles(
     topology: &crate::topology::Topology,
 ) -> anyhow::Result<(Roles, Vec<String>)> {
     engine
-        .roles("init", config, topology, None, false)
+        .roles("init", config, topology, None, None, false)
         .unwrap_or_else(|| resolve::init(config, topology))
 }
 

@@ -129,7 +129,14 @@ pub fn recover(
         };
         // An engine that decides roles itself (Galera) does; else the primary's.
         let named_node = rebuild_node.as_ref().or(restore_target.as_ref());
-        let roles = match engine.roles(operation, &config, &topology, named_node, options.force) {
+        let roles = match engine.roles(
+            operation,
+            &config,
+            &topology,
+            named_node,
+            rebuild_from.as_ref(),
+            options.force,
+        ) {
             Some(resolved) => {
                 let (roles, notes) = resolved?;
                 for note in &notes {

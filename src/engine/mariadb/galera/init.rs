@@ -46,12 +46,17 @@ pub fn write_node(cx: &mut Ctx<'_>) -> NodeName {
     resolve::write_node(cx.config, &topology, &source)
 }
 
-/// A data node's settings file as it should be.
-pub fn wanted(cx: &mut Ctx<'_>, name: &NodeName, write: &NodeName) -> anyhow::Result<String> {
+/// A data node's settings as they should be.
+pub fn settings_for(cx: &mut Ctx<'_>, name: &NodeName, write: &NodeName) -> Settings {
     let seen = cx.observe(name);
     let provider = observe::reading(&seen).and_then(|r| r.provider.clone());
     let version = base::state(&seen).map(|s| s.server.version);
-    Settings::new(cx.config, name, write, provider.as_deref(), version).render(cx.config)
+    Settings::new(cx.config, name, write, provider.as_deref(), version)
+}
+
+/// A data node's settings file as it should be.
+pub fn wanted(cx: &mut Ctx<'_>, name: &NodeName, write: &NodeName) -> anyhow::Result<String> {
+    settings_for(cx, name, write).render(cx.config)
 }
 
 fn record(cx: &Ctx<'_>, write: &NodeName) -> String {
@@ -114,7 +119,7 @@ pub fn start_action(
     }
 }
 
-fn write_pending(cx: &mut Ctx<'_>, name: &NodeName, text: String) -> Action {
+pub fn write_pending(cx: &mut Ctx<'_>, name: &NodeName, text: String) -> Action {
     let cnf = layout::cnf_path(cx, name);
     Action::Write {
         on: name.clone(),
@@ -450,6 +455,33 @@ impl Step for Join {
     }
 }
 
+/// A settings file written in place, and what changed in it applied at run time: for
+/// changes that need no restart.
+pub fn without_restart(
+    name: &NodeName,
+    path: String,
+    text: String,
+    runtime: &[String],
+    why: String,
+) -> Vec<Action> {
+    let mut actions = vec![Action::Write {
+        on: name.clone(),
+        why,
+        path,
+        contents: Input::Text(text),
+        mode: FileMode::new(0o644),
+    }];
+    if !runtime.is_empty() {
+        actions.push(Action::Run {
+            on: name.clone(),
+            why: "apply the changed settings at run time".into(),
+            cmd: client::command(),
+            input: Input::Text(runtime.join(";\n") + ";\n"),
+        });
+    }
+    actions
+}
+
 pub struct Settle;
 
 impl Step for Settle {
@@ -503,21 +535,13 @@ impl Step for Settle {
                 );
             }
             if restart.is_empty() {
-                actions.push(Action::Write {
-                    on: name.clone(),
-                    why: "ha-setup's Galera settings (read at the next start; nothing needs a restart now)".into(),
-                    path: cnf,
-                    contents: Input::Text(text),
-                    mode: FileMode::new(0o644),
-                });
-                if !runtime.is_empty() {
-                    actions.push(Action::Run {
-                        on: name.clone(),
-                        why: "apply the changed settings at run time".into(),
-                        cmd: client::command(),
-                        input: Input::Text(runtime.join(";\n") + ";\n"),
-                    });
-                }
+                actions.extend(without_restart(
+                    &name,
+                    cnf,
+                    text,
+                    &runtime,
+                    "ha-setup's Galera settings (read at the next start; nothing needs a restart now)".into(),
+                ));
             } else {
                 restarts.push((name, text, restart));
             }

@@ -103,13 +103,14 @@ impl Engine for MariaDbGalera {
         config: &Config,
         topology: &crate::topology::Topology,
         node: Option<&NodeName>,
+        from: Option<&NodeName>,
         _force: bool,
     ) -> Option<anyhow::Result<(crate::plan::Roles, Vec<String>)>> {
         match operation {
             "init" => Some(resolve::init(config, topology)),
             "recover-bootstrap" => Some(bootstrap::roles(config, topology)),
             "recover-rejoin" => Some(recover::rejoin_roles(config, topology)),
-            "recover-rebuild" => Some(recover::rebuild_roles(config, topology, node)),
+            "recover-rebuild" => Some(recover::rebuild_roles(config, topology, node, from)),
             // Their plans refuse (usage) before any node is judged.
             "recover-promote" | "recover-unfence" | "switchover" | "recover-restore" => {
                 let data = settings::data_nodes(config);

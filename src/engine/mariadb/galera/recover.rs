@@ -8,7 +8,6 @@
 use jiff::Timestamp;
 
 use super::init::{self, JOIN_SECS};
-use super::observe;
 use super::resolve;
 use super::settings;
 use crate::config::Config;
@@ -79,11 +78,14 @@ pub fn rejoin_roles(config: &Config, topology: &Topology) -> anyhow::Result<(Rol
     Ok((Roles::new(source, away), notes))
 }
 
-/// rebuild NODE: a data node other than the cluster's only Synced one.
+/// rebuild NODE: a data node other than the cluster's only Synced one, copied from `from`
+/// when the operator names it, else from a Synced node other than the write node when there
+/// is one. The source is the state transfer's only donor (see [`Rebuild`]).
 pub fn rebuild_roles(
     config: &Config,
     topology: &Topology,
     node: Option<&NodeName>,
+    from: Option<&NodeName>,
 ) -> anyhow::Result<(Roles, Vec<String>)> {
     let Some(node) = node else {
         return Err(Exit::usage(format!(
@@ -129,6 +131,9 @@ pub fn rebuild_roles(
         ));
     };
     let write = resolve::write_node(config, topology, first);
+    if let Some(from) = from {
+        return named_donor(config, topology, node, from, &write, &others);
+    }
     let donors: Vec<NodeName> = others.iter().filter(|n| **n != write).cloned().collect();
     let note = if donors.is_empty() {
         format!(
@@ -144,6 +149,51 @@ pub fn rebuild_roles(
     Ok((Roles::new(source, vec![node.clone()]), vec![note]))
 }
 
+/// `--from`: a data node other than NODE that is Synced now.
+fn named_donor(
+    config: &Config,
+    topology: &Topology,
+    node: &NodeName,
+    from: &NodeName,
+    write: &NodeName,
+    synced: &[NodeName],
+) -> anyhow::Result<(Roles, Vec<String>)> {
+    if from == node {
+        return Err(Exit::usage(format!(
+            "--from {from} names the node being rebuilt; name another data node to copy from"
+        ))
+        .into());
+    }
+    if config.node(from).is_arbitrator() {
+        return Err(Exit::usage(format!(
+            "--from {from}: {from} is the arbitrator and holds no data; name a data node to copy from"
+        ))
+        .into());
+    }
+    if !synced.contains(from) {
+        return Err(refused(
+            format!(
+                "refusing to rebuild {node} from {from}: {from} is not Synced in the cluster's primary component, so \
+                 it cannot give a state transfer{}. Name a Synced node, or leave out --from",
+                if synced.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (Synced: {})", and_list(synced))
+                }
+            ),
+            topology,
+        ));
+    }
+    let note = if from == write {
+        format!(
+            "{node} gets its copy from {from}, as asked (the node the application writes to: its commits pause briefly)."
+        )
+    } else {
+        format!("{node} gets its copy from {from}, as asked.")
+    };
+    Ok((Roles::new(from.clone(), vec![node.clone()]), vec![note]))
+}
+
 pub struct Rebuild;
 
 impl Step for Rebuild {
@@ -157,15 +207,20 @@ impl Step for Rebuild {
 
     fn check(&self, cx: &mut Ctx<'_>) -> anyhow::Result<Verdict> {
         let mut actions = Vec::new();
+        let donor = cx.roles.source.clone();
+        let write = init::write_node(cx);
         for target in cx.roles.targets.clone() {
             let paths = super::super::layout::paths(cx, &target);
             let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
             let aside = super::super::layout::moved_aside_dir(&paths.datadir.value, &stamp);
-            let seen = cx.observe(&target);
-            let donors = observe::wsrep(&seen)
-                .map(|w| w.sst_donor.trim_end_matches(',').replace(',', ", "))
-                .filter(|d| !d.is_empty())
-                .map_or_else(|| "any Synced node".into(), |d| format!("{d}, then any"));
+            // The donor the plan names comes first for this transfer; the usual list comes
+            // back once the node is Synced.
+            let usual = init::settings_for(cx, &target, &write);
+            let mut pinned = usual.clone();
+            pinned.donors = donor.to_string();
+            let (pinned, usual_donors) = (pinned.render(cx.config)?, usual.donors.clone());
+            let usual = usual.render(cx.config)?;
+            actions.push(init::write_pending(cx, &target, pinned.clone()));
             actions.push(init::start_action(
                 cx,
                 &target,
@@ -174,9 +229,21 @@ impl Step for Rebuild {
                 JOIN_SECS,
                 format!(
                     "stop MariaDB on {target}, move its data aside to {aside} (kept), and start it: it gets a full copy \
-                     of the cluster's data by a state transfer (donors in order: {donors}) and waits until Synced"
+                     of the cluster's data by a state transfer from {donor} (from another Synced node only if {donor} \
+                     cannot serve), and waits until Synced"
                 ),
             ));
+            let (runtime, _) = settings::changes(&pinned, &usual);
+            let why = format!(
+                "ha-setup's Galera settings on {target} back to its usual donors ({})",
+                if usual_donors.is_empty() {
+                    "any Synced node".to_owned()
+                } else {
+                    usual_donors.replace(',', ", ") + ", then any"
+                }
+            );
+            let cnf = super::super::layout::cnf_path(cx, &target);
+            actions.extend(init::without_restart(&target, cnf, usual, &runtime, why));
         }
         Ok(Verdict::Todo(actions))
     }
