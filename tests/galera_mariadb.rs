@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::lab::{Host, Lab, lab};
+use crate::util::lab::{Flavour, Host, Lab, lab};
 use crate::util::{HaSetup, Run};
 
 const NODES: [(Host, &str); 3] = [
@@ -385,6 +385,8 @@ fn a_galera_cluster_is_set_up_written_to_crashed_and_bootstrapped_from_the_highe
 fn two_data_nodes_and_an_arbitrator_survive_the_loss_of_one() {
     let lab = lab();
     lab.reset();
+    // db1 runs its services under systemd: the cluster starts there with galera_new_cluster.
+    lab.set_flavour(Host::Primary, Flavour::Systemd);
     seed_application(&lab);
     let (config, state) = config(&lab, "galera-arbitrator", true);
     ha(&lab, &state, &["init", "-c", &config, "--yes"]).expect_code(0);
@@ -411,17 +413,37 @@ fn two_data_nodes_and_an_arbitrator_survive_the_loss_of_one() {
 
     // The arbitrator's host gets a database: the config names it a data node, and init
     // joins it (garbd stopped, its CA given to the running members).
+    // Its first state transfer is cut mid-way (the donor's stream reset after 1 MiB): the
+    // join fails, db3's old data stays where it was moved to, and the message says where
+    // and which logs to read; the others run on. Once the link is whole, the same init
+    // carries on.
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("role = \"arbitrator\"\n", "")).unwrap();
+    lab.break_after(Host::Tertiary, 4444, 1);
+    let cut = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    assert_ne!(cut.code, Some(0), "{cut:?}");
+    assert!(cut.stderr.contains("stop garbd on db3"), "{cut:?}");
+    assert!(cut.stderr.contains("db3 did not join the cluster"), "{cut:?}");
+    assert!(cut.stderr.contains("mariabackup."), "{cut:?}");
+    let kept = lab.exec_ok(Host::Tertiary, "ls -d /var/lib/mysql/.ha-setup-old/*/mysql");
+    assert!(
+        cut.stderr.contains(kept.trim().trim_end_matches("/mysql")),
+        "the message names where the old data is ({kept}): {cut:?}"
+    );
+    for host in [Host::Primary, Host::Secondary] {
+        assert_eq!(wsrep(&lab, host, "WSREP_LOCAL_STATE_COMMENT"), "Synced");
+    }
+    lab.sql_ok(Host::Primary, "INSERT INTO app.t VALUES (4, 'while db3 failed')");
+    lab.heal(Host::Tertiary);
     let grown = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
     grown.expect_code(0);
-    assert!(grown.stderr.contains("stop garbd on db3"), "{grown:?}");
     assert_eq!(lab.exec(Host::Tertiary, "pgrep -x garbd").code, Some(1));
     assert_eq!(
         wsrep(&lab, Host::Tertiary, "WSREP_LOCAL_STATE_COMMENT"),
         "Synced"
     );
-    assert_eq!(rows(&lab, Host::Tertiary), "1,2,3");
+    assert_eq!(rows(&lab, Host::Tertiary), "1,2,3,4");
+    lab.exec_ok(Host::Tertiary, &format!("test -d {}", kept.trim()));
     let (code, report) = lab.status_json(&config, &state);
     assert_eq!(code, Some(0), "{report}");
 }
