@@ -30,7 +30,7 @@ fn pair(lab: &Lab, name: &str, extra: &str, env: &[(&str, &str)]) -> (String, St
         "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2), (3);",
     );
     let config = lab.write_config(name, extra);
-    let state = state(&lab, name);
+    let state = state(lab, name);
     ha(lab, &state, env, &["init", "-c", &config, "--yes"]).expect_code(0);
     (config, state)
 }

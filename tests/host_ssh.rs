@@ -636,13 +636,13 @@ fn a_host_cut_off_mid_transfer_is_an_error_in_bounded_time() {
 fn cut_off_mid_transfer(lab: &Lab, bulk: Bulk) {
     let dir = tempfile::tempdir().unwrap();
     let config = lab_key_config_over(lab, dir.path(), bulk);
-    let mut host = connect(&lab, &config, &NoPrompt).unwrap();
+    let mut host = connect(lab, &config, &NoPrompt).unwrap();
     // lab.sh runs from the machine's own namespaces: the cut is made from this thread,
     // when the transfer (on the operator's thread) says it is under way.
     let (going, under_way) = std::sync::mpsc::channel();
     let (result, cut_at) = std::thread::scope(|scope| {
         let transfer = scope.spawn(|| {
-            on_operator(&lab, || {
+            on_operator(lab, || {
                 let mut told = false;
                 host.stream_in(
                     &mut Endless,

@@ -11,7 +11,7 @@ fn state(lab: &Lab, name: &str) -> String {
 }
 
 fn fresh_state(lab: &Lab, name: &str) -> String {
-    let dir = state(&lab, name);
+    let dir = state(lab, name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

@@ -19,7 +19,7 @@ fn pair(lab: &Lab, name: &str) -> (String, String) {
         "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2), (3);",
     );
     let config = lab.write_config(name, "");
-    let state = state(&lab, name);
+    let state = state(lab, name);
     lab.ha_setup_with(
         &[("HA_SETUP_STATE_DIR", &state)],
         &["init", "-c", &config, "--yes"],
