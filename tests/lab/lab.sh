@@ -97,6 +97,9 @@ usage: lab.sh COMMAND [ARGS]   (as root)
   cut HOST            take HOST off the network (switch port down: packets silently dropped)
   heal HOST           put HOST back on the network, and lift every block from or to HOST
   block FROM TO       silently drop packets from FROM arriving at TO (a rule in TO only)
+  break-after TO PORT MIB
+                      reset every connection to TO's TCP PORT once MIB MiB have arrived there
+                      (a transfer cut mid-way; lifted by heal TO or reset)
   unblock FROM TO     lift that block
   flavour HOST [plain|systemd]
                       print (without a flavour) or change what runs as a database host's
@@ -1701,10 +1704,8 @@ blocked_from() {
         done
 }
 
-cmd_block() {
-    local from=$1 to=$2
-    take_lock
-    require_complete
+ensure_block_table() {
+    local to=$1
     if ! has_block_table "$to"; then
         nft_in "$to" -f - <<EOF
 table inet $NFT_TABLE {
@@ -1717,7 +1718,25 @@ table inet $NFT_TABLE {
 }
 EOF
     fi
+}
+
+cmd_block() {
+    local from=$1 to=$2
+    take_lock
+    require_complete
+    ensure_block_table "$to"
     nft_in "$to" add element inet "$NFT_TABLE" from "{ ${ADDR[$from]} }"
+}
+
+# A transfer cut mid-way: TO's TCP PORT answers as usual until MIB MiB have arrived there
+# (every connection counted), then every packet to it gets a TCP reset. In the block table,
+# so that `heal TO` and `reset` lift it.
+cmd_break_after() {
+    local to=$1 port=$2 mib=$3
+    take_lock
+    require_complete
+    ensure_block_table "$to"
+    nft_in "$to" add rule inet "$NFT_TABLE" input tcp dport "$port" quota over "$mib" mbytes reject with tcp reset
 }
 
 cmd_unblock() {
@@ -1901,6 +1920,7 @@ main() {
     cut | heal | addr) if [[ $# -ne 1 ]] || ! is_host "$1"; then usage; fi ;;
     flavour) if [[ $# -lt 1 || $# -gt 2 ]] || ! is_db_host "$1" || [[ $# -eq 2 && $2 != plain && $2 != systemd ]]; then usage; fi ;;
     block | unblock) if [[ $# -ne 2 || $1 == "$2" ]] || ! is_host "$1" || ! is_host "$2"; then usage; fi ;;
+    break-after) if [[ $# -ne 3 ]] || ! is_host "$1" || ! [[ $2 =~ ^[1-9][0-9]{0,4}$ && $3 =~ ^[1-9][0-9]{0,5}$ ]]; then usage; fi ;;
     datadir)
         if [[ $# -lt 1 || $# -gt 3 ]] || ! is_db_host "$1"; then usage; fi
         if [[ $# -ge 2 && $2 != mount && $2 != plain ]]; then usage; fi
@@ -1922,7 +1942,7 @@ main() {
         exit 2
     }
     case $cmd in
-    up | down | reset | cut | heal | block | unblock | datadir | flavour) require_machine_namespaces ;;
+    up | down | reset | cut | heal | block | unblock | break-after | datadir | flavour) require_machine_namespaces ;;
     esac
     case $cmd in
     up) cmd_up ;;
@@ -1932,6 +1952,7 @@ main() {
     heal) cmd_link up "$1" ;;
     block) cmd_block "$1" "$2" ;;
     unblock) cmd_unblock "$1" "$2" ;;
+    break-after) cmd_break_after "$1" "$2" "$3" ;;
     datadir) cmd_datadir "$@" ;;
     flavour) cmd_flavour "$@" ;;
     ssh) cmd_ssh "$@" ;;

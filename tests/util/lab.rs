@@ -265,6 +265,14 @@ impl Lab {
             .expect_code(0);
     }
 
+    /// A transfer cut mid-way: `to`'s TCP `port` answers until `mib` MiB have arrived there
+    /// (all connections together), then resets every connection. Lifted by [`Lab::heal`] of
+    /// `to`, and by [`Lab::reset`].
+    pub fn break_after(&self, to: Host, port: u16, mib: u32) {
+        self.script(&["break-after", to.name(), &port.to_string(), &mib.to_string()])
+            .expect_code(0);
+    }
+
     pub fn unblock(&self, from: Host, to: Host) {
         self.script(&["unblock", from.name(), to.name()])
             .expect_code(0);
