@@ -423,17 +423,35 @@ fn two_data_nodes_and_an_arbitrator_survive_the_loss_of_one() {
     let cut = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
     assert_ne!(cut.code, Some(0), "{cut:?}");
     assert!(cut.stderr.contains("stop garbd on db3"), "{cut:?}");
-    assert!(cut.stderr.contains("db3 did not join the cluster"), "{cut:?}");
+    assert!(
+        cut.stderr.contains("db3 did not join the cluster"),
+        "{cut:?}"
+    );
     assert!(cut.stderr.contains("mariabackup."), "{cut:?}");
     let kept = lab.exec_ok(Host::Tertiary, "ls -d /var/lib/mysql/.ha-setup-old/*/mysql");
     assert!(
         cut.stderr.contains(kept.trim().trim_end_matches("/mysql")),
         "the message names where the old data is ({kept}): {cut:?}"
     );
+    // Left stopped, as the message says: mysqld_safe (or systemd) would otherwise start
+    // the aborted joiner again and again, and the pieces of the failed transfer are gone.
+    assert!(cut.stderr.contains("MariaDB on db3 is stopped"), "{cut:?}");
+    assert_eq!(lab.exec(Host::Tertiary, "pgrep -x mariadbd").code, Some(1));
+    assert_eq!(
+        lab.exec(
+            Host::Tertiary,
+            "pgrep -u mysql -f 'socat|mbstream|wsrep_sst_'"
+        )
+        .code,
+        Some(1)
+    );
     for host in [Host::Primary, Host::Secondary] {
         assert_eq!(wsrep(&lab, host, "WSREP_LOCAL_STATE_COMMENT"), "Synced");
     }
-    lab.sql_ok(Host::Primary, "INSERT INTO app.t VALUES (4, 'while db3 failed')");
+    lab.sql_ok(
+        Host::Primary,
+        "INSERT INTO app.t VALUES (4, 'while db3 failed')",
+    );
     lab.heal(Host::Tertiary);
     let grown = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
     grown.expect_code(0);

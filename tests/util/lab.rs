@@ -269,8 +269,13 @@ impl Lab {
     /// (all connections together), then resets every connection. Lifted by [`Lab::heal`] of
     /// `to`, and by [`Lab::reset`].
     pub fn break_after(&self, to: Host, port: u16, mib: u32) {
-        self.script(&["break-after", to.name(), &port.to_string(), &mib.to_string()])
-            .expect_code(0);
+        self.script(&[
+            "break-after",
+            to.name(),
+            &port.to_string(),
+            &mib.to_string(),
+        ])
+        .expect_code(0);
     }
 
     pub fn unblock(&self, from: Host, to: Host) {

@@ -46,6 +46,49 @@ control() {
 }
 logs="MariaDB's error log on $node (journalctl -u $service, or the log_error file, or syslog) and the state transfer's own logs, $datadir/mariabackup.*.log on $node and on its donor"
 
+# The pieces of a state transfer that outlived their server (the SST script, socat,
+# mbstream, mariabackup, their loggers): with no mariadbd on the host, no transfer runs,
+# so they are left over from one that failed. Ended, so that none holds the SST port or
+# writes into the datadir while the server starts again. Prints what it ended.
+end_leftovers() {
+	alive && return 0
+	pids=$(pgrep -u mysql -f 'wsrep_sst_|wsrep-sst-|socat|mbstream|mariabackup' | tr '\n' ' ')
+	[ -n "$pids" ] || return 0
+	ps -o pid=,args= -p "$(printf '%s' "$pids" | tr -s ' ' ',' | sed 's/,$//')" 2>/dev/null |
+		cut -c1-120 | sed 's/^ */  /'
+	# shellcheck disable=SC2086 # a list of PIDs
+	kill -TERM $pids 2>/dev/null
+	i=0
+	# shellcheck disable=SC2086
+	while kill -0 $pids 2>/dev/null && [ $i -lt 20 ]; do
+		sleep 0.5
+		i=$((i + 1))
+	done
+	# shellcheck disable=SC2086
+	kill -KILL $pids 2>/dev/null
+	return 0
+}
+
+# Stops the server so that it stays stopped: mysqld_safe starts a server that aborted
+# again a moment later, and the init script's stop does nothing while it is between two
+# starts. A few rounds, each bounded.
+stop_for_good() {
+	round=0
+	while [ $round -lt 5 ]; do
+		control stop >/dev/null 2>&1
+		i=0
+		while alive && [ $i -lt 120 ]; do
+			sleep 0.5
+			i=$((i + 1))
+		done
+		alive && return 1
+		sleep 3
+		alive || return 0
+		round=$((round + 1))
+	done
+	return 1
+}
+
 refuse() {
 	say "$1"
 	say "Nothing was changed on $node: MariaDB was not stopped and its data is where it was."
@@ -83,6 +126,10 @@ if answers || alive; then
 		exit 1
 	fi
 fi
+
+ended=$(end_leftovers)
+[ -n "$ended" ] && say "left over from an earlier state transfer on $node, ended:
+$ended"
 
 # The old data aside: every entry of the datadir but ha-setup's own directories and a
 # filesystem's lost+found.
@@ -195,8 +242,22 @@ bootstrap)
 		say "Its data was not touched."
 	fi
 	;;
+restart)
+	say "$node did not come back Synced: $why."
+	say "Look at $logs. Fix the cause and run the same ha-setup command again."
+	;;
 *)
 	say "$node did not join the cluster: $why."
+	# mysqld_safe and systemd start a server that aborted again, and a joiner whose
+	# transfer failed would try again and again on its own: stopped, so that it stays as
+	# this says until the cause is fixed.
+	stop_for_good
+	end_leftovers >/dev/null
+	if alive; then
+		say "MariaDB on $node could not be stopped (it may be retrying the state transfer); look at it there."
+	else
+		say "MariaDB on $node is stopped (it would otherwise retry the transfer by itself)."
+	fi
 	[ -n "$aside" ] && say "Its old data is kept in $aside (not deleted)."
 	say "Look at $logs. Fix the cause and run the same ha-setup command again."
 	;;
