@@ -55,6 +55,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::super::chunks::TableInfo;
+use super::super::client;
 use super::super::verify::{
     Listed, QUESTION, RECHECKS, checksum_sql, fields, marker, range, session_cmd, tables_on, tagged,
 };
@@ -199,10 +200,25 @@ fn timed_out(err: &anyhow::Error) -> bool {
         .is_some_and(|ended| !ended.timed_out && ended.stderr.contains("ERROR 1205"))
 }
 
+/// What a failed question says: the server's own words, or the bound that ran out.
+fn said(err: &anyhow::Error, bound: Duration) -> String {
+    match err.downcast_ref::<Ended>() {
+        Some(ended) if ended.timed_out => {
+            format!("it did not answer within {} s", bound.as_secs())
+        }
+        Some(ended) => format!(
+            "its database client ended: {}",
+            client::server_message(&ended.stderr)
+        ),
+        None => format!("{err:#}"),
+    }
+}
+
 fn late(label: &str, err: &anyhow::Error) -> String {
     format!(
         "{label} did not apply the cluster's writes within the causal read timeout (repl.causal_read_timeout \
-         in wsrep_provider_options, 30 s by default), or a schema change held the table for 10 s: {err:#}"
+         in wsrep_provider_options, 30 s by default), or a schema change held the table for 10 s ({})",
+        said(err, STATE)
     )
 }
 
@@ -336,7 +352,7 @@ impl GaleraChecker<'_, '_> {
 
     /// What other node `n`'s failed answer means: out of the run, or (its causal wait ran
     /// out, fewer than [`TIMEOUTS`] times in a row) this chunk not compared there.
-    fn failed(&mut self, n: usize, err: &anyhow::Error) -> Read {
+    fn failed(&mut self, n: usize, err: &anyhow::Error, bound: Duration) -> Read {
         let member = &mut self.others[n];
         let label = member.session.label().to_owned();
         if timed_out(err) {
@@ -347,16 +363,21 @@ impl GaleraChecker<'_, '_> {
         }
         // Its state now says more than the error: a node that left the primary component
         // answers every read with ER_UNKNOWN_COM_ERROR ("WSREP has not yet prepared node").
-        let now = member
-            .session
-            .ask(STATE_SQL, STATE)
-            .ok()
-            .and_then(|lines| NodeState::parse(&fields(&lines)))
-            .and_then(|state| state.problem());
-        let why = match (timed_out(err), now) {
-            (_, Some(problem)) => problem,
-            (true, None) => format!("{} (on {TIMEOUTS} chunks in a row)", late(&label, err)),
-            (false, None) => format!("{err:#}"),
+        let now = match member.session.ask(STATE_SQL, STATE) {
+            Ok(lines) => NodeState::parse(&fields(&lines)).and_then(|state| state.problem()),
+            Err(again) => Some(format!(
+                "asked for its Galera state then, {}",
+                said(&again, STATE)
+            )),
+        };
+        let what = if timed_out(err) {
+            format!("{}, on {TIMEOUTS} chunks in a row", late(&label, err))
+        } else {
+            said(err, bound)
+        };
+        let why = match now {
+            Some(problem) => format!("{what}; {problem}"),
+            None => what,
         };
         member.session.close();
         member.lost = Some(why.clone());
@@ -388,7 +409,7 @@ impl GaleraChecker<'_, '_> {
                         Read::Lost(why)
                     }
                 },
-                Err(err) => self.failed(n, &err),
+                Err(err) => self.failed(n, &err, bound),
             };
             reads.push((n, read));
         }
@@ -397,7 +418,10 @@ impl GaleraChecker<'_, '_> {
             Ok(lines) => Ok(sum_of(&lines)
                 .with_context(|| format!("{label} answered no checksum for the chunk"))?),
             Err(err) if timed_out(&err) => Err(late(&label, &err)),
-            Err(err) => return Err(err),
+            Err(err) => bail!(
+                "{label}, which the other nodes are compared with: {}",
+                said(&err, bound)
+            ),
         };
         Ok(Try { write: mine, reads })
     }
