@@ -422,6 +422,15 @@ fn two_data_nodes_and_an_arbitrator_survive_the_loss_of_one() {
     let (code, report) = lab.status_json(&config, &state);
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["nodes"][2]["role"], "arbitrator");
+    // verify compares the data nodes only: garbd holds nothing.
+    let (code, verified, stderr) = verify_json(&lab, &state, &config);
+    assert_eq!(code, Some(0), "{verified:#}\n{stderr}");
+    assert_eq!(
+        verified["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "{verified:#}"
+    );
+    assert_eq!(verified["nodes"][0]["name"], "db2", "{verified:#}");
 
     kill(&lab, Host::Secondary);
     wait_for_size(&lab, Host::Primary, 2);
