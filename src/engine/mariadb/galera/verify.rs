@@ -46,9 +46,10 @@
 //!
 //! A node that leaves the primary component or stops being Synced (checked at the start and
 //! whenever a question fails), whose session ends, or whose causal wait runs out on
-//! [`TIMEOUTS`] chunks in a row, is out of the run, with the reason; the others go on. Tables
-//! that are not InnoDB are skipped: Galera replicates InnoDB's writes only, so each node's
-//! copy of such a table is its own.
+//! [`TIMEOUTS`] chunks in a row, is out of the run, with the reason; the others go on (the
+//! write node's running out that often ends the run for every node). Tables that are not
+//! InnoDB are skipped: Galera replicates InnoDB's writes only, so each node's copy of such
+//! a table is its own.
 
 use std::time::{Duration, Instant};
 
@@ -245,6 +246,8 @@ struct GaleraChecker<'scope, 'env> {
     tables: Vec<Table>,
     /// Per other node: the chunks compared again, by (table id, chunk number).
     rechecked: Vec<Vec<(usize, u64)>>,
+    /// Chunks in a row whose causal wait ran out on the write node.
+    timeouts: u32,
 }
 
 /// Compares `others` (data nodes) with `write`, the node the application writes to.
@@ -283,6 +286,7 @@ pub fn verify(
                 .collect(),
             infos,
             tables,
+            timeouts: 0,
         };
         checker.prepare()?;
         drive(&mut checker)
@@ -480,10 +484,21 @@ impl Checker for GaleraChecker<'_, '_> {
                 work = Some(started.elapsed());
             }
             let mine = match mine {
-                Ok(sum) => sum,
+                Ok(sum) => {
+                    self.timeouts = 0;
+                    sum
+                }
                 Err(why) => {
+                    self.timeouts += 1;
                     for &n in &pending {
-                        verdicts[n] = Some(Verdict::NotCompared(why.clone()));
+                        verdicts[n] = Some(if self.timeouts < TIMEOUTS {
+                            Verdict::NotCompared(why.clone())
+                        } else {
+                            // Each further chunk would wait as long: the run ends here.
+                            let why = format!("{why}, on {TIMEOUTS} chunks in a row");
+                            self.others[n].lost = Some(why.clone());
+                            Verdict::Lost(why)
+                        });
                     }
                     break;
                 }
