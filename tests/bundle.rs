@@ -290,7 +290,7 @@ fn create_writes_a_file_only_its_owner_can_read() {
     let _ = fs::remove_file(&out);
     // Under the most permissive umask, as a careless shell might have.
     let run = Run::from(
-        Command::new(lab.script_path())
+        lab.command()
             .args(["exec", "operator", "sh", "-c"])
             .arg("umask 000; exec \"$0\" \"$@\"")
             .arg(binary())

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use crate::util::Run;
 use crate::util::lab::{Host, Lab, lab};
 
-fn state(name: &str) -> String {
-    let dir = format!("/var/tmp/ha-lab/state-{name}");
+fn state(lab: &Lab, name: &str) -> String {
+    let dir = format!("{}/state-{name}", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -26,7 +26,7 @@ fn pair(lab: &Lab, name: &str) -> (String, String) {
         "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2), (3);",
     );
     let config = lab.write_config(name, "");
-    let state = state(name);
+    let state = state(lab, name);
     ha(lab, &state, &["init", "-c", &config, "--yes"]).expect_code(0);
     (config, state)
 }
@@ -261,7 +261,7 @@ fn a_primary_with_two_replicas_survives_losing_it_and_switches_back() {
         "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2), (3);",
     );
     let config = three(&lab, "three");
-    let state = state("three");
+    let state = state(&lab, "three");
 
     let init = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
     init.expect_code(0);

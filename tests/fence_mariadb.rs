@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::util::Run;
 use crate::util::lab::{Host, Lab, lab};
 
-fn state(name: &str) -> String {
-    let dir = format!("/var/tmp/ha-lab/state-{name}");
+fn state(lab: &Lab, name: &str) -> String {
+    let dir = format!("{}/state-{name}", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -30,7 +30,7 @@ fn pair(lab: &Lab, name: &str, extra: &str, env: &[(&str, &str)]) -> (String, St
         "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2), (3);",
     );
     let config = lab.write_config(name, extra);
-    let state = state(name);
+    let state = state(lab, name);
     ha(lab, &state, env, &["init", "-c", &config, "--yes"]).expect_code(0);
     (config, state)
 }
@@ -201,7 +201,9 @@ struct Unblock<'a>(&'a Lab);
 impl Drop for Unblock<'_> {
     fn drop(&mut self) {
         for from in [Host::Operator, Host::Secondary] {
-            let _ = std::process::Command::new(self.0.script_path())
+            let _ = self
+                .0
+                .command()
                 .args(["unblock", from.name(), Host::Primary.name()])
                 .output();
         }
@@ -330,7 +332,7 @@ fn a_password_with_quotes_and_backslashes_under_no_backslash_escapes() {
         "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2), (3);",
     );
     let config = lab.write_config("sql-mode", extra);
-    let state = state("sql-mode");
+    let state = state(&lab, "sql-mode");
     ha(&lab, &state, &env, &["init", "-c", &config, "--yes"]).expect_code(0);
     // The restart in init kept the file's sql_mode: the test still means something.
     assert!(

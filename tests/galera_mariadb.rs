@@ -44,7 +44,7 @@ fn config(lab: &Lab, name: &str, arbitrator: bool) -> (String, String) {
         lab.var("HA_LAB_KNOWN_HOSTS"),
     );
     std::fs::write(&path, text).expect("the lab root is writable");
-    let state = format!("/var/tmp/ha-lab/state-{name}");
+    let state = format!("{}/state-{name}", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_dir_all(&state);
     (path, state)
 }

@@ -35,9 +35,9 @@ fn known_hosts(lab: &Lab, dir: &Path) -> PathBuf {
     path
 }
 
-fn connect(config: &Config, prompter: &dyn Prompter) -> Result<SshHost, HostError> {
+fn connect(lab: &Lab, config: &Config, prompter: &dyn Prompter) -> Result<SshHost, HostError> {
     let target = SshTarget::resolve("primary", &config.nodes["primary"], &config.ssh);
-    on_operator(|| SshHost::connect(target, prompter))
+    on_operator(lab, || SshHost::connect(target, prompter))
 }
 
 fn lab_key_config(lab: &Lab, dir: &Path) -> Config {
@@ -78,8 +78,8 @@ fn runs_commands_as_root_and_as_another_user() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let config = lab_key_config(&lab, dir.path());
-    let mut host = connect(&config, &NoPrompt).unwrap();
-    on_operator(move || {
+    let mut host = connect(&lab, &config, &NoPrompt).unwrap();
+    on_operator(&lab, move || {
         let output = host
             .run(&Cmd::new("hostname; echo to-stderr >&2; exit 7"))
             .unwrap();
@@ -107,8 +107,8 @@ fn hostile_strings_arrive_unchanged() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let config = lab_key_config(&lab, dir.path());
-    let mut host = connect(&config, &NoPrompt).unwrap();
-    on_operator(move || {
+    let mut host = connect(&lab, &config, &NoPrompt).unwrap();
+    on_operator(&lab, move || {
         for value in [
             "it's",
             "$(touch /tmp/pwned)",
@@ -132,9 +132,9 @@ fn a_secret_never_appears_on_a_command_line() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let config = lab_key_config(&lab, dir.path());
-    let mut host = connect(&config, &NoPrompt).unwrap();
+    let mut host = connect(&lab, &config, &NoPrompt).unwrap();
     let secret = b"Repl-Pa55-7f3a9c";
-    let output = on_operator(move || {
+    let output = on_operator(&lab, move || {
         host.run_with_secret_file(secret, b"", &|path| {
             // While the command runs, every process's command line on the host is searched.
             Cmd::new(format!(
@@ -166,8 +166,8 @@ fn streams_files_in_and_out_with_their_digest() {
     for bulk in BOTH {
         let dir = tempfile::tempdir().unwrap();
         let config = lab_key_config_over(&lab, dir.path(), bulk);
-        let mut host = connect(&config, &NoPrompt).unwrap();
-        let (sent, back, transport) = on_operator(|| {
+        let mut host = connect(&lab, &config, &NoPrompt).unwrap();
+        let (sent, back, transport) = on_operator(&lab, || {
             let mut last = 0;
             let mode = FileMode::new(0o640).owned_by("mysql:mysql");
             let sent = host
@@ -203,8 +203,8 @@ fn small_files_are_written_atomically_and_read_back() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let config = lab_key_config(&lab, dir.path());
-    let mut host = connect(&config, &NoPrompt).unwrap();
-    on_operator(move || {
+    let mut host = connect(&lab, &config, &NoPrompt).unwrap();
+    on_operator(&lab, move || {
         let path = "/etc/mysql/mariadb.conf.d/99-ha-setup-test.cnf";
         host.write_file(path, b"[mysqld]\nserver_id = 11\n", &FileMode::new(0o644))
             .unwrap();
@@ -234,8 +234,8 @@ fn rsa_keys_and_ssh_config_aliases_work() {
         &format!("identity_file = \"{}\"", lab.var("HA_LAB_RSA_KEY")),
         "",
     );
-    let mut host = connect(&config, &NoPrompt).unwrap();
-    on_operator(|| {
+    let mut host = connect(&lab, &config, &NoPrompt).unwrap();
+    on_operator(&lab, || {
         assert_eq!(
             host.run_ok(&Cmd::new("hostname")).unwrap().trim(),
             "primary"
@@ -259,8 +259,8 @@ fn rsa_keys_and_ssh_config_aliases_work() {
     config.ssh.config_file = ssh_config;
     let target = SshTarget::resolve("primary", &config.nodes["primary"], &config.ssh);
     assert_eq!(target.hostname, lab.addr(Host::Primary));
-    let mut host = on_operator(|| SshHost::connect(target, &NoPrompt)).unwrap();
-    on_operator(|| {
+    let mut host = on_operator(&lab, || SshHost::connect(target, &NoPrompt)).unwrap();
+    on_operator(&lab, || {
         assert_eq!(
             host.run_ok(&Cmd::new("hostname")).unwrap().trim(),
             "primary"
@@ -311,15 +311,15 @@ fn a_key_with_a_passphrase_is_opened_from_a_prompt() {
         "",
     );
 
-    let refused = connect(&config, &NoPrompt)
+    let refused = connect(&lab, &config, &NoPrompt)
         .err()
         .expect("no passphrase, no login");
     let text = refused.to_string();
     assert!(text.contains("it has a passphrase"), "{text}");
-    let mut host = connect(&config, &Answer("open sesame")).unwrap();
-    on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
+    let mut host = connect(&lab, &config, &Answer("open sesame")).unwrap();
+    on_operator(&lab, || host.run_ok(&Cmd::new("true")).unwrap());
     // OpenSSH's ssh would have to ask for the passphrase again: bulk stays on libssh2.
-    assert_eq!(on_operator(|| host.bulk_transport()), "libssh2");
+    assert_eq!(on_operator(&lab, || host.bulk_transport()), "libssh2");
     // Or from the environment variable the config names, with no one to ask.
     let from_env = self::config(
         &lab,
@@ -332,17 +332,17 @@ fn a_key_with_a_passphrase_is_opened_from_a_prompt() {
     );
     // SAFETY: lab tests run one at a time (the lab lock); nothing else reads this variable.
     unsafe { std::env::set_var("HA_TEST_KEY_PASSPHRASE", "open sesame") };
-    let mut host = connect(&from_env, &NoPrompt).unwrap();
-    on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
+    let mut host = connect(&lab, &from_env, &NoPrompt).unwrap();
+    on_operator(&lab, || host.run_ok(&Cmd::new("true")).unwrap());
     lab.exec_ok(
         Host::Primary,
         "sed -i '/ locked$/d' /root/.ssh/authorized_keys",
     );
 }
 
-fn connect_err(config: &Config) -> (String, Duration) {
+fn connect_err(lab: &Lab, config: &Config) -> (String, Duration) {
     let started = Instant::now();
-    let err = connect(config, &NoPrompt)
+    let err = connect(lab, config, &NoPrompt)
         .err()
         .expect("the connection must fail");
     (err.to_string(), started.elapsed())
@@ -355,7 +355,7 @@ fn an_unreachable_address_times_out_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_key_config(&lab, dir.path());
     config.nodes["primary"].host = "198.51.100.99".to_owned();
-    let (text, took) = connect_err(&config);
+    let (text, took) = connect_err(&lab, &config);
     assert!(
         text.contains("no answer from primary (198.51.100.99)"),
         "{text}"
@@ -371,7 +371,7 @@ fn a_refused_port_says_no_ssh_server_listens() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_key_config(&lab, dir.path());
     config.nodes["primary"].ssh_port = Some(2222);
-    let (text, _) = connect_err(&config);
+    let (text, _) = connect_err(&lab, &config);
     assert!(
         text.contains("refused the SSH connection at 198.51.100.11:2222"),
         "{text}"
@@ -385,7 +385,7 @@ fn a_wrong_user_names_the_user_host_and_methods() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = lab_key_config(&lab, dir.path());
     config.nodes["primary"].ssh_user = Some("nosuchuser".to_owned());
-    let (text, _) = connect_err(&config);
+    let (text, _) = connect_err(&lab, &config);
     assert!(
         text.contains("cannot log in to primary (198.51.100.11) as nosuchuser"),
         "{text}"
@@ -413,7 +413,7 @@ fn a_wrong_key_is_refused() {
         &format!("identity_file = \"{}\"", key.display()),
         "",
     );
-    let (text, _) = connect_err(&config);
+    let (text, _) = connect_err(&lab, &config);
     assert!(
         text.contains(&format!("key {}: refused by the host", key.display())),
         "{text}"
@@ -432,7 +432,7 @@ fn no_key_and_no_agent_says_so() {
         "identity_file = \"/nonexistent/id_ed25519\"",
         "",
     );
-    let (text, _) = connect_err(&config);
+    let (text, _) = connect_err(&lab, &config);
     assert!(
         text.contains("identity_file /nonexistent/id_ed25519: no such file"),
         "{text}"
@@ -449,7 +449,7 @@ fn an_unknown_host_key_is_refused_under_strict_and_recorded_under_accept_new() {
     std::fs::write(&known, "").unwrap();
     let key = format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY"));
     let strict = config(&lab, &known, &key, "");
-    let (text, _) = connect_err(&strict);
+    let (text, _) = connect_err(&lab, &strict);
     let fingerprint = lab.exec_ok(
         Host::Primary,
         "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2",
@@ -470,15 +470,15 @@ fn an_unknown_host_key_is_refused_under_strict_and_recorded_under_accept_new() {
     );
 
     let accept = config(&lab, &known, &key, "host_key_policy = \"accept-new\"");
-    let mut host = connect(&accept, &NoPrompt).unwrap();
-    on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
+    let mut host = connect(&lab, &accept, &NoPrompt).unwrap();
+    on_operator(&lab, || host.run_ok(&Cmd::new("true")).unwrap());
     let recorded = std::fs::read_to_string(&known).unwrap();
     assert!(
         recorded.starts_with("198.51.100.11 ssh-ed25519 "),
         "{recorded}"
     );
     // Now known: strict accepts it.
-    connect(&strict, &NoPrompt).unwrap();
+    connect(&lab, &strict, &NoPrompt).unwrap();
 }
 
 #[test]
@@ -502,7 +502,7 @@ fn a_changed_host_key_is_refused_loudly_even_under_accept_new() {
     std::fs::write(&known, lines).unwrap();
     let key = format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY"));
     let config = config(&lab, &known, &key, "host_key_policy = \"accept-new\"");
-    let (text, _) = connect_err(&config);
+    let (text, _) = connect_err(&lab, &config);
     assert!(
         text.contains("HOST KEY OF primary (198.51.100.11) HAS CHANGED"),
         "{text}"
@@ -530,7 +530,7 @@ fn hashed_and_port_entries_are_understood() {
         &format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY")),
         "",
     );
-    connect(&config, &NoPrompt).unwrap();
+    connect(&lab, &config, &NoPrompt).unwrap();
 
     // A `[host]:port` entry does not vouch for port 22, and port 22 entries not for others.
     let port_only = dir.path().join("port_known_hosts");
@@ -549,7 +549,7 @@ fn hashed_and_port_entries_are_understood() {
         &format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY")),
         "",
     );
-    let (text, _) = connect_err(&config);
+    let (text, _) = connect_err(&lab, &config);
     assert!(text.contains("unknown SSH host key"), "{text}");
 }
 
@@ -559,8 +559,8 @@ fn a_missing_remote_command_says_to_install_it() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let config = lab_key_config(&lab, dir.path());
-    let mut host = connect(&config, &NoPrompt).unwrap();
-    let err = on_operator(move || {
+    let mut host = connect(&lab, &config, &NoPrompt).unwrap();
+    let err = on_operator(&lab, move || {
         host.run_ok(&Cmd::new("mariadb-backup-not-here --backup"))
             .unwrap_err()
     });
@@ -585,9 +585,9 @@ fn a_full_disk_while_streaming_removes_the_partial_file() {
             Host::Primary,
             "mkdir -p /mnt/ha-small && mount -t tmpfs -o size=1m tmpfs /mnt/ha-small",
         );
-        let mut host = connect(&config, &NoPrompt).unwrap();
+        let mut host = connect(&lab, &config, &NoPrompt).unwrap();
         let data = vec![7u8; 4 << 20];
-        let err = on_operator(move || {
+        let err = on_operator(&lab, move || {
             host.stream_in(
                 &mut &data[..],
                 "/mnt/ha-small/big.bin",
@@ -636,13 +636,13 @@ fn a_host_cut_off_mid_transfer_is_an_error_in_bounded_time() {
 fn cut_off_mid_transfer(lab: &Lab, bulk: Bulk) {
     let dir = tempfile::tempdir().unwrap();
     let config = lab_key_config_over(lab, dir.path(), bulk);
-    let mut host = connect(&config, &NoPrompt).unwrap();
+    let mut host = connect(lab, &config, &NoPrompt).unwrap();
     // lab.sh runs from the machine's own namespaces: the cut is made from this thread,
     // when the transfer (on the operator's thread) says it is under way.
     let (going, under_way) = std::sync::mpsc::channel();
     let (result, cut_at) = std::thread::scope(|scope| {
         let transfer = scope.spawn(|| {
-            on_operator(|| {
+            on_operator(lab, || {
                 let mut told = false;
                 host.stream_in(
                     &mut Endless,
@@ -714,7 +714,7 @@ fn a_non_root_login_becomes_root_and_other_users_with_sudo() {
     let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let target = admin_target(&lab, dir.path(), true);
-    on_operator(move || {
+    on_operator(&lab, move || {
         let mut host = SshHost::connect(target, &NoPrompt).unwrap();
         assert!(!host.login_is_root());
         assert_eq!(host.run_ok(&Cmd::new("id -un")).unwrap().trim(), "ha-admin");
@@ -783,7 +783,7 @@ fn logs_in_with_a_password_from_the_named_environment_variable() {
     wrong.password_env = Some("HA_TEST_WRONG_PASSWORD".into());
     // SAFETY: as above.
     unsafe { std::env::set_var("HA_TEST_WRONG_PASSWORD", "not-the-password") };
-    on_operator(move || {
+    on_operator(&lab, move || {
         let mut host = SshHost::connect(target, &NoPrompt).unwrap();
         assert_eq!(host.run_ok(&Cmd::new("id -un")).unwrap().trim(), "ha-admin");
         // OpenSSH's ssh could only ask for the password: bulk streams stay on libssh2.
@@ -841,7 +841,7 @@ fn logs_in_with_a_key_held_by_ssh_agent() {
     // SAFETY: lab tests run one at a time (the lab lock); libssh2 reads it only while
     // this test connects.
     unsafe { std::env::set_var("SSH_AUTH_SOCK", &socket) };
-    let connected = on_operator(move || {
+    let connected = on_operator(&lab, move || {
         SshHost::connect(target, &NoPrompt).map(|mut host| {
             // OpenSSH's ssh logs in with the agent's key too.
             let transport = host.bulk_transport();
@@ -898,7 +898,9 @@ impl<'a> Blocked<'a> {
 impl Drop for Blocked<'_> {
     fn drop(&mut self) {
         // Not through Lab::unblock, which panics on failure: never a panic in a panic.
-        let _ = std::process::Command::new(self.lab.script_path())
+        let _ = self
+            .lab
+            .command()
             .args(["unblock", self.from.name(), self.to.name()])
             .stdin(std::process::Stdio::null())
             .output();
@@ -931,7 +933,7 @@ fn proxy_jump_reaches_a_host_only_its_jump_host_reaches() {
         .collect();
     // Straight to the primary: nothing comes back.
     let dir = tempfile::tempdir().unwrap();
-    let (text, _) = connect_err(&lab_key_config(&lab, dir.path()));
+    let (text, _) = connect_err(&lab, &lab_key_config(&lab, dir.path()));
     assert!(text.contains("no answer from primary"), "{text}");
     for bulk in BOTH {
         let dir = tempfile::tempdir().unwrap();
@@ -949,8 +951,8 @@ fn proxy_jump_reaches_a_host_only_its_jump_host_reaches() {
             (jump.hostname.as_str(), jump.user.as_str()),
             (lab.addr(Host::Tertiary), "root")
         );
-        let mut host = connect(&config, &NoPrompt).unwrap();
-        let (name, sent, back, transport) = on_operator(|| {
+        let mut host = connect(&lab, &config, &NoPrompt).unwrap();
+        let (name, sent, back, transport) = on_operator(&lab, || {
             let name = host.run_ok(&Cmd::new("hostname")).unwrap();
             let mode = FileMode::new(0o640).owned_by("mysql:mysql");
             let sent = host
@@ -999,7 +1001,7 @@ fn a_jump_host_with_an_unknown_or_changed_key_is_refused() {
     // Unknown under strict: refused, with the jump host's own line to add.
     let known = known_hosts_without(&lab, dir.path(), Host::Tertiary);
     let before = std::fs::read_to_string(&known).unwrap();
-    let (text, _) = connect_err(&with(&known, ""));
+    let (text, _) = connect_err(&lab, &with(&known, ""));
     assert!(
         text.contains("primary's jump host (198.51.100.13) offered an unknown SSH host key"),
         "{text}"
@@ -1008,8 +1010,13 @@ fn a_jump_host_with_an_unknown_or_changed_key_is_refused() {
     assert_eq!(std::fs::read_to_string(&known).unwrap(), before);
 
     // Unknown under accept-new: recorded, like any host's.
-    let mut host = connect(&with(&known, "host_key_policy = \"accept-new\""), &NoPrompt).unwrap();
-    on_operator(|| host.run_ok(&Cmd::new("true")).unwrap());
+    let mut host = connect(
+        &lab,
+        &with(&known, "host_key_policy = \"accept-new\""),
+        &NoPrompt,
+    )
+    .unwrap();
+    on_operator(&lab, || host.run_ok(&Cmd::new("true")).unwrap());
     let recorded = std::fs::read_to_string(&known).unwrap();
     assert!(
         recorded[before.len()..].starts_with("198.51.100.13 ssh-ed25519 "),
@@ -1025,7 +1032,7 @@ fn a_jump_host_with_an_unknown_or_changed_key_is_refused() {
         text.push_str(&format!("{} {}\n", lab.addr(Host::Tertiary), key.join(" ")));
     }
     std::fs::write(&changed, text).unwrap();
-    let (text, _) = connect_err(&with(&changed, "host_key_policy = \"accept-new\""));
+    let (text, _) = connect_err(&lab, &with(&changed, "host_key_policy = \"accept-new\""));
     assert!(
         text.contains("HOST KEY OF primary's jump host (198.51.100.13) HAS CHANGED"),
         "{text}"
@@ -1047,7 +1054,7 @@ fn the_host_behind_a_jump_host_has_its_own_key_checked() {
     );
     // The jump host is known; the primary behind it is not.
     config.ssh.known_hosts = known_hosts_without(&lab, dir.path(), Host::Primary);
-    let (text, _) = connect_err(&config);
+    let (text, _) = connect_err(&lab, &config);
     assert!(
         text.contains("primary (198.51.100.11) offered an unknown SSH host key"),
         "{text}"
@@ -1068,7 +1075,7 @@ fn a_jump_host_that_cannot_reach_the_target_says_so() {
         "primary-via-jump",
         &through_the_tertiary(&lab),
     );
-    let (text, took) = connect_err(&config);
+    let (text, took) = connect_err(&lab, &config);
     assert!(
         text.contains(
             "cannot reach primary (198.51.100.11) through primary's jump host (198.51.100.13): no answer within 3 s"
@@ -1094,7 +1101,7 @@ fn a_revoked_host_key_is_refused_even_when_listed_as_known() {
     std::fs::write(&known, &text).unwrap();
     let key = format!("identity_file = \"{}\"", lab.var("HA_LAB_KEY"));
     for policy in ["", "host_key_policy = \"accept-new\""] {
-        let (error, _) = connect_err(&config(&lab, &known, &key, policy));
+        let (error, _) = connect_err(&lab, &config(&lab, &known, &key, policy));
         assert!(
             error.contains("primary (198.51.100.11) offered the SSH host key ssh-"),
             "{error}"
@@ -1118,12 +1125,10 @@ fn a_revoked_host_key_is_refused_even_when_listed_as_known() {
     let mut text = std::fs::read_to_string(&unknown).unwrap();
     text.push_str(&revoked_only);
     std::fs::write(&unknown, &text).unwrap();
-    let (error, _) = connect_err(&config(
+    let (error, _) = connect_err(
         &lab,
-        &unknown,
-        &key,
-        "host_key_policy = \"accept-new\"",
-    ));
+        &config(&lab, &unknown, &key, "host_key_policy = \"accept-new\""),
+    );
     assert!(error.contains("marks @revoked"), "{error}");
     assert_eq!(
         std::fs::read_to_string(&unknown).unwrap(),

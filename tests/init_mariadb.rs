@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use crate::util::lab::{Host, Lab, lab};
 
 /// A state directory of the test's own, so journals of other tests do not show.
-fn state(name: &str) -> String {
-    format!("/var/tmp/ha-lab/state-{name}")
+fn state(lab: &Lab, name: &str) -> String {
+    format!("{}/state-{name}", lab.var("HA_LAB_ROOT"))
 }
 
-fn fresh_state(name: &str) -> String {
-    let dir = state(name);
+fn fresh_state(lab: &Lab, name: &str) -> String {
+    let dir = state(lab, name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -36,7 +36,7 @@ fn init_sets_up_a_pair_that_replicates_and_status_follows_it() {
     lab.reset();
     seed_application(&lab);
     let config = lab.write_config("init", "");
-    let state = fresh_state("init");
+    let state = fresh_state(&lab, "init");
     let env = [("HA_SETUP_STATE_DIR", state.as_str())];
 
     // A dry run touches nothing, and shows every step.
@@ -185,7 +185,7 @@ fn status_shows_an_unreachable_secondary_as_such() {
     let lab = lab();
     lab.reset();
     let config = lab.write_config("status-cut", "");
-    let state = fresh_state("status-cut");
+    let state = fresh_state(&lab, "status-cut");
     lab.cut(Host::Secondary);
     let run = lab.ha_setup_with(
         &[("HA_SETUP_STATE_DIR", &state)],
@@ -212,7 +212,7 @@ fn a_failed_preflight_changes_nothing() {
         .replace("[secondary]\n", "[secondary]\nserver_id = 1\n");
     std::fs::write(&config, text).unwrap();
     let run = lab.ha_setup_with(
-        &[("HA_SETUP_STATE_DIR", &fresh_state("same-ids"))],
+        &[("HA_SETUP_STATE_DIR", &fresh_state(&lab, "same-ids"))],
         &["init", "-c", &config, "--yes"],
     );
     assert_eq!(run.code, Some(1), "{run:?}");
@@ -263,7 +263,7 @@ fn init_killed_during_the_transfer_resumes() {
          INSERT INTO app.blobs (b) SELECT a.b FROM app.blobs a, app.seq_1_to_99;",
     );
     let config = lab.write_config("resume", "[replication]\ntls = false\n");
-    let state = fresh_state("resume");
+    let state = fresh_state(&lab, "resume");
     // A slow link out of the primary (about 40 s for the copy), so the transfer is still
     // running when ha-setup is killed, whichever route it takes.
     let slow = SlowLink::on(&lab, Host::Primary);
@@ -364,7 +364,7 @@ fn init_run_on_the_primary_itself_streams_from_local_disk() {
         1,
     );
     std::fs::write(&config, text).unwrap();
-    let state = fresh_state("local");
+    let state = fresh_state(&lab, "local");
     let run = lab.exec(
         Host::Primary,
         &format!(

@@ -3,7 +3,7 @@
 //! both, a node killed and back (unfence), a node cut off and back (rejoin), a conflict
 //! named by status and refused by rejoin, a re-seed that restores the pair.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::Run;
@@ -20,7 +20,7 @@ fn pair_config(lab: &Lab, name: &str) -> (String, String) {
         1,
     );
     std::fs::write(&path, text).expect("the lab root is writable");
-    let state = format!("/var/tmp/ha-lab/state-{name}");
+    let state = format!("{}/state-{name}", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_dir_all(&state);
     (path, state)
 }
@@ -44,7 +44,7 @@ fn seed_application(lab: &Lab) {
 
 /// `count` single-row inserts on `host`, one statement each, in the background.
 fn writer(lab: &Lab, host: Host, count: u32) -> Child {
-    Command::new(lab.script_path())
+    lab.command()
         .args(["exec", host.name(), "sh", "-c"])
         .arg(format!(
             "for i in $(seq 1 {count}); do mariadb -e \"INSERT INTO app.t (node) VALUES ('{}')\" || exit 1; done",

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::util::lab::{Host, Lab, lab};
 
-fn state(name: &str) -> String {
-    let dir = format!("/var/tmp/ha-lab/state-{name}");
+fn state(lab: &Lab, name: &str) -> String {
+    let dir = format!("{}/state-{name}", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -19,7 +19,7 @@ fn pair(lab: &Lab, name: &str) -> (String, String) {
         "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2), (3);",
     );
     let config = lab.write_config(name, "");
-    let state = state(name);
+    let state = state(lab, name);
     lab.ha_setup_with(
         &[("HA_SETUP_STATE_DIR", &state)],
         &["init", "-c", &config, "--yes"],
@@ -220,7 +220,7 @@ fn switchover_under_writes_loses_none_and_switches_back() {
         "CREATE TABLE app.w (id INT PRIMARY KEY); \
          CREATE USER writer@localhost IDENTIFIED BY 'w'; GRANT INSERT, SELECT ON app.* TO writer@localhost;",
     );
-    let writer = std::process::Command::new(lab.script_path())
+    let writer = lab.command()
         .args(["exec", "primary", "sh", "-c"])
         .arg(
             "rm -f /tmp/accepted; for i in $(seq 1 400); do \
@@ -328,7 +328,7 @@ fn restore_a_bundle_file_onto_a_fresh_host() {
         "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY); INSERT INTO app.t VALUES (1), (2), (3);",
     );
     let config = lab.write_config("restore", "");
-    let state = state("restore");
+    let state = state(&lab, "restore");
     let bundle = format!("{}/restore-test.bundle", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_file(&bundle);
     ha(

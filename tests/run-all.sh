@@ -31,11 +31,18 @@ cargo clippy --locked --all-targets --quiet -- -D warnings
 echo "== cargo build"
 cargo build --locked --all-targets --quiet
 
+# Two labs side by side: the lab tests spend most of their time waiting on servers and
+# SSH, so two at once (one per core, cargo test's default) take each a lab of its own.
+export HA_LAB_INSTANCES="${HA_LAB_INSTANCES:-1 2}"
+labs() {
+    local n
+    for n in $HA_LAB_INSTANCES; do HA_LAB_INSTANCE=$n tests/lab/lab.sh "$@"; done
+}
 if [ "${HA_LAB_KEEP:-}" != 1 ]; then
-    trap 'echo "== lab down"; tests/lab/lab.sh down' EXIT
+    trap 'echo "== lab down"; labs down' EXIT
 fi
-echo "== lab up"
-tests/lab/lab.sh up
+echo "== lab up ($HA_LAB_INSTANCES)"
+labs up
 
 echo "== cargo test (with the lab tests)"
 cargo test --locked -- --include-ignored

@@ -8,7 +8,7 @@
 //! PGPORT choose the cluster.
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use ha_setup::bundle::Manifest;
@@ -66,7 +66,7 @@ fn psql(lab: &Lab, sql: &str) -> String {
 
 /// `bundle stream` on the primary as ha-setup runs it there, its stdout piped to the test.
 fn spawn_stream(lab: &Lab, server_version: &str) -> Child {
-    Command::new(lab.script_path())
+    lab.command()
         .args(["exec", "primary", "sh", "-c"])
         .arg(format!(
             "cd / && {PG_ENV} exec {} bundle stream --engine postgresql --server-version \
@@ -132,7 +132,8 @@ fn a_base_backup_streams_into_a_bundle_with_its_start_position() {
     // Primary to secondary, the test's pipe in between: it holds the stream after its
     // first MiB, while pg_basebackup runs, to see the slot that keeps its WAL.
     let mut stream = spawn_stream(&lab, "15");
-    let mut unpack = Command::new(lab.script_path())
+    let mut unpack = lab
+        .command()
         .args(["exec", "secondary"])
         .arg(binary())
         .args(["bundle", "unpack", "--into", "/tmp/pgseed"])
@@ -277,7 +278,8 @@ fn a_stream_cut_midway_leaves_no_slot_and_no_pg_basebackup() {
 
     // ha-setup itself killed mid-stream: pg_basebackup and the slot's session, left behind,
     // end by themselves.
-    let mut stream = Command::new(lab.script_path())
+    let mut stream = lab
+        .command()
         .args(["exec", "primary", "sh", "-c"])
         .arg(format!(
             "cd / && {PG_ENV} {} bundle stream --engine postgresql --server-version 15 \

@@ -9,8 +9,8 @@ use crate::util::lab::{Host, Lab, lab};
 /// In every secret, and never in ha-setup's output or state.
 const MARKER: &str = "SECRET-MARKER-7f3a";
 
-fn fresh_state(name: &str) -> String {
-    let dir = format!("/var/tmp/ha-lab/state-{name}");
+fn fresh_state(lab: &Lab, name: &str) -> String {
+    let dir = format!("{}/state-{name}", lab.var("HA_LAB_ROOT"));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -98,7 +98,7 @@ fn init_copies_the_files_status_sees_drift_and_sync_restores_them() {
         "sync",
         "\n[[sync_files]]\npath = \"/srv/pi/enckey\"\n\n[[sync_files]]\npath = \"/srv/pi/keys/\"\n",
     );
-    let state = fresh_state("sync");
+    let state = fresh_state(&lab, "sync");
     let env = [("HA_SETUP_STATE_DIR", state.as_str())];
 
     // The dry run shows the check and the copies, and copies nothing.
@@ -307,7 +307,7 @@ fn bad_input_is_refused_before_anything_is_copied() {
         Host::Secondary,
         "mkdir -p /srv/pi /srv/small && mount -t tmpfs -o size=16k tmpfs /srv/small",
     );
-    let state = fresh_state("sync-bad");
+    let state = fresh_state(&lab, "sync-bad");
     let env = [("HA_SETUP_STATE_DIR", state.as_str())];
     let cases = [
         ("/srv/pi/nothing", "/srv/pi/nothing is missing on primary"),

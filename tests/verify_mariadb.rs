@@ -3,7 +3,7 @@
 //! stopped applying reported as not compared, and the same again after `recover rebuild`.
 //! One init for all of it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use crate::util::Run;
 use crate::util::lab::{Host, Lab, lab};
@@ -44,7 +44,7 @@ fn start_writer(lab: &Lab) -> Child {
           echo \"UPDATE items SET v = v + 1 WHERE id = $(( (i * 37) % 5000 + 1 )); INSERT INTO writes (v) VALUES ($i); UPDATE pairs SET val = val + 1 WHERE b = $(( i % 3000 + 1 ));\"; \
           sleep 0.01; \
         done | mariadb app";
-    Command::new(lab.script_path())
+    lab.command()
         .args(["exec", "primary", "sh", "-c", script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -60,7 +60,8 @@ const HOLDER: &str =
 /// A transaction on the primary that holds a row of `app.writes` locked (40 s at most,
 /// ended by killing its connection), once it holds it.
 fn hold_a_row_lock(lab: &Lab) -> Child {
-    let holder = Command::new(lab.script_path())
+    let holder = lab
+        .command()
         .args([
             "exec",
             "primary",

@@ -3,7 +3,7 @@
 //! a standby whose replay is paused reported as not compared, and the same again after
 //! `recover rebuild`. One init for all of it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::Run;
@@ -81,7 +81,7 @@ fn start_writer(lab: &Lab) -> Child {
           echo \"INSERT INTO writes (v) VALUES ($i); UPDATE pairs SET val = val + 1 WHERE b = $(( i % 3000 + 1 ));\"; \
           sleep 0.01; \
         done | (cd / && runuser -u postgres -- psql -X -q -d app)";
-    Command::new(lab.script_path())
+    lab.command()
         .args(["exec", "primary", "sh", "-c", script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -96,7 +96,7 @@ const HOLDER: &str = "SELECT pg_sleep(40)";
 /// A transaction on the primary that holds `writes` locked against verify's share lock
 /// (40 s at most, ended by terminating its backend), once it holds it.
 fn hold_a_table_lock(lab: &Lab) -> Child {
-    let holder = Command::new(lab.script_path())
+    let holder = lab.command()
         .args(["exec", "primary", "sh", "-c"])
         .arg(format!(
             "cd / && runuser -u postgres -- psql -X -q -d app -c 'BEGIN' -c 'LOCK TABLE writes IN ROW EXCLUSIVE MODE' -c '{HOLDER}'"

@@ -3,7 +3,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use expectrl::session::OsSession as Session;
@@ -37,7 +36,7 @@ fn operator_home(lab: &Lab, name: &str) -> PathBuf {
 
 /// `ha-setup ARGS` on the operator in a pseudo-terminal, with `home` as HOME and cwd.
 fn spawn(lab: &Lab, home: &Path, args: &[&str]) -> Session {
-    let mut command = Command::new(lab.script_path());
+    let mut command = lab.command();
     command
         .current_dir(home)
         .args(["exec", "operator", "env", "-i"])

@@ -4,6 +4,8 @@
 # Three database hosts (primary, secondary, tertiary) and an operator, each in its own
 # network, mount, UTS and PID namespaces, joined by a bridge in a fifth network namespace
 # (ha-lab-switch).
+# Several labs can stand side by side (HA_LAB_INSTANCE=2 … 9: other namespaces, run and
+# state directories, cgroups and lock), so that a test run can use two at once.
 # The hosts run real sshd, MariaDB 10.11 and PostgreSQL 15 with Debian's default paths;
 # MariaDB's datadir is a file system of its own (a loop-mounted ext4 image), as on a
 # production host with a dedicated data volume.
@@ -38,12 +40,26 @@ declare -rA ADDR=([operator]=198.51.100.10 [primary]=198.51.100.11 [secondary]=1
     [tertiary]=198.51.100.13)
 readonly PREFIX_LEN=24
 
+# Which lab: 1 (the default) is named ha-lab; N > 1 is ha-labN, with its state in
+# ${HA_LAB_ROOT}N. Their addresses are the same: each lab's network is its own.
+INSTANCE=${HA_LAB_INSTANCE:-1}
+if [[ ! $INSTANCE =~ ^[1-9]$ ]]; then
+    printf 'lab: error: HA_LAB_INSTANCE=%s: want a lab number from 1 to 9\n' "$INSTANCE" >&2
+    exit 2
+fi
+NAME=ha-lab
+[[ $INSTANCE == 1 ]] || NAME+=$INSTANCE
+readonly INSTANCE NAME
 LAB_ROOT=${HA_LAB_ROOT:-/var/tmp/ha-lab}
+[[ $INSTANCE == 1 ]] || LAB_ROOT+=$INSTANCE
 # The datadir layout `reset` gives the database hosts: mount (default) or plain, e.g. to run
 # a whole suite against the plain-directory layout (set it for the test run: tests reset).
 RESET_LAYOUT=${HA_LAB_RESET_LAYOUT:-mount}
-readonly RUN_DIR=/run/ha-lab
+readonly RUN_DIR=/run/$NAME
 readonly NSDIR=$RUN_DIR/ns
+# Left by the lab that made /run/netns (see add_switch_netns): whichever lab goes last
+# takes it away.
+readonly MADE_RUN_NETNS=/run/ha-lab.made-run-netns
 readonly CLEAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 readonly PG_VERSION=15
 # The lab's non-root login's password: a lab-only value, on purpose not a secret.
@@ -81,6 +97,9 @@ usage: lab.sh COMMAND [ARGS]   (as root)
   cut HOST            take HOST off the network (switch port down: packets silently dropped)
   heal HOST           put HOST back on the network, and lift every block from or to HOST
   block FROM TO       silently drop packets from FROM arriving at TO (a rule in TO only)
+  break-after TO PORT MIB
+                      reset every connection to TO's TCP PORT once MIB MiB have arrived there
+                      (a transfer cut mid-way; lifted by heal TO or reset)
   unblock FROM TO     lift that block
   flavour HOST [plain|systemd]
                       print (without a flavour) or change what runs as a database host's
@@ -101,13 +120,15 @@ usage: lab.sh COMMAND [ARGS]   (as root)
   config              print an ha-setup config for the lab pair
   status              one line per host; exit 0 only if everything is up
 
-Environment: HA_LAB_ROOT (default /var/tmp/ha-lab) holds the lab's state;
+Environment: HA_LAB_INSTANCE (1 to 9, default 1) chooses one of several labs that can stand
+side by side; HA_LAB_ROOT (default /var/tmp/ha-lab) holds lab 1's state (lab N's: that path
+followed by N);
 HA_LAB_RESET_LAYOUT=plain makes `reset` give the database hosts the plain datadir layout.
 EOF
     exit 2
 }
 
-netns_of() { printf 'ha-lab-%s' "$1"; }
+netns_of() { printf '%s-%s' "$NAME" "$1"; }
 
 is_host() {
     local h
@@ -151,7 +172,7 @@ require_machine_namespaces() {
     local f t
     [[ $(findmnt -n -o SOURCE --mountpoint /run 2>/dev/null | tail -n 1) != ha-lab-* ]] ||
         die "run lab.sh from the machine, not from inside a lab host"
-    for f in /run/netns/ha-lab-* "$NSDIR"/*.mnt "$NSDIR"/*.uts "$NSDIR"/*.pid; do
+    for f in "/run/netns/$NAME-"* "$NSDIR"/*.mnt "$NSDIR"/*.uts "$NSDIR"/*.pid; do
         [[ -e $f ]] || continue
         case $f in *.mnt) t=mnt ;; *.uts) t=uts ;; *.pid) t=pid ;; *) t=net ;; esac
         [[ "$t:[$(stat -L -c %i "$f")]" != "$(readlink /proc/self/ns/$t)" ]] ||
@@ -159,12 +180,32 @@ require_machine_namespaces() {
     done
 }
 
-# Serialises up/down/reset/cut/heal. The lock is on the script file itself, so that no lock
-# file is left behind after `down`. fd 9 is closed for everything that may daemonise
-# (see ns_raw), or a daemon would hold the lock forever.
+# Serialises up/down/reset/cut/heal of one lab. Lab 1's lock is on the script file itself,
+# so that no lock file is left behind after `down`; another lab's is a file in /run/lock
+# (gone at the machine's reboot). fd 9 is closed for everything that may daemonise (see
+# ns_raw), or a daemon would hold the lock forever.
 take_lock() {
-    exec 9<"$SELF"
+    if [[ $INSTANCE == 1 ]]; then
+        exec 9<"$SELF"
+    else
+        install -d -m 1777 /run/lock
+        exec 9>>"/run/lock/$NAME.lock"
+    fi
     flock -w 900 9 || die "timed out waiting for another lab.sh to finish"
+}
+
+# What the labs share on the machine (installing packages, the /run/netns mount that `down`
+# takes away once no lab uses it): lab 1's lock, also taken by the other labs for that.
+# fd 8, closed like fd 9.
+with_machine_lock() {
+    if [[ $INSTANCE == 1 ]]; then
+        "$@"
+        return
+    fi
+    exec 8<"$SELF"
+    flock -w 900 8 || die "timed out waiting for lab 1's lab.sh to finish"
+    "$@"
+    exec 8<&-
 }
 
 # ---------------------------------------------------------------------------------------
@@ -957,7 +998,7 @@ lab_state() {
     done
     [[ -e $LAB_ROOT ]] && present+=("$LAB_ROOT")
     [[ -n $(lab_loop_devices) ]] && present+=("loop devices $(lab_loop_devices | tr '\n' ' ')")
-    for t in /sys/fs/cgroup/ha-lab /sys/fs/cgroup/systemd/ha-lab /sys/fs/cgroup/unified/ha-lab; do
+    for t in "/sys/fs/cgroup/$NAME" "/sys/fs/cgroup/systemd/$NAME" "/sys/fs/cgroup/unified/$NAME"; do
         [[ -d $t ]] && present+=("cgroup $t")
     done
     [[ -e $LAB_ROOT/.complete ]] || missing+=("$LAB_ROOT/.complete")
@@ -1148,15 +1189,19 @@ make_keys() {
     chmod 600 "$k/authorized_keys"
 }
 
+# `ip netns add` makes /run/netns a mount point if it is not one yet; remember whether
+# that was a lab, so that the last lab's `down` can put it back as it was.
+add_switch_netns() {
+    if ! is_mounted /run/netns && [[ ! -e /run/netns ]]; then
+        touch "$MADE_RUN_NETNS"
+    fi
+    ip netns add "$1"
+}
+
 make_network() {
     local sw h
     sw=$(netns_of "$SWITCH")
-    # `ip netns add` makes /run/netns a mount point if it is not one yet; remember whether
-    # that was us, so that `down` can put it back as it was.
-    if ! is_mounted /run/netns && [[ ! -e /run/netns ]]; then
-        touch "$RUN_DIR/made-run-netns"
-    fi
-    ip netns add "$sw"
+    with_machine_lock add_switch_netns "$sw"
     ip -n "$sw" link set lo up
     ip -n "$sw" link add br0 type bridge
     ip -n "$sw" link set br0 up
@@ -1200,19 +1245,19 @@ cgroup_mode() {
 }
 
 # Host H's cgroups on the machine, one a line (systemd flavour only): a subtree per host
-# under ha-lab, which the host sees as its cgroup root.
+# under the lab's (ha-lab), which the host sees as its cgroup root.
 host_cgroups() {
     case $(cgroup_mode) in
-    unified) echo "/sys/fs/cgroup/ha-lab/$1" ;;
-    hybrid) printf '%s\n' "/sys/fs/cgroup/systemd/ha-lab/$1" "/sys/fs/cgroup/unified/ha-lab/$1" ;;
+    unified) echo "/sys/fs/cgroup/$NAME/$1" ;;
+    hybrid) printf '%s\n' "/sys/fs/cgroup/systemd/$NAME/$1" "/sys/fs/cgroup/unified/$NAME/$1" ;;
     esac
 }
 
-# Removes host H's (empty) cgroups once nothing runs in them; with no host, the ha-lab
+# Removes host H's (empty) cgroups once nothing runs in them; with no host, the lab's
 # parents too.
 remove_cgroups() {
     local d
-    for d in /sys/fs/cgroup/ha-lab /sys/fs/cgroup/systemd/ha-lab /sys/fs/cgroup/unified/ha-lab; do
+    for d in "/sys/fs/cgroup/$NAME" "/sys/fs/cgroup/systemd/$NAME" "/sys/fs/cgroup/unified/$NAME"; do
         [[ -n ${1:-} ]] && d+=/$1
         [[ -d $d ]] || continue
         find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || log "warning: could not remove cgroup $d"
@@ -1453,7 +1498,7 @@ ensure_db_host() {
 cmd_up() {
     take_lock
     local t0=$SECONDS state h
-    ensure_packages
+    with_machine_lock ensure_packages
     state=$(lab_state)
     case $state in
     complete)
@@ -1497,15 +1542,23 @@ cmd_up() {
     log "the lab is up (built in $((SECONDS - t0))s)"
 }
 
+# /run/netns back as it was before the first lab, once no lab has a namespace there.
+remove_run_netns() {
+    if [[ -e $MADE_RUN_NETNS && -d /run/netns && -z $(ls -A /run/netns) ]]; then
+        if is_mounted /run/netns; then umount /run/netns; fi
+        rmdir /run/netns
+        rm -f "$MADE_RUN_NETNS"
+    fi
+}
+
 cmd_down() {
     take_lock
-    local t0=$SECONDS state h t made_run_netns=0
+    local t0=$SECONDS state h t
     state=$(lab_state)
     if [[ $state == absent ]]; then
         log "nothing to remove"
         return 0
     fi
-    [[ -e $RUN_DIR/made-run-netns ]] && made_run_netns=1
     # Graceful stops first (in parallel), then whatever is left gets SIGTERM and SIGKILL.
     local stoppable=()
     for h in "${DB_HOSTS[@]}"; do host_usable "$h" && stoppable+=("$h"); done
@@ -1544,13 +1597,14 @@ cmd_down() {
             rm -f "$t" # stale file, not a namespace any more
         fi
     done
-    if [[ $made_run_netns == 1 && -d /run/netns && -z $(ls -A /run/netns) ]]; then
-        if is_mounted /run/netns; then umount /run/netns; fi
-        rmdir /run/netns
-    fi
+    with_machine_lock remove_run_netns
     # Nothing of ours may still be mounted before anything is deleted.
-    if grep -q 'ha-lab' /proc/self/mountinfo; then
-        grep 'ha-lab' /proc/self/mountinfo >&2
+    local ours
+    ours=$(awk -v run="$RUN_DIR" -v net="/run/netns/$NAME-" -v root="$LAB_ROOT" '
+        $5 == run || index($5, run "/") == 1 || index($5, net) == 1 || $5 == root || index($5, root "/") == 1' \
+        /proc/self/mountinfo)
+    if [[ -n $ours ]]; then
+        printf '%s\n' "$ours" >&2
         die "lab mounts are still there; not deleting files"
     fi
     if [[ -e $LAB_ROOT ]]; then
@@ -1650,10 +1704,8 @@ blocked_from() {
         done
 }
 
-cmd_block() {
-    local from=$1 to=$2
-    take_lock
-    require_complete
+ensure_block_table() {
+    local to=$1
     if ! has_block_table "$to"; then
         nft_in "$to" -f - <<EOF
 table inet $NFT_TABLE {
@@ -1666,7 +1718,25 @@ table inet $NFT_TABLE {
 }
 EOF
     fi
+}
+
+cmd_block() {
+    local from=$1 to=$2
+    take_lock
+    require_complete
+    ensure_block_table "$to"
     nft_in "$to" add element inet "$NFT_TABLE" from "{ ${ADDR[$from]} }"
+}
+
+# A transfer cut mid-way: TO's TCP PORT answers as usual until MIB MiB have arrived there
+# (every connection counted), then every packet to it gets a TCP reset. In the block table,
+# so that `heal TO` and `reset` lift it.
+cmd_break_after() {
+    local to=$1 port=$2 mib=$3
+    take_lock
+    require_complete
+    ensure_block_table "$to"
+    nft_in "$to" add rule inet "$NFT_TABLE" input tcp dport "$port" quota over "$mib" mbytes reject with tcp reset
 }
 
 cmd_unblock() {
@@ -1785,7 +1855,9 @@ cmd_env() {
         "HA_LAB_KNOWN_HOSTS=$LAB_ROOT/known_hosts" \
         "HA_LAB_ADMIN_USER=ha-admin" \
         "HA_LAB_ADMIN_PASSWORD=$LAB_ADMIN_PASSWORD" \
-        "HA_LAB_NSDIR=$NSDIR"
+        "HA_LAB_NSDIR=$NSDIR" \
+        "HA_LAB_INSTANCE=$INSTANCE" \
+        "HA_LAB_OPERATOR_NETNS=/run/netns/$(netns_of operator)"
 }
 
 # The ha-setup config of the lab pair (root with the lab's key, strict host keys), for the
@@ -1848,6 +1920,7 @@ main() {
     cut | heal | addr) if [[ $# -ne 1 ]] || ! is_host "$1"; then usage; fi ;;
     flavour) if [[ $# -lt 1 || $# -gt 2 ]] || ! is_db_host "$1" || [[ $# -eq 2 && $2 != plain && $2 != systemd ]]; then usage; fi ;;
     block | unblock) if [[ $# -ne 2 || $1 == "$2" ]] || ! is_host "$1" || ! is_host "$2"; then usage; fi ;;
+    break-after) if [[ $# -ne 3 ]] || ! is_host "$1" || ! [[ $2 =~ ^[1-9][0-9]{0,4}$ && $3 =~ ^[1-9][0-9]{0,5}$ ]]; then usage; fi ;;
     datadir)
         if [[ $# -lt 1 || $# -gt 3 ]] || ! is_db_host "$1"; then usage; fi
         if [[ $# -ge 2 && $2 != mount && $2 != plain ]]; then usage; fi
@@ -1869,7 +1942,7 @@ main() {
         exit 2
     }
     case $cmd in
-    up | down | reset | cut | heal | block | unblock | datadir | flavour) require_machine_namespaces ;;
+    up | down | reset | cut | heal | block | unblock | break-after | datadir | flavour) require_machine_namespaces ;;
     esac
     case $cmd in
     up) cmd_up ;;
@@ -1879,6 +1952,7 @@ main() {
     heal) cmd_link up "$1" ;;
     block) cmd_block "$1" "$2" ;;
     unblock) cmd_unblock "$1" "$2" ;;
+    break-after) cmd_break_after "$1" "$2" "$3" ;;
     datadir) cmd_datadir "$@" ;;
     flavour) cmd_flavour "$@" ;;
     ssh) cmd_ssh "$@" ;;

@@ -2,7 +2,9 @@
 //! each in its own network, mount and PID namespaces, with real sshd, MariaDB and
 //! PostgreSQL; MariaDB's datadir is a file system of its own unless a test says otherwise
 //! ([`Lab::set_datadir`]). Lab tests take the lab's lock, so they never interfere with each
-//! other.
+//! other. Several labs can stand side by side (`lab.sh` with `HA_LAB_INSTANCE`):
+//! `HA_LAB_INSTANCES="1 2"` gives a test run two, and each lab test takes whichever is free,
+//! so two run at once (tests/run-all.sh).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -73,32 +75,82 @@ pub const DEFAULT_DATADIR: &str = "/var/lib/mysql";
 
 pub struct Lab {
     script: PathBuf,
+    /// Which of the labs (`HA_LAB_INSTANCE` of lab.sh).
+    instance: u8,
     env: HashMap<String, String>,
 }
 
-static LAB: OnceLock<Mutex<Lab>> = OnceLock::new();
+/// The labs this test run may use (`HA_LAB_INSTANCES`, default lab 1 alone), each found
+/// once.
+static LABS: OnceLock<Vec<(u8, OnceLock<Mutex<Lab>>)>> = OnceLock::new();
 
-/// The lab, for this test alone (also against lab tests of other processes: two test
-/// runs at once must not reset each other's hosts). Panics with what to do when the lab is
-/// not up.
+/// A lab, for this test alone (also against lab tests of other processes: two test runs at
+/// once must not reset each other's hosts): the first of the run's labs that no other test
+/// holds, waiting while all are taken. Panics with what to do when the lab is not up.
 pub fn lab() -> LabGuard {
-    // The file lock first: another process may be resetting the lab right now, and the
-    // lab's status says "down" while it does.
-    let root = std::env::var("HA_LAB_ROOT").unwrap_or_else(|_| "/var/tmp/ha-lab".to_owned());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(format!("{root}/tests.lock"))
-        .expect("the lab root is writable (is the lab up?)");
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file this guard owns; released when the file is closed.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
-    let lab = LAB.get_or_init(|| Mutex::new(Lab::discover()));
+    let labs = LABS.get_or_init(|| {
+        let listed = std::env::var("HA_LAB_INSTANCES").unwrap_or_else(|_| "1".to_owned());
+        let instances: Vec<(u8, OnceLock<Mutex<Lab>>)> = listed
+            .split([' ', ','])
+            .filter(|word| !word.is_empty())
+            .map(|word| match word.parse::<u8>() {
+                Ok(n @ 1..=9) => (n, OnceLock::new()),
+                _ => panic!("HA_LAB_INSTANCES={listed:?}: want lab numbers from 1 to 9"),
+            })
+            .collect();
+        assert!(!instances.is_empty(), "HA_LAB_INSTANCES is empty");
+        instances
+    });
+    // The file lock first: another process may be resetting that lab right now, and its
+    // status says "down" while it does.
+    let (slot, file) = take_one(labs);
+    let (instance, cell) = &labs[slot];
+    let lab = cell.get_or_init(|| Mutex::new(Lab::discover(*instance)));
     // A failed lab test must not fail every later one: the lab itself is still usable.
     let guard = lab.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     LabGuard { guard, _file: file }
+}
+
+/// Where lab.sh keeps lab `instance`'s state: `HA_LAB_ROOT` (default /var/tmp/ha-lab) for
+/// lab 1, followed by the number for the others.
+fn lab_root(instance: u8) -> String {
+    let base = std::env::var("HA_LAB_ROOT").unwrap_or_else(|_| "/var/tmp/ha-lab".to_owned());
+    if instance == 1 {
+        base
+    } else {
+        format!("{base}{instance}")
+    }
+}
+
+/// Locks one lab's tests.lock: the first free one; when all are held, tries again a moment
+/// later (flock cannot wait for any of several files).
+fn take_one(labs: &[(u8, OnceLock<Mutex<Lab>>)]) -> (usize, std::fs::File) {
+    use std::os::fd::AsRawFd;
+    loop {
+        for (slot, (instance, _)) in labs.iter().enumerate() {
+            let root = lab_root(*instance);
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(format!("{root}/tests.lock"))
+                .unwrap_or_else(|err| {
+                    panic!("{root}/tests.lock: {err} (is lab {instance} up? tests/lab/lab.sh up)")
+                });
+            // SAFETY: flock on a file this function owns; released when the file is closed.
+            let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if locked == 0 {
+                return (slot, file);
+            }
+            let err = std::io::Error::last_os_error();
+            assert_eq!(
+                err.kind(),
+                std::io::ErrorKind::WouldBlock,
+                "flock {root}/tests.lock: {err}"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// The lab, held by one test of one process.
@@ -116,27 +168,36 @@ impl std::ops::Deref for LabGuard {
 }
 
 impl Lab {
-    fn discover() -> Lab {
-        let script = repo_root().join("tests/lab/lab.sh");
-        let status = Command::new(&script)
+    fn discover(instance: u8) -> Lab {
+        let mut lab = Lab {
+            script: repo_root().join("tests/lab/lab.sh"),
+            instance,
+            env: HashMap::new(),
+        };
+        let status = lab
+            .command()
             .arg("status")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
         assert!(
             matches!(status, Ok(s) if s.success()),
-            "the lab is not up: run `tests/lab/lab.sh up` as root (or `tests/run-all.sh`), then run the lab tests again"
+            "lab {instance} is not up: run `HA_LAB_INSTANCE={instance} tests/lab/lab.sh up` as root (or `tests/run-all.sh`), then run the lab tests again"
         );
-        let env = Command::new(&script)
-            .arg("env")
-            .output()
-            .expect("lab.sh env runs");
-        let env = String::from_utf8_lossy(&env.stdout)
+        let env = lab.command().arg("env").output().expect("lab.sh env runs");
+        lab.env = String::from_utf8_lossy(&env.stdout)
             .lines()
             .filter_map(|line| line.split_once('='))
             .map(|(key, value)| (key.to_owned(), value.to_owned()))
             .collect();
-        Lab { script, env }
+        lab
+    }
+
+    /// tests/lab/lab.sh for this lab, for a test that runs it in its own way.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.script);
+        command.env("HA_LAB_INSTANCE", self.instance.to_string());
+        command
     }
 
     /// A value from `lab.sh env`, e.g. `HA_LAB_KEY`.
@@ -156,7 +217,8 @@ impl Lab {
     }
 
     fn script(&self, args: &[&str]) -> Run {
-        let output = Command::new(&self.script)
+        let output = self
+            .command()
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -201,6 +263,19 @@ impl Lab {
     pub fn block(&self, from: Host, to: Host) {
         self.script(&["block", from.name(), to.name()])
             .expect_code(0);
+    }
+
+    /// A transfer cut mid-way: `to`'s TCP `port` answers until `mib` MiB have arrived there
+    /// (all connections together), then resets every connection. Lifted by [`Lab::heal`] of
+    /// `to`, and by [`Lab::reset`].
+    pub fn break_after(&self, to: Host, port: u16, mib: u32) {
+        self.script(&[
+            "break-after",
+            to.name(),
+            &port.to_string(),
+            &mib.to_string(),
+        ])
+        .expect_code(0);
     }
 
     pub fn unblock(&self, from: Host, to: Host) {
@@ -258,11 +333,6 @@ impl Lab {
         self.script(&["reset"]).expect_code(0);
     }
 
-    /// tests/lab/lab.sh, for a test that runs it in its own way.
-    pub fn script_path(&self) -> &std::path::Path {
-        &self.script
-    }
-
     /// `ha-setup ARGS` run on the operator, the way an operator would run it.
     pub fn ha_setup(&self, args: &[&str]) -> Run {
         self.ha_setup_with(&[], args)
@@ -270,7 +340,7 @@ impl Lab {
 
     /// `ha-setup ARGS` on the operator with extra environment variables.
     pub fn ha_setup_with(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
-        let mut command = Command::new(&self.script);
+        let mut command = self.command();
         command.args(["exec", "operator", "env"]);
         for (key, value) in env {
             command.arg(format!("{key}={value}"));
@@ -295,7 +365,8 @@ impl Lab {
         );
         let (pidfile, errfile) = (format!("{base}.pid"), format!("{base}.err"));
         let _ = std::fs::remove_file(&pidfile);
-        let child = Command::new(&self.script)
+        let child = self
+            .command()
             .args(["exec", "operator", "sh", "-c"])
             .arg(format!(
                 "echo $$ > {pidfile}; exec env HA_SETUP_STATE_DIR={state} {} {args} 2> {errfile}",
@@ -355,7 +426,7 @@ impl Lab {
     /// Runs SQL as root on a host's MariaDB (directly, not through ha-setup); returns the
     /// rows, tab-separated.
     pub fn sql(&self, host: Host, sql: &str) -> Run {
-        let mut command = Command::new(&self.script);
+        let mut command = self.command();
         command.args([
             "exec",
             host.name(),
@@ -409,11 +480,12 @@ impl Lab {
 /// Runs `work` on a thread that has joined the operator's network namespace, so that
 /// library code under test (an SSH connection, say) reaches the lab hosts as ha-setup on
 /// the operator would. A network namespace is per thread; nothing else of the test moves.
-pub fn on_operator<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+pub fn on_operator<T: Send>(lab: &Lab, work: impl FnOnce() -> T + Send) -> T {
+    let path = lab.var("HA_LAB_OPERATOR_NETNS").to_owned();
     std::thread::scope(|scope| {
         scope
-            .spawn(|| {
-                let netns = std::fs::File::open("/run/netns/ha-lab-operator")
+            .spawn(move || {
+                let netns = std::fs::File::open(&path)
                     .expect("the operator's network namespace exists (is the lab up?)");
                 use std::os::fd::AsRawFd;
                 // SAFETY: setns on a valid namespace fd; it affects only this thread.

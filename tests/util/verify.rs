@@ -1,6 +1,6 @@
 //! Reading `ha-setup verify --format json` in the lab tests of every engine and topology.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use serde_json::Value;
 
@@ -61,7 +61,8 @@ impl Updates {
                sleep 0.02; \
              done | mariadb"
         );
-        let child = Command::new(lab.script_path())
+        let child = lab
+            .command()
             .args(["exec", host.name(), "sh", "-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
