@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::Run;
 use crate::util::lab::{Host, Lab, lab};
-use crate::util::verify::verify_json;
+use crate::util::verify::{Updates, updated, verify_json};
 
 /// The lab pair as two writers, with a state directory of its own.
 fn pair_config(lab: &Lab, name: &str) -> (String, String) {
@@ -40,43 +40,6 @@ fn seed_application(lab: &Lab) {
          CREATE TABLE app.items (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, v INT NOT NULL); \
          USE app; INSERT INTO app.items SELECT seq, CONCAT('item-', seq), 0 FROM seq_1_to_4000;",
     );
-}
-
-/// Updates of app.items on `host` (about fifty a second) until [`stop_updates`] or a minute
-/// at most: the primary's on odd ids, the secondary's on even ones, spread over the table,
-/// so that the two never write the same row (that would be a conflict) but write the same
-/// chunks.
-fn start_updates(lab: &Lab, host: Host) -> Child {
-    // Odd ids on the primary, even ones on the secondary.
-    let offset = if host == Host::Primary { 1 } else { 2 };
-    let script = format!(
-        "rm -f /run/ha-pp-updates.stop; end=$(( $(date +%s) + 60 )); i=0; \
-         while [ ! -e /run/ha-pp-updates.stop ] && [ \"$(date +%s)\" -lt \"$end\" ]; do \
-           i=$((i + 1)); \
-           echo \"UPDATE app.items SET v = v + 1 WHERE id = $(( (i * 37) % 2000 * 2 + {offset} ));\"; \
-           sleep 0.02; \
-         done | mariadb"
-    );
-    lab.command()
-        .args(["exec", host.name(), "sh", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the updates start")
-}
-
-fn stop_updates(lab: &Lab, host: Host, mut updates: Child) {
-    lab.exec_ok(host, "touch /run/ha-pp-updates.stop");
-    let status = updates.wait().expect("the updates end");
-    assert!(status.success(), "the updates on {host:?} failed: {status}");
-}
-
-/// The sum of app.items.v on `host`: it grows with every update.
-fn updated(lab: &Lab, host: Host) -> u64 {
-    lab.sql_ok(host, "SELECT SUM(v) FROM app.items")
-        .parse()
-        .expect("a number")
 }
 
 /// `count` single-row inserts on `host`, one statement each, in the background.
@@ -255,16 +218,18 @@ fn two_writers_lose_a_node_come_back_and_survive_a_conflict() {
     // verify compares the secondary with the config's first node while both write to the
     // same chunks: what one node's own writes make differ for a moment is compared again,
     // never reported.
+    // Odd ids on the primary, even ones on the secondary: never the same row (that would
+    // be a conflict), but the same chunks.
     let (p, s) = (
-        start_updates(&lab, Host::Primary),
-        start_updates(&lab, Host::Secondary),
+        Updates::start(&lab, Host::Primary, 1, 2000),
+        Updates::start(&lab, Host::Secondary, 2, 2000),
     );
     std::thread::sleep(Duration::from_secs(1));
     let before = (updated(&lab, Host::Primary), updated(&lab, Host::Secondary));
     let (code, verified, stderr) = verify_json(&lab, &state, &config);
     let after = (updated(&lab, Host::Primary), updated(&lab, Host::Secondary));
-    stop_updates(&lab, Host::Primary, p);
-    stop_updates(&lab, Host::Secondary, s);
+    p.stop(&lab);
+    s.stop(&lab);
     assert!(
         after.0 > before.0 && after.1 > before.1,
         "no updates went on during verify"

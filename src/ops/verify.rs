@@ -1,8 +1,10 @@
 //! `ha-setup verify`: every node's data compared with the primary's (src/verify/ walks the
-//! tables, the engine compares each chunk at one consistent point). It changes none of the
-//! application's data, but it writes in ha-setup's own schema (MariaDB's checksums travel
-//! through replication) and holds table locks for a moment at a time (PostgreSQL), so it
-//! takes the cluster lock: a switchover or a promotion never runs under it.
+//! tables, the engine compares each chunk at one consistent point); in a cluster whose
+//! nodes all take writes (Galera), with the node the engine names, the one the
+//! application writes to. It changes none of the application's data, but it writes in
+//! ha-setup's own schema (MariaDB's checksums travel through replication) and holds table
+//! locks for a moment at a time (PostgreSQL), so it takes the cluster lock: a switchover or
+//! a promotion never runs under it.
 
 use std::path::Path;
 use std::time::Instant;
@@ -29,9 +31,6 @@ pub fn verify(config_path: &Path, format: VerifyFormat, ui: &Ui) -> anyhow::Resu
     let started = Instant::now();
     let config = super::load_config(config_path)?;
     let engine = engine::for_config(&config)?;
-    if config.topology == config::Topology::Galera {
-        return Err(crate::error::Exit::usage(GALERA.to_owned()).into());
-    }
     let mut hosts = Hosts::connect(&config, &NoPrompt);
     let held = super::lock(&mut hosts, "verify", false, ui)?;
     let result = compare(&config, engine, &mut hosts, ui, started);
@@ -44,12 +43,6 @@ pub fn verify(config_path: &Path, format: VerifyFormat, ui: &Ui) -> anyhow::Resu
     }
     Ok(report.exit_code())
 }
-
-/// Why verify does not run on a Galera cluster yet: its checksums travel through
-/// statement-based replication, and Galera replicates rows.
-pub const GALERA: &str = "verify does not compare a Galera cluster yet (topology = \"galera\"): its checksums travel \
-     through replication as statements, and Galera replicates rows. `ha-setup status` shows each node's last committed \
-     seqno and the cluster's state UUID, which are the same on every Synced node";
 
 /// One line in the event history, so that `history` and `status` show when the nodes were
 /// last compared and what was found.
@@ -97,20 +90,44 @@ fn compare(
     started: Instant,
 ) -> anyhow::Result<Report> {
     let topology = crate::topology::observe(engine, config, hosts);
-    let primary = primary(config, &topology)?;
+    // An engine whose nodes all take writes (Galera) says itself which node the others are
+    // compared with, and which nodes hold data; it checks their state in its own terms.
+    let (primary, candidates, judged) =
+        match engine.roles("verify", config, &topology, None, None, false) {
+            Some(resolved) => {
+                let (roles, notes) = resolved?;
+                for note in &notes {
+                    ui.note(note);
+                }
+                (roles.source, roles.targets, true)
+            }
+            None => {
+                let primary = primary(config, &topology)?;
+                let others = topology
+                    .nodes
+                    .iter()
+                    .map(|o| o.name.clone())
+                    .filter(|n| *n != primary)
+                    .collect();
+                (primary, others, false)
+            }
+        };
     let mut others = Vec::new();
     let mut compared: Vec<NodeName> = Vec::new();
-    for observed in &topology.nodes {
-        if observed.name == primary {
-            continue;
-        }
-        // With two writers, the other node's own writes must reach the primary too: its
-        // chunks are compared again once they have (src/engine/mariadb/verify.rs).
-        let back = (config.topology == config::Topology::PrimaryPrimary)
-            .then(|| why_not(engine, &topology, &observed.name, &primary))
-            .flatten()
-            .map(|why| format!("on {primary}, which its own writes must reach: {why}"));
-        let seen = match why_not(engine, &topology, &primary, &observed.name).or(back) {
+    for name in &candidates {
+        let observed = topology.get(name);
+        let why = if judged {
+            unanswered(observed)
+        } else {
+            // With two writers, the other node's own writes must reach the primary too:
+            // its chunks are compared again once they have (src/engine/mariadb/verify.rs).
+            let back = (config.topology == config::Topology::PrimaryPrimary)
+                .then(|| why_not(engine, &topology, &observed.name, &primary))
+                .flatten()
+                .map(|why| format!("on {primary}, which its own writes must reach: {why}"));
+            why_not(engine, &topology, &primary, &observed.name).or(back)
+        };
+        let seen = match why {
             Some(why) => Err(why),
             None => {
                 compared.push(observed.name.clone());
@@ -198,16 +215,8 @@ fn why_not(
     name: &NodeName,
 ) -> Option<String> {
     let observed = topology.get(name);
-    if let Some(why) = &observed.unreachable {
-        return Some(format!("cannot be reached from here: {why}"));
-    }
-    if !observed.answers() {
-        return Some(
-            observed
-                .problem
-                .clone()
-                .unwrap_or_else(|| "the database does not answer".into()),
-        );
+    if let Some(why) = unanswered(observed) {
+        return Some(why);
     }
     let Some(up) = observed.upstream() else {
         return Some(format!(
@@ -235,6 +244,22 @@ fn why_not(
             },
             engine.link_hint(observed, &error)
         ));
+    }
+    None
+}
+
+/// Why a node cannot be asked anything, when it cannot.
+fn unanswered(observed: &crate::topology::Observed) -> Option<String> {
+    if let Some(why) = &observed.unreachable {
+        return Some(format!("cannot be reached from here: {why}"));
+    }
+    if !observed.answers() {
+        return Some(
+            observed
+                .problem
+                .clone()
+                .unwrap_or_else(|| "the database does not answer".into()),
+        );
     }
     None
 }

@@ -76,15 +76,16 @@ pub enum Verdict {
 /// after all.
 pub type Finding = Result<Found, String>;
 
-/// Chunks of one node by (table id, chunk number), among those whose verdict was
-/// [`Verdict::Later`].
+/// Chunks of one node by (table id, chunk number): `differing` and `not_compared` among
+/// those whose verdict was [`Verdict::Later`]; `rechecked` among any.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
     /// The chunks that differ.
     pub differing: Vec<(usize, u64)>,
     /// The chunks compared a second time (or more) because the first comparison could not
-    /// tell a difference from a write in flight (two writable nodes); each is also in
-    /// `differing`, in `not_compared`, or neither (the same after all).
+    /// tell a difference from a write in flight (two writable nodes, Galera); each also
+    /// differs, is not compared (here or by the chunk's own verdict), or neither (the same
+    /// after all).
     pub rechecked: Vec<(usize, u64)>,
     /// The chunks that could not be compared after all, and why.
     pub not_compared: Vec<(usize, u64, String)>,

@@ -78,8 +78,9 @@ pub struct TableReport {
     pub chunks: u64,
     pub differing: Vec<Range>,
     pub not_compared: Vec<Range>,
-    /// Chunks compared again before a verdict: with two writable nodes, the other node's
-    /// own writes to them had not all reached the primary when they were first compared.
+    /// Chunks compared again before a verdict: writes in flight could have made them
+    /// differ (two writable nodes: the other node's own writes had not all reached the
+    /// primary; Galera: a write committed between two nodes' reads).
     pub rechecked: Vec<Range>,
 }
 
@@ -294,14 +295,16 @@ impl Report {
             }
         }
         out.push('\n');
-        out.push_str(match self.result {
-            Outcome::Identical => "Every node holds the same data as the primary.\n",
-            Outcome::Differs => {
-                "Differences found: the ranges above hold rows that differ from the primary's. \
+        let primary = &self.primary;
+        out.push_str(&match self.result {
+            Outcome::Identical => format!("Every node holds the same data as {primary}.\n"),
+            Outcome::Differs => format!(
+                "Differences found: the ranges above hold rows that differ from {primary}'s. \
                  A node whose data cannot be trusted is re-seeded with `ha-setup recover rebuild NODE`.\n"
-            }
+            ),
             Outcome::Incomplete => {
                 "No difference found, but not everything could be compared (see above); run verify again once that is fixed.\n"
+                    .to_owned()
             }
         });
         out
@@ -356,7 +359,7 @@ fn table_text(table: &TableReport) -> String {
     }
     if !table.rechecked.is_empty() {
         out.push_str(&format!(
-            "    {} chunk{} re-checked once the node's own writes to {} had reached the primary:\n",
+            "    {} chunk{} compared again, as writes in flight made {} differ at first:\n",
             table.rechecked.len(),
             if table.rechecked.len() == 1 { "" } else { "s" },
             if table.rechecked.len() == 1 {

@@ -1,8 +1,10 @@
 //! Reading `ha-setup verify --format json` in the lab tests of every engine and topology.
 
+use std::process::{Child, Stdio};
+
 use serde_json::Value;
 
-use super::lab::Lab;
+use super::lab::{Host, Lab};
 
 /// `verify --format json` with its own state directory: the exit code, the report and
 /// what it printed on stderr.
@@ -38,4 +40,53 @@ pub fn range_holds(table: &Value, key: i64) -> bool {
                 && bound(&r["upper"]).is_none_or(|upper| key <= upper)
         })
     })
+}
+
+/// Single-row updates of app.items (`id`, `v INT`) on one host, about fifty a second,
+/// until [`Updates::stop`] or a minute at most: `v = v + 1` on ids `offset`, `offset + 2`,
+/// … up to 2 × `span`, spread over the table. Two hosts with offsets 1 and 2 never write
+/// the same row, but write the same chunks.
+pub struct Updates {
+    host: Host,
+    child: Child,
+}
+
+impl Updates {
+    pub fn start(lab: &Lab, host: Host, offset: u32, span: u32) -> Updates {
+        let script = format!(
+            "rm -f /run/ha-lab-updates.stop; end=$(( $(date +%s) + 60 )); i=0; \
+             while [ ! -e /run/ha-lab-updates.stop ] && [ \"$(date +%s)\" -lt \"$end\" ]; do \
+               i=$((i + 1)); \
+               echo \"UPDATE app.items SET v = v + 1 WHERE id = $(( (i * 37) % {span} * 2 + {offset} ));\"; \
+               sleep 0.02; \
+             done | mariadb"
+        );
+        let child = lab
+            .command()
+            .args(["exec", host.name(), "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the updates start");
+        Updates { host, child }
+    }
+
+    /// Stops the updates; each must have succeeded.
+    pub fn stop(mut self, lab: &Lab) {
+        lab.exec_ok(self.host, "touch /run/ha-lab-updates.stop");
+        let status = self.child.wait().expect("the updates end");
+        assert!(
+            status.success(),
+            "the updates on {:?} failed: {status}",
+            self.host
+        );
+    }
+}
+
+/// The sum of app.items.v on `host`: it grows with every update.
+pub fn updated(lab: &Lab, host: Host) -> u64 {
+    lab.sql_ok(host, "SELECT SUM(v) FROM app.items")
+        .parse()
+        .expect("a number")
 }

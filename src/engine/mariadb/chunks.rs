@@ -31,6 +31,8 @@ pub(super) struct TableInfo {
     pub(super) schema: String,
     pub(super) name: String,
     pub(super) rows: u64,
+    /// Its storage engine (`InnoDB`, `Aria`…), as information_schema names it.
+    pub(super) engine: String,
     pub(super) columns: Vec<Column>,
 }
 
@@ -197,7 +199,7 @@ pub(super) fn list_tables(host: &mut dyn Host) -> anyhow::Result<Vec<TableInfo>>
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "SELECT 'table', TABLE_SCHEMA, TABLE_NAME, IFNULL(TABLE_ROWS, 0) \
+        "SELECT 'table', TABLE_SCHEMA, TABLE_NAME, IFNULL(TABLE_ROWS, 0), IFNULL(ENGINE, '') \
          FROM information_schema.TABLES \
          WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND TABLE_SCHEMA NOT IN ({excluded}) \
          ORDER BY TABLE_SCHEMA, TABLE_NAME;\n\
@@ -227,6 +229,7 @@ pub(super) fn parse_tables(rows: &[Vec<Option<String>>]) -> anyhow::Result<Vec<T
                     schema: field(1),
                     name: field(2),
                     rows: field(3).parse().unwrap_or(0),
+                    engine: field(4),
                     columns: Vec::new(),
                 });
             }

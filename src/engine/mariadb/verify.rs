@@ -54,9 +54,9 @@ const TRIES: u32 = 3;
 /// How long a chunk waits for a row lock (each try).
 const LOCK_WAIT_SECS: u64 = 5;
 /// The most a single question to the primary may take (a whole table without a key).
-const QUESTION: Duration = Duration::from_secs(3600);
+pub(super) const QUESTION: Duration = Duration::from_secs(3600);
 /// How many times a chunk the other writer was writing is compared again.
-const RECHECKS: u32 = 10;
+pub(super) const RECHECKS: u32 = 10;
 /// How long the primary may take to apply the other writer's writes before a re-check.
 const REACH: Duration = Duration::from_secs(60);
 
@@ -70,11 +70,11 @@ SET SESSION time_zone = '+00:00';\n\
 SET SESSION sql_log_bin = 1;\n\
 SET SESSION innodb_lock_wait_timeout = 5, lock_wait_timeout = 10;";
 
-fn marker(mark: &str) -> String {
+pub(super) fn marker(mark: &str) -> String {
     format!("SELECT '{mark}';")
 }
 
-fn session_cmd() -> Cmd {
+pub(super) fn session_cmd() -> Cmd {
     let mut cmd = client::command();
     // Each answer as soon as it is made, not when the client's buffer fills.
     cmd.script.push_str(" --unbuffered");
@@ -149,26 +149,17 @@ fn run(
     domains: Vec<u32>,
     drive: &mut dyn FnMut(&mut dyn Checker) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let label = primary.label().to_owned();
-    let infos =
-        list_tables(primary).with_context(|| format!("cannot list the tables on {label}"))?;
-    let mut theirs = Vec::new();
-    let mut replicas: Vec<Replica> = replicas
+    let mut replicas = replicas;
+    let Listed {
+        infos,
+        tables,
+        unlisted,
+    } = tables_on(primary, &mut replicas)?;
+    let replicas: Vec<Replica> = replicas
         .into_iter()
-        .map(|host| Replica { host, lost: None })
+        .zip(unlisted)
+        .map(|(host, lost)| Replica { host, lost })
         .collect();
-    for replica in &mut replicas {
-        let listed = list_tables(replica.host)
-            .with_context(|| format!("cannot list the tables on {}", replica.host.label()));
-        match listed {
-            Ok(listed) => theirs.push(Some(listed)),
-            Err(err) => {
-                replica.lost = Some(format!("{err:#}"));
-                theirs.push(None);
-            }
-        }
-    }
-    let tables = core_tables(&infos, &theirs);
     let run = format!("{:016x}", rand::random::<u64>());
     std::thread::scope(|scope| {
         let mut setup = SETUP.to_owned();
@@ -237,11 +228,7 @@ impl MariaChecker<'_, '_, '_> {
     }
 
     fn ask(&mut self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
-        let lines = self.session.ask(sql, QUESTION)?;
-        Ok(client::parse_rows(&lines.join("\n"))
-            .into_iter()
-            .map(|row| row.into_iter().map(Option::unwrap_or_default).collect())
-            .collect())
+        Ok(fields(&self.session.ask(sql, QUESTION)?))
     }
 
     fn verdicts(&self, active: Verdict) -> Vec<Verdict> {
@@ -474,8 +461,16 @@ fn in_domains(position: &str, domains: &[u32]) -> Vec<String> {
     gtids
 }
 
+/// A session's answer as rows of fields, NULL read as empty.
+pub(super) fn fields(lines: &[String]) -> Vec<Vec<String>> {
+    client::parse_rows(&lines.join("\n"))
+        .into_iter()
+        .map(|row| row.into_iter().map(Option::unwrap_or_default).collect())
+        .collect()
+}
+
 /// The fields of the answer's line tagged `tag` (its first field).
-fn tagged(rows: &[Vec<String>], tag: &str) -> Option<Vec<String>> {
+pub(super) fn tagged(rows: &[Vec<String>], tag: &str) -> Option<Vec<String>> {
     rows.iter()
         .find(|row| row.first().map(String::as_str) == Some(tag))
         .map(|row| row[1..].to_vec())
@@ -537,63 +532,13 @@ impl Checker for MariaChecker<'_, '_, '_> {
         rows: Option<u64>,
     ) -> anyhow::Result<Chunk> {
         let info = self.infos[table.id].clone();
-        let key = info.key();
-        let kinds: Vec<Kind> = if rows.is_some() {
-            key.iter()
-                .map(|c| kind(c).map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<_>>()?
-        } else {
-            Vec::new()
-        };
-        let columns: Vec<String> = key.iter().map(|c| ident(&c.name)).collect();
-        let values = |k: &Key| -> anyhow::Result<Vec<String>> {
-            kinds
-                .iter()
-                .zip(&k.exact)
-                .map(|(kind, exact)| literal(kind, exact))
-                .collect()
-        };
-        let mut conditions = Vec::new();
-        if let Some(after) = after {
-            conditions.push(after_sql(&columns, &values(after)?));
-        }
-        let mut upper = None;
-        if let Some(rows) = rows {
-            let (shown, exact): (Vec<String>, Vec<String>) = key
-                .iter()
-                .zip(&kinds)
-                .map(|(c, kind)| key_select(c, kind))
-                .unzip();
-            let answer = self.ask(&format!(
-                "SELECT 'key', {}, {} FROM {} FORCE INDEX (PRIMARY){} ORDER BY {} LIMIT {}, 1;",
-                shown.join(", "),
-                exact.join(", "),
-                info.from(),
-                where_clause(&conditions),
-                columns.join(", "),
-                rows.saturating_sub(1)
-            ))?;
-            if let Some(fields) = tagged(&answer, "key") {
-                let n = key.len();
-                let found = Key {
-                    shown: fields[..n].to_vec(),
-                    exact: fields[n..].to_vec(),
-                };
-                conditions.push(up_to_sql(&columns, &values(&found)?));
-                upper = Some(found);
-            }
-        }
+        let (conditions, upper) = range(&info, after, rows, &mut |sql| self.ask(sql))?;
         let names = format!(
             "run = {} AND db = {} AND tbl = {} AND chunk = {number}",
             client::literal(&self.run),
             client::literal(&info.schema),
             client::literal(&info.name)
         );
-        let index = if rows.is_some() {
-            " FORCE INDEX (PRIMARY)"
-        } else {
-            ""
-        };
         let schema = layout::SCHEMA;
         // With other writers: their domains as the primary has them before the chunk is
         // read, and as each of them has them once it read the chunk (module comment).
@@ -609,7 +554,7 @@ impl Checker for MariaChecker<'_, '_, '_> {
             "{before}START TRANSACTION;\n\
              DELETE FROM {schema}.{TABLE} WHERE {names};\n\
              INSERT INTO {schema}.{TABLE} (run, db, tbl, chunk, rows_here, sum_here) \
-             SELECT {run}, {db}, {tbl}, {number}, COUNT(*), IFNULL(SUM({hash}), 0) FROM {from}{index}{where_};\n\
+             SELECT {run}, {db}, {tbl}, {number}, {checksum};\n\
              SELECT rows_here, sum_here INTO @ha_setup_rows, @ha_setup_sum FROM {schema}.{TABLE} WHERE {names};\n\
              UPDATE {schema}.{TABLE} SET rows_primary = @ha_setup_rows, sum_primary = @ha_setup_sum{positions} WHERE {names};\n\
              COMMIT;\n\
@@ -617,9 +562,7 @@ impl Checker for MariaChecker<'_, '_, '_> {
             run = client::literal(&self.run),
             db = client::literal(&info.schema),
             tbl = client::literal(&info.name),
-            hash = row_hash(&info.columns),
-            from = info.from(),
-            where_ = where_clause(&conditions),
+            checksum = checksum_sql(&info, rows.is_some(), &conditions),
         );
         let rows_here = match self.run_chunk(&batch)? {
             Ok(rows_here) => rows_here,
@@ -728,6 +671,120 @@ fn where_clause(conditions: &[String]) -> String {
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     }
+}
+
+/// A chunk's key range in `info`: the conditions that hold its rows (after `after`), and
+/// its last key, the `rows`-th from there, as `ask` (a session on the node whose keys
+/// count) finds it; None when the chunk reaches the table's end. `rows` None: the whole
+/// table, no conditions.
+pub(super) fn range(
+    info: &TableInfo,
+    after: Option<&Key>,
+    rows: Option<u64>,
+    ask: &mut dyn FnMut(&str) -> anyhow::Result<Vec<Vec<String>>>,
+) -> anyhow::Result<(Vec<String>, Option<Key>)> {
+    let key = info.key();
+    let kinds: Vec<Kind> = if rows.is_some() {
+        key.iter()
+            .map(|c| kind(c).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let columns: Vec<String> = key.iter().map(|c| ident(&c.name)).collect();
+    let values = |k: &Key| -> anyhow::Result<Vec<String>> {
+        kinds
+            .iter()
+            .zip(&k.exact)
+            .map(|(kind, exact)| literal(kind, exact))
+            .collect()
+    };
+    let mut conditions = Vec::new();
+    if let Some(after) = after {
+        conditions.push(after_sql(&columns, &values(after)?));
+    }
+    let mut upper = None;
+    if let Some(rows) = rows {
+        let (shown, exact): (Vec<String>, Vec<String>) = key
+            .iter()
+            .zip(&kinds)
+            .map(|(c, kind)| key_select(c, kind))
+            .unzip();
+        let answer = ask(&format!(
+            "SELECT 'key', {}, {} FROM {} FORCE INDEX (PRIMARY){} ORDER BY {} LIMIT {}, 1;",
+            shown.join(", "),
+            exact.join(", "),
+            info.from(),
+            where_clause(&conditions),
+            columns.join(", "),
+            rows.saturating_sub(1)
+        ))?;
+        if let Some(fields) = tagged(&answer, "key") {
+            let n = key.len();
+            let found = Key {
+                shown: fields[..n].to_vec(),
+                exact: fields[n..].to_vec(),
+            };
+            conditions.push(up_to_sql(&columns, &values(&found)?));
+            upper = Some(found);
+        }
+    }
+    Ok((conditions, upper))
+}
+
+/// What a chunk's checksum reads: `COUNT(*), IFNULL(SUM(hash), 0) FROM t … WHERE …`, along
+/// the primary key when the chunk is a key range (`keyed`).
+pub(super) fn checksum_sql(info: &TableInfo, keyed: bool, conditions: &[String]) -> String {
+    format!(
+        "COUNT(*), IFNULL(SUM({}), 0) FROM {}{}{}",
+        row_hash(&info.columns),
+        info.from(),
+        if keyed { " FORCE INDEX (PRIMARY)" } else { "" },
+        where_clause(conditions)
+    )
+}
+
+/// The application's tables, read before a run.
+pub(super) struct Listed {
+    /// As the primary lists them.
+    pub(super) infos: Vec<TableInfo>,
+    /// As the core sees them (with how each differs in itself on the other nodes).
+    pub(super) tables: Vec<Table>,
+    /// Per other node: why its tables could not be listed, when they could not (it is out
+    /// of the run).
+    pub(super) unlisted: Vec<Option<String>>,
+}
+
+/// The application's tables on `primary` and on each of `others`.
+pub(super) fn tables_on(
+    primary: &mut dyn Host,
+    others: &mut [&mut dyn Host],
+) -> anyhow::Result<Listed> {
+    let label = primary.label().to_owned();
+    let infos =
+        list_tables(primary).with_context(|| format!("cannot list the tables on {label}"))?;
+    let mut theirs = Vec::new();
+    let mut unlisted = Vec::new();
+    for host in others.iter_mut() {
+        let label = host.label().to_owned();
+        match list_tables(&mut **host).with_context(|| format!("cannot list the tables on {label}"))
+        {
+            Ok(listed) => {
+                theirs.push(Some(listed));
+                unlisted.push(None);
+            }
+            Err(err) => {
+                theirs.push(None);
+                unlisted.push(Some(format!("{err:#}")));
+            }
+        }
+    }
+    let tables = core_tables(&infos, &theirs);
+    Ok(Listed {
+        infos,
+        tables,
+        unlisted,
+    })
 }
 
 /// The tables as the core sees them: the key if it can be walked, why the table is

@@ -12,6 +12,7 @@ pub mod recover;
 pub mod resolve;
 pub mod settings;
 pub mod status;
+pub mod verify;
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -111,6 +112,7 @@ impl Engine for MariaDbGalera {
             "recover-bootstrap" => Some(bootstrap::roles(config, topology)),
             "recover-rejoin" => Some(recover::rejoin_roles(config, topology)),
             "recover-rebuild" => Some(recover::rebuild_roles(config, topology, node, from)),
+            "verify" => Some(resolve::verify(config, topology)),
             // Their plans refuse (usage) before any node is judged.
             "recover-promote" | "recover-unfence" | "switchover" | "recover-restore" => {
                 let data = settings::data_nodes(config);
@@ -230,16 +232,14 @@ impl Engine for MariaDbGalera {
 
     fn verify(
         &self,
-        _primary: &mut dyn Host,
-        _others: Vec<&mut dyn Host>,
+        primary: &mut dyn Host,
+        others: Vec<&mut dyn Host>,
         _seen: Vec<&Observed>,
-        _drive: &mut dyn FnMut(&mut dyn crate::verify::Checker) -> anyhow::Result<()>,
+        drive: &mut dyn FnMut(&mut dyn crate::verify::Checker) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        // ops/verify.rs refuses before this, saying why.
-        Err(crate::error::Exit::usage(
-            "verify does not compare a Galera cluster yet (topology = \"galera\")".to_owned(),
-        )
-        .into())
+        // `primary` is the write node (resolve::verify), `others` the other data nodes;
+        // each node's own state is read by the checker itself, at the start.
+        verify::verify(primary, others, drive)
     }
 
     fn canary(

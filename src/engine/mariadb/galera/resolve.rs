@@ -45,6 +45,37 @@ pub fn write_node(config: &Config, topology: &Topology, first: &NodeName) -> Nod
         .unwrap_or_else(|| first.clone())
 }
 
+/// verify: every other data node is compared with the write node while it is Synced, else
+/// with another Synced member (every Synced member of a primary component holds the same
+/// history), said in a note; with none Synced there is nothing to compare with.
+pub fn verify(config: &Config, topology: &Topology) -> anyhow::Result<(Roles, Vec<String>)> {
+    let running = synced(config, topology);
+    let Some(first) = running.first() else {
+        anyhow::bail!(
+            "cannot verify: no data node is Synced in a primary component of the Galera cluster {}, so none holds \
+             data the others can be compared with. `ha-setup status` says why and what to do{}",
+            settings::cluster_name(config),
+            topology.table()
+        );
+    };
+    let write = write_node(config, topology, first);
+    let mut notes = Vec::new();
+    let source = if running.contains(&write) {
+        write
+    } else {
+        notes.push(format!(
+            "{write}, the node the application writes to, is not Synced in a primary component: \
+             the other nodes are compared with {first}"
+        ));
+        first.clone()
+    };
+    let targets = settings::data_nodes(config)
+        .into_iter()
+        .filter(|n| *n != source)
+        .collect();
+    Ok((Roles::new(source, targets), notes))
+}
+
 /// A node that was a member of this cluster: its saved state names the history the
 /// running members have (`uuid`), or, with none running, any Galera history at all under
 /// ha-setup's settings.
