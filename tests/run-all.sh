@@ -31,9 +31,11 @@ cargo clippy --locked --all-targets --quiet -- -D warnings
 echo "== cargo build"
 cargo build --locked --all-targets --quiet
 
-# Two labs side by side: the lab tests spend most of their time waiting on servers and
-# SSH, so two at once (one per core, cargo test's default) take each a lab of its own.
-export HA_LAB_INSTANCES="${HA_LAB_INSTANCES:-1 2}"
+# Three labs side by side, one lab test on each at a time: a lab test spends most of its
+# time waiting on servers, SSH and bounded timeouts rather than on the two cores.
+export HA_LAB_INSTANCES="${HA_LAB_INSTANCES:-1 2 3}"
+read -ra lab_list <<<"$HA_LAB_INSTANCES"
+threads=${#lab_list[@]}
 labs() {
     local n
     for n in $HA_LAB_INSTANCES; do HA_LAB_INSTANCE=$n tests/lab/lab.sh "$@"; done
@@ -44,5 +46,5 @@ fi
 echo "== lab up ($HA_LAB_INSTANCES)"
 labs up
 
-echo "== cargo test (with the lab tests)"
-cargo test --locked -- --include-ignored
+echo "== cargo test (with the lab tests, $threads at a time)"
+cargo test --locked -- --include-ignored --test-threads="$threads"
