@@ -69,19 +69,26 @@ end_leftovers() {
 	return 0
 }
 
+# Asks the service to stop and waits up to 60 s for mariadbd to be gone; what the service
+# said goes to $stop_said.
+stop_and_wait() {
+	stop_said=$(control stop 2>&1)
+	i=0
+	while alive && [ $i -lt 120 ]; do
+		sleep 0.5
+		i=$((i + 1))
+	done
+	! alive
+}
+
 # Stops the server so that it stays stopped: mysqld_safe starts a server that aborted
-# again a moment later, and the init script's stop does nothing while it is between two
-# starts. A few rounds, each bounded.
+# again a moment later (a joiner whose transfer failed tries again and again), and the
+# init script's stop does nothing while it is between two starts. A few rounds, each
+# bounded.
 stop_for_good() {
 	round=0
 	while [ $round -lt 5 ]; do
-		control stop >/dev/null 2>&1
-		i=0
-		while alive && [ $i -lt 120 ]; do
-			sleep 0.5
-			i=$((i + 1))
-		done
-		alive && return 1
+		stop_and_wait || return 1
 		sleep 3
 		alive || return 0
 		round=$((round + 1))
@@ -113,15 +120,9 @@ if answers; then was_running=yes; fi
 
 # Stopped, and gone: a joiner stuck in an earlier state transfer does not answer but runs.
 if answers || alive; then
-	err=$(control stop 2>&1)
-	i=0
-	while alive && [ $i -lt 120 ]; do
-		sleep 0.5
-		i=$((i + 1))
-	done
-	if alive; then
+	if ! stop_for_good; then
 		[ -n "$aside" ] && rmdir -- "$aside" 2>/dev/null
-		say "stopping MariaDB on $node failed: $(first_line "$err") (mariadbd still runs 60 seconds later)"
+		say "stopping MariaDB on $node failed: $(first_line "$stop_said") (mariadbd still runs, or runs again, 60 seconds later)"
 		say "Nothing was moved; look at the server there."
 		exit 1
 	fi
@@ -225,12 +226,7 @@ bootstrap)
 	say "bootstrapping the cluster on $node failed: $why; see $logs."
 	if [ $placed = yes ]; then
 		# The first node goes back to what it ran before: its data is the cluster's.
-		control stop >/dev/null 2>&1
-		i=0
-		while alive && [ $i -lt 120 ]; do
-			sleep 0.5
-			i=$((i + 1))
-		done
+		stop_and_wait
 		mv -f -- "$cnf" "$pending" 2>/dev/null
 		[ -n "$backup" ] && mv -f -- "$backup" "$cnf" 2>/dev/null
 		if [ $was_running = yes ] && control start >/dev/null 2>&1; then
