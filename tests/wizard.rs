@@ -140,6 +140,76 @@ fn answering_every_question_sets_up_a_pair_and_writes_a_config() {
     assert!(again.stdout.contains("nothing to change"), "{again:?}");
 }
 
+/// A third MariaDB host: the wizard offers a Galera cluster (the default), asks for no
+/// replication user, and init forms the cluster from the first host's data.
+#[test]
+#[ignore = "needs the lab"]
+fn a_third_host_sets_up_a_galera_cluster() {
+    let lab = lab();
+    lab.reset();
+    lab.sql_ok(
+        Host::Primary,
+        "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, item TEXT); \
+         INSERT INTO shop.orders VALUES (1, 'tea'), (2, 'cups');",
+    );
+    let home = operator_home(&lab, "galera");
+    let mut session = spawn(&lab, &home, &["init"]);
+    answer(&mut session, "Database engine", "");
+    host_questions(&mut session, "Primary", lab.addr(Host::Primary));
+    host_questions(&mut session, "Secondary", lab.addr(Host::Secondary));
+    answer(&mut session, "Third host", lab.addr(Host::Tertiary));
+    answer(&mut session, "SSH user on the", "");
+    answer(&mut session, "SSH port on the", "");
+    answer(&mut session, "SSH key for the", "");
+    expect(&mut session, "offers the host key ssh-ed25519 SHA256:");
+    answer(&mut session, "Trust this host key?", "y");
+    expect(&mut session, "MariaDB 10.");
+    answer(&mut session, "Address the", "");
+    expect(&mut session, "Topology");
+    expect(&mut session, "galera: a MariaDB Galera cluster");
+    session.send_line("").unwrap(); // the default: galera
+    answer(
+        &mut session,
+        "Encrypt replication and state transfers with TLS?",
+        "",
+    );
+    expect(&mut session, "Wrote ha-setup.toml (0600)");
+    expect(&mut session, "Plan for init of");
+    answer(&mut session, "Run this plan now?", "y");
+    session.set_expect_timeout(Some(Duration::from_secs(600)));
+    expect(&mut session, "form the Galera cluster, every node Synced");
+    let code = exit_code(&mut session);
+    assert!(code.contains(", 0)"), "init ended with {code}");
+
+    let config = home.join("ha-setup.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("topology = \"galera\""), "{text}");
+    assert!(
+        !text.contains("password"),
+        "Galera needs no replication password: {text}"
+    );
+    for host in [Host::Secondary, Host::Tertiary] {
+        assert_eq!(
+            lab.sql_ok(
+                host,
+                "SELECT GROUP_CONCAT(item ORDER BY id) FROM shop.orders"
+            ),
+            "tea,cups"
+        );
+    }
+    let config_arg = config.display().to_string();
+    let state = format!("{}/state", home.display());
+    let (code, report) = lab.status_json(&config_arg, &state);
+    assert_eq!(code, Some(0), "{report}");
+    for node in report["nodes"].as_array().expect("nodes") {
+        assert_eq!(
+            node["cluster"]["wsrep_local_state_comment"], "Synced",
+            "{report}"
+        );
+        assert_eq!(node["cluster"]["cluster_size"], 3, "{report}");
+    }
+}
+
 #[test]
 #[ignore = "needs the lab"]
 fn a_wrong_host_is_caught_at_its_question() {
