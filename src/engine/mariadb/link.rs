@@ -169,6 +169,8 @@ pub struct KeptLink {
 }
 
 const REPLICA_LINK: &str = include_str!("scripts/replica-link.sh");
+/// Waits on a replica for one canary row.
+const CANARY_WATCH: &str = include_str!("scripts/canary-watch.sh");
 
 pub fn kept_link(host: &mut dyn Host, password: &Secret) -> anyhow::Result<KeptLink> {
     let input = Input::WithSecret(SECRET_MARK.into(), password.clone());
@@ -349,21 +351,15 @@ fn or_unknown(state: &str) -> &str {
 /// `WHERE @@global.read_only = 0` is read after the statement holds its locks, so a fence
 /// that lands first makes it write nothing, and one that lands later waits for it. A
 /// canary is never a transaction on a node that is fenced or a replica.
+///
+/// Each canary is a row of its own, keyed by its token: canaries written at once (status
+/// from cron while an operation checks its link, two status runs, the two writers of a
+/// pair) never replace each other's row before a replica has seen it. Each writer removes
+/// its own rows older than a day, never another's, so no two nodes delete the same row.
 pub fn canary(
     source: &mut dyn Host,
     replicas: Vec<&mut dyn Host>,
     timeout: Duration,
-) -> anyhow::Result<Canary> {
-    canary_row(source, replicas, timeout, 1)
-}
-
-/// [`canary`] in row `row` of the canary table: with two writers each writes a row of its
-/// own, so their canaries never touch the same row.
-pub fn canary_row(
-    source: &mut dyn Host,
-    replicas: Vec<&mut dyn Host>,
-    timeout: Duration,
-    row: u8,
 ) -> anyhow::Result<Canary> {
     let token = Secret::generate().expose().to_owned();
     let schema = layout::SCHEMA;
@@ -371,7 +367,7 @@ pub fn canary_row(
         source,
         &format!(
             "SELECT @@global.read_only, (SELECT COUNT(*) FROM information_schema.tables \
-             WHERE table_schema = '{schema}' AND table_name = 'canary')"
+             WHERE table_schema = '{schema}' AND table_name = 'canaries'), @@hostname"
         ),
     )?;
     let field = |i: usize| ready.get(i).cloned().flatten().unwrap_or_default();
@@ -388,23 +384,18 @@ pub fn canary_row(
             source,
             &Input::Text(format!(
                 "CREATE DATABASE IF NOT EXISTS {schema};\n\
-                 CREATE TABLE IF NOT EXISTS {schema}.canary (id TINYINT UNSIGNED PRIMARY KEY, token CHAR(32) NOT NULL, written_at DATETIME(6) NOT NULL) ENGINE=InnoDB;\n"
+                 CREATE TABLE IF NOT EXISTS {schema}.canaries (token CHAR(32) PRIMARY KEY, writer VARCHAR(255) NOT NULL, \
+                 written_at DATETIME(6) NOT NULL, KEY by_writer (writer, written_at)) ENGINE=InnoDB;\n"
             )),
         )?;
     }
-    let watch = Cmd::new(format!(
-        "end=$(( $(date +%s) + {secs} ))\n\
-         while :; do\n\
-         \tr=$(mariadb -N -B -e \"SELECT TIMESTAMPDIFF(MICROSECOND, written_at, NOW(6)) FROM {schema}.canary WHERE id = {row} AND token = '{token}'\" 2>/dev/null)\n\
-         \t[ -n \"$r\" ] && {{ echo \"$r\"; exit 0; }}\n\
-         \t[ \"$(date +%s)\" -ge \"$end\" ] && exit 3\n\
-         \tsleep 0.01\n\
-         done",
-        secs = timeout.as_secs().max(1)
-    ))
-    .as_root();
+    // The writer's name as a literal, not @@hostname in the statement: a replica that
+    // replays a statement would read its own.
+    let writer = literal(&field(2));
+    let secs = timeout.as_secs().max(1).to_string();
+    let watch = Cmd::script(CANARY_WATCH, &[schema, &token, &secs]).as_root();
     let write = format!(
-        "REPLACE INTO {schema}.canary SELECT {row}, '{token}', NOW(6) FROM DUAL WHERE @@global.read_only = 0;\n\
+        "INSERT INTO {schema}.canaries SELECT '{token}', {writer}, NOW(6) FROM DUAL WHERE @@global.read_only = 0;\n\
          SELECT ROW_COUNT();\n"
     );
     let (watched, written) = std::thread::scope(|scope| {
@@ -437,6 +428,15 @@ pub fn canary_row(
             source.label()
         )));
     }
+    // Housekeeping, after the answer: a failure here (a fence that just landed) loses
+    // nothing, and the next canary tries again.
+    let _ = client::execute(
+        source,
+        &Input::Text(format!(
+            "DELETE FROM {schema}.canaries WHERE writer = {writer} AND written_at < NOW(6) - INTERVAL 1 DAY \
+             AND @@global.read_only = 0 ORDER BY written_at, token LIMIT 1000;\n"
+        )),
+    );
     let mut results = Vec::new();
     for (result, replica) in watched {
         results.push(match result {

@@ -9,10 +9,13 @@ use super::client;
 use super::layout;
 use super::observe;
 use crate::engine::Canary;
-use crate::host::{Cmd, Host, HostExt, quote};
+use crate::host::{Cmd, Host, HostExt};
 use crate::node::NodeName;
 use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
 use crate::secret::Secret;
+
+/// Waits on a standby for one canary row.
+const CANARY_WATCH: &str = include_str!("scripts/canary-watch.sh");
 use crate::topology::Observed;
 
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -149,7 +152,10 @@ pub fn hint(error: &str) -> String {
 }
 
 /// Writes a canary on `source` (only while it is out of recovery) and waits for it on each
-/// standby, each watching from a loop of its own started before the write.
+/// standby, each watching from a loop of its own started before the write. Each canary is
+/// a row of its own, keyed by its token, so canaries written at once (status from cron
+/// while an operation checks its link) never replace each other's row before a standby has
+/// seen it; rows older than a day go.
 pub fn canary(
     source: &mut dyn Host,
     standbys: Vec<&mut dyn Host>,
@@ -181,31 +187,22 @@ pub fn canary(
         &source_cluster,
         &Input::Text(format!(
             "CREATE SCHEMA IF NOT EXISTS {schema};\n\
-             CREATE TABLE IF NOT EXISTS {schema}.canary (id int PRIMARY KEY, token text NOT NULL, written_at timestamptz NOT NULL);\n"
+             CREATE TABLE IF NOT EXISTS {schema}.canaries (token text PRIMARY KEY, written_at timestamptz NOT NULL);\n\
+             CREATE INDEX IF NOT EXISTS canaries_by_age ON {schema}.canaries (written_at);\n"
         )),
     )?;
+    let secs = timeout.as_secs().max(1).to_string();
     let watchers: Vec<Cmd> = clusters[1..]
         .iter()
-        .map(|cluster| {
-            Cmd::new(format!(
-                "end=$(( $(date +%s) + {secs} ))\n\
-                 cd /\n\
-                 while :; do\n\
-                 \tr=$(runuser -u postgres -- psql --cluster {cluster} -X -q -A -t -c \"SELECT (extract(epoch FROM clock_timestamp() - written_at) * 1000000)::bigint FROM {schema}.canary WHERE id = 1 AND token = '{token}'\" 2>/dev/null)\n\
-                 \t[ -n \"$r\" ] && {{ echo \"$r\"; exit 0; }}\n\
-                 \t[ \"$(date +%s)\" -ge \"$end\" ] && exit 3\n\
-                 \tsleep 0.01\n\
-                 done",
-                secs = timeout.as_secs().max(1),
-                cluster = quote(cluster),
-            ))
-            .as_root()
-        })
+        .map(|cluster| Cmd::script(CANARY_WATCH, &[cluster, schema, &token, &secs]).as_root())
         .collect();
-    // One statement that writes only out of recovery (a standby refuses it anyway).
+    // One transaction that writes only out of recovery (a standby refuses it anyway), and
+    // takes away the canaries older than a day.
     let write = format!(
-        "INSERT INTO {schema}.canary VALUES (1, '{token}', clock_timestamp()) \
-         ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, written_at = EXCLUDED.written_at;\n"
+        "BEGIN;\n\
+         INSERT INTO {schema}.canaries VALUES ('{token}', clock_timestamp());\n\
+         DELETE FROM {schema}.canaries WHERE written_at < clock_timestamp() - interval '1 day';\n\
+         COMMIT;\n"
     );
     let (watched, written) = std::thread::scope(|scope| {
         let handles: Vec<_> = standbys

@@ -15,7 +15,6 @@ use crate::engine::mariadb::link::{
     NET_TIMEOUT_SECS, UNLOGGED, change_master, is_ours, kept_link, net_timeout, source_port,
     wait_for_threads,
 };
-use crate::engine::mariadb::observe;
 use crate::engine::mariadb::primary::password;
 use crate::error::Exit;
 use crate::node::NodeName;
@@ -251,18 +250,8 @@ fn verify(cx: &mut Ctx<'_>, nodes: &[NodeName], timeout: Duration) -> anyhow::Re
     let mut lines = Vec::new();
     for node in nodes {
         let from = other(cx.config, node);
-        let writer = cx.observe_fresh(&from);
-        let reader = cx.observe_fresh(node);
-        let id =
-            |o: &crate::topology::Observed| observe::state(o).map_or(0, |s| s.server.server_id);
-        let row = super::canary_row(id(&writer), id(&reader));
         let (writer_host, reader_host) = cx.pair(&from, node);
-        match crate::engine::mariadb::link::canary_row(
-            writer_host,
-            vec![reader_host],
-            timeout,
-            row,
-        )? {
+        match crate::engine::mariadb::link::canary(writer_host, vec![reader_host], timeout)? {
             Canary::Skipped(why) => {
                 lines.push(format!("the link {from} → {node} runs; no canary: {why}"))
             }

@@ -48,12 +48,6 @@ pub fn other(config: &Config, name: &NodeName) -> NodeName {
         .unwrap_or_else(|| name.clone())
 }
 
-/// Which row of the canary table a node writes its canaries to: one per writer, so two
-/// canaries never touch the same row (a row written on both nodes would be a conflict).
-pub fn canary_row(writer_id: u32, other_id: u32) -> u8 {
-    if writer_id <= other_id { 1 } else { 2 }
-}
-
 /// An operation that does not apply to two writers (topology.rs says why).
 fn refused(operation: &'static str) -> Plan {
     let why = crate::topology::two_writers_refusal(operation).unwrap_or_default();
@@ -201,15 +195,11 @@ impl Engine for MariaDbPair {
         &self,
         source: &mut dyn Host,
         replicas: Vec<&mut dyn Host>,
-        seen: Vec<&Observed>,
+        _seen: Vec<&Observed>,
         timeout: Duration,
     ) -> anyhow::Result<Canary> {
-        let id = |o: Option<&&Observed>| {
-            o.and_then(|o| super::observe::state(o))
-                .map_or(0, |s| s.server.server_id)
-        };
-        let row = canary_row(id(seen.first()), id(seen.get(1)));
-        super::link::canary_row(source, replicas, timeout, row)
+        // Each canary is a row of its own (link.rs): the two writers' never collide.
+        super::link::canary(source, replicas, timeout)
     }
 }
 
@@ -246,12 +236,5 @@ mod tests {
             ["check-merge", "links", "open-writes", "verify-link"]
         );
         assert_eq!(names(MariaDbPair.switchover_plan()), ["refuse"]);
-    }
-
-    #[test]
-    fn each_writer_has_its_canary_row() {
-        assert_eq!(canary_row(1, 2), 1);
-        assert_eq!(canary_row(2, 1), 2);
-        assert_eq!(canary_row(7, 3), 2);
     }
 }
