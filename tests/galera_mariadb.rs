@@ -304,6 +304,48 @@ fn a_galera_cluster_is_set_up_written_to_crashed_and_bootstrapped_from_the_highe
         "{again:?}"
     );
 
+    // Someone edited ha-setup's settings on db2 by hand (read at its next start): init puts
+    // the file back and, the change being one only a restart applies, restarts db2 alone,
+    // once db1 and db3 are Synced, and waits until it is Synced again. The edited file is
+    // kept.
+    let cnf = "/etc/mysql/mariadb.conf.d/90-ha-setup.cnf";
+    lab.exec_ok(
+        Host::Secondary,
+        &format!("sed -i 's/^binlog_format = ROW$/binlog_format = MIXED/' {cnf}"),
+    );
+    let rolled = ha(&lab, &state, &["init", "-c", &config, "--yes"]);
+    rolled.expect_code(0);
+    assert!(
+        rolled.stderr.contains("RESTART MariaDB on db2"),
+        "{rolled:?}"
+    );
+    assert!(rolled.stderr.contains("binlog_format"), "{rolled:?}");
+    assert!(
+        !rolled.stderr.contains("RESTART MariaDB on db1"),
+        "{rolled:?}"
+    );
+    assert!(
+        !rolled.stderr.contains("RESTART MariaDB on db3"),
+        "{rolled:?}"
+    );
+    assert_eq!(
+        lab.exec_ok(
+            Host::Secondary,
+            &format!("grep -c '^binlog_format = ROW$' {cnf}")
+        )
+        .trim(),
+        "1"
+    );
+    lab.exec_ok(
+        Host::Secondary,
+        &format!("grep -l '^binlog_format = MIXED$' {cnf}.ha-setup-bak-*"),
+    );
+    assert_eq!(
+        wsrep(&lab, Host::Secondary, "WSREP_LOCAL_STATE_COMMENT"),
+        "Synced"
+    );
+    assert_eq!(wsrep(&lab, Host::Primary, "WSREP_CLUSTER_SIZE"), "3");
+
     // A Primary component runs: bootstrap is refused.
     let refused = ha(
         &lab,
