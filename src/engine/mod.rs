@@ -28,6 +28,16 @@ pub enum Canary {
     Arrived(Vec<Result<Duration, String>>),
 }
 
+/// The watch for a canary on a replica, as root: `query` (a client command printing the
+/// canary's delay once its row is there, nothing before) run every 10 ms for at most
+/// `timeout`; exit 3 when nothing came.
+pub fn canary_watch(timeout: Duration, query: &[&str]) -> crate::host::Cmd {
+    let secs = timeout.as_secs().max(1).to_string();
+    let mut args = vec![secs.as_str()];
+    args.extend_from_slice(query);
+    crate::host::Cmd::script(include_str!("../scripts/watch.sh"), &args).as_root()
+}
+
 pub trait Engine: Sync {
     /// The name the config and the bundle manifest use (`engine = "mariadb"`).
     fn name(&self) -> &'static str;

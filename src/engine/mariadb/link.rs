@@ -169,8 +169,6 @@ pub struct KeptLink {
 }
 
 const REPLICA_LINK: &str = include_str!("scripts/replica-link.sh");
-/// Waits on a replica for one canary row.
-const CANARY_WATCH: &str = include_str!("scripts/canary-watch.sh");
 
 pub fn kept_link(host: &mut dyn Host, password: &Secret) -> anyhow::Result<KeptLink> {
     let input = Input::WithSecret(SECRET_MARK.into(), password.clone());
@@ -392,8 +390,18 @@ pub fn canary(
     // The writer's name as a literal, not @@hostname in the statement: a replica that
     // replays a statement would read its own.
     let writer = literal(&field(2));
-    let secs = timeout.as_secs().max(1).to_string();
-    let watch = Cmd::script(CANARY_WATCH, &[schema, &token, &secs]).as_root();
+    let watch = crate::engine::canary_watch(
+        timeout,
+        &[
+            "mariadb",
+            "-N",
+            "-B",
+            "-e",
+            &format!(
+                "SELECT TIMESTAMPDIFF(MICROSECOND, written_at, NOW(6)) FROM {schema}.canaries WHERE token = '{token}'"
+            ),
+        ],
+    );
     let write = format!(
         "INSERT INTO {schema}.canaries SELECT '{token}', {writer}, NOW(6) FROM DUAL WHERE @@global.read_only = 0;\n\
          SELECT ROW_COUNT();\n"

@@ -14,8 +14,6 @@ use crate::node::NodeName;
 use crate::plan::{Action, Call, Ctx, Input, Step, Verdict};
 use crate::secret::Secret;
 
-/// Waits on a standby for one canary row.
-const CANARY_WATCH: &str = include_str!("scripts/canary-watch.sh");
 use crate::topology::Observed;
 
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -191,10 +189,32 @@ pub fn canary(
              CREATE INDEX IF NOT EXISTS canaries_by_age ON {schema}.canaries (written_at);\n"
         )),
     )?;
-    let secs = timeout.as_secs().max(1).to_string();
+    let query = format!(
+        "SELECT (extract(epoch FROM clock_timestamp() - written_at) * 1000000)::bigint FROM {schema}.canaries \
+         WHERE token = '{token}'"
+    );
     let watchers: Vec<Cmd> = clusters[1..]
         .iter()
-        .map(|cluster| Cmd::script(CANARY_WATCH, &[cluster, schema, &token, &secs]).as_root())
+        .map(|cluster| {
+            crate::engine::canary_watch(
+                timeout,
+                &[
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    "psql",
+                    "--cluster",
+                    cluster,
+                    "-X",
+                    "-q",
+                    "-A",
+                    "-t",
+                    "-c",
+                    &query,
+                ],
+            )
+        })
         .collect();
     // One transaction that writes only out of recovery (a standby refuses it anyway), and
     // takes away the canaries older than a day.
