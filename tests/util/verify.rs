@@ -28,6 +28,19 @@ pub fn table<'a>(report: &'a Value, node: &str, table: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {table} on {node} in {report:#}"))
 }
 
+/// The table was not compared on `node`, and the first reason given says `why`.
+#[track_caller]
+pub fn not_compared_because(report: &Value, node: &str, name: &str, why: &str) {
+    let found = table(report, node, name);
+    assert_eq!(found["result"], "not_compared", "{found}");
+    assert!(
+        found["not_compared"][0]["why"]
+            .as_str()
+            .is_some_and(|said| said.contains(why)),
+        "{found}"
+    );
+}
+
 /// Whether one of the table's differing ranges holds the single-column key `key`.
 pub fn range_holds(table: &Value, key: i64) -> bool {
     let bound = |v: &Value| {
