@@ -16,25 +16,29 @@ use crate::topology::{DbState, LinkState, Observed, Upstream};
 
 const SCRIPT: &str = include_str!("scripts/observe.sh");
 
-pub fn observe(host: &mut dyn Host, name: &NodeName, config: &Config) -> Observed {
-    let label = host.label().to_owned();
-    let node = config.node(name);
+/// The look-around as root: `script` (observe.sh, or a topology's script that starts with
+/// it) with the node's configured paths and service, `sql` for the server, and the
+/// topology's own arguments after those.
+pub fn look_around(script: &str, node: &crate::config::Node, sql: &str, extra: &[&str]) -> Cmd {
     let config_dir = node
         .config_dir
         .as_ref()
         .map(|d| d.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let cmd = Cmd::script(
-        SCRIPT,
-        &[
-            &config_dir,
-            node.service.as_deref().unwrap_or(""),
-            layout::CNF_NAME,
-            layout::SEED_RECORD,
-            &facts::state_sql(),
-        ],
-    )
-    .as_root();
+    let mut args = vec![
+        config_dir.as_str(),
+        node.service.as_deref().unwrap_or(""),
+        layout::CNF_NAME,
+        layout::SEED_RECORD,
+        sql,
+    ];
+    args.extend_from_slice(extra);
+    Cmd::script(script, &args).as_root()
+}
+
+pub fn observe(host: &mut dyn Host, name: &NodeName, config: &Config) -> Observed {
+    let label = host.label().to_owned();
+    let cmd = look_around(SCRIPT, config.node(name), &facts::state_sql(), &[]);
     let output = match host.run(&cmd) {
         Ok(output) if output.success() => output.stdout_text(),
         Ok(output) => {

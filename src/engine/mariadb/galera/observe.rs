@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::{client, facts, layout, observe as base};
 use crate::config::Config;
-use crate::host::{Cmd, Host, HostExt};
+use crate::host::{Host, HostExt};
 use crate::node::NodeName;
 use crate::topology::Observed;
 
@@ -201,29 +201,12 @@ impl Reading {
 pub fn observe(host: &mut dyn Host, name: &NodeName, config: &Config) -> Observed {
     let label = host.label().to_owned();
     let node = config.node(name);
-    let config_dir = node
-        .config_dir
-        .as_ref()
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let datadir = node
         .datadir
         .as_ref()
         .map(|d| d.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let cmd = Cmd::script(
-        SCRIPT,
-        &[
-            &config_dir,
-            node.service.as_deref().unwrap_or(""),
-            layout::CNF_NAME,
-            layout::SEED_RECORD,
-            &sql(),
-            &datadir,
-            RECORD,
-        ],
-    )
-    .as_root();
+    let cmd = base::look_around(SCRIPT, node, &sql(), &[&datadir, RECORD]);
     let output = match host.run(&cmd) {
         Ok(output) if output.success() => output.stdout_text(),
         Ok(output) => {
